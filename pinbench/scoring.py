@@ -1,0 +1,397 @@
+"""Task-LM scoring: verbalizer probabilities for every (prompt, example) pair.
+
+``VerbalizerScorer.score(prompts, texts)`` returns p(class | template(input, prompt)) of shape
+[prompts, examples, classes], from the task LM's logits at the scored position restricted to the
+verbalizer tokens (PAPER.md section 7). Three things make it fast:
+
+* only the verbalizer rows of the output head are multiplied (C rows, not the whole vocabulary),
+  and only at the scored position;
+* all pairs are batched with padding (right padding, attention mask and explicit position ids);
+* for a causal LM whose template puts the input before the prompt, each input's key/value cache is
+  computed once and reused for every prompt: inputs are fixed for a run, only prompts change.
+
+Tokenisation is piecewise: the template is split at its placeholders, whitespace between pieces is
+attached to the following piece (" It was", not "It was" after a trailing space), and each piece is
+tokenised on its own. That keeps the cached prefix identical to the uncached sequence's prefix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import string
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .data import DatasetSpec
+from .errors import ConfigError
+from .models import LoadedModel
+
+Progress = Callable[[int], None]  # called with the number of (prompt, example) pairs just scored
+
+
+@dataclass(frozen=True)
+class Piece:
+    kind: str  # "literal" | "input" | "prompt" | "mask"
+    lead: str  # whitespace moved in front of this piece
+    text: str = ""  # literal text (literals only)
+
+
+def parse_template(template: str) -> list[Piece]:
+    """Split a template into pieces, moving whitespace that precedes a piece onto that piece."""
+    pieces: list[Piece] = []
+    pending = ""
+    for literal, field, _, _ in string.Formatter().parse(template):
+        body = pending + literal
+        stripped = body.rstrip()
+        if stripped:
+            pieces.append(Piece("literal", "", stripped))
+        pending = body[len(stripped):]
+        if field is not None:
+            pieces.append(Piece(field, pending))
+            pending = ""
+    return pieces
+
+
+def _special_tokens(tokenizer) -> tuple[list[int], list[int]]:
+    """The ids the tokenizer puts before and after a text (e.g. BOS, or <s> ... </s>)."""
+    with_special = tokenizer("a").input_ids
+    plain = tokenizer("a", add_special_tokens=False).input_ids
+    for start in range(len(with_special) - len(plain) + 1):
+        if with_special[start:start + len(plain)] == plain:
+            return with_special[:start], with_special[start + len(plain):]
+    return [], []
+
+
+def verbalizer_ids(lm: LoadedModel, words: Sequence[str], dataset: str = "?") -> list[int]:
+    """One token id per verbalizer word; a word that is not exactly one token is an error."""
+    ids = []
+    for word in words:
+        toks = lm.tokenizer(word, add_special_tokens=False).input_ids
+        if len(toks) != 1:
+            pieces = lm.tokenizer.convert_ids_to_tokens(toks)
+            raise ConfigError(
+                f"verbalizer word {word!r} of dataset '{dataset}' is {len(toks)} tokens {pieces} "
+                f"for task model '{lm.name}', not one; choose single-token words for this model"
+            )
+        ids.append(toks[0])
+    return ids
+
+
+class OutputHead:
+    """The task LM's output head split into a per-position transform and the vocabulary matrix,
+    so that logits are computed for the verbalizer rows only."""
+
+    def __init__(self, model: torch.nn.Module, kind: str):
+        self.transform: Callable[[torch.Tensor], torch.Tensor] = lambda h: h
+        self.full_head: torch.nn.Module | None = None
+        out = model.get_output_embeddings()
+        self.weight, self.bias = out.weight, getattr(out, "bias", None)
+        if kind == "masked":
+            self._split_masked_head(model)
+
+    def _split_masked_head(self, model: torch.nn.Module) -> None:
+        lm_head = getattr(model, "lm_head", None)
+        cls = getattr(model, "cls", None)
+        if lm_head is not None and all(hasattr(lm_head, a) for a in ("dense", "layer_norm", "decoder")):
+            # RoBERTa / XLM-R / CamemBERT: dense -> gelu -> layer_norm -> decoder (+ bias)
+            self.transform = lambda h: lm_head.layer_norm(F.gelu(lm_head.dense(h)))
+            self.bias = getattr(lm_head, "bias", self.bias)
+        elif cls is not None and hasattr(getattr(cls, "predictions", None), "transform"):
+            # BERT: predictions.transform (dense -> act -> LayerNorm) -> decoder (+ bias)
+            self.transform = cls.predictions.transform
+        elif hasattr(model, "vocab_transform") and hasattr(model, "vocab_layer_norm"):
+            # DistilBERT
+            self.transform = lambda h: model.vocab_layer_norm(model.activation(model.vocab_transform(h)))
+        else:
+            # Unknown head: apply it whole, still only at the scored positions.
+            self.full_head = model.get_output_embeddings() if lm_head is None else lm_head
+
+    def logits(self, hidden: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+        """Logits of ``token_ids`` for hidden states [N, d] -> [N, len(token_ids)]."""
+        if self.full_head is not None:
+            return self.full_head(hidden)[:, token_ids].float()
+        h = self.transform(hidden)
+        w = self.weight[token_ids]
+        out = h @ w.to(h.dtype).T
+        if self.bias is not None:
+            out = out + self.bias[token_ids].to(out.dtype)
+        return out.float()
+
+
+@dataclass
+class PrefixCache:
+    """The task LM's state after an input's prefix (everything before the prompt)."""
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1, heads, length, dim]
+    length: int
+    last_hidden: torch.Tensor  # [d], scores the pair directly when the prompt adds no token
+
+
+class VerbalizerScorer:
+    """Scores prompts on a classification dataset with a frozen task LM.
+
+    Args:
+        lm: the task LM (``kind`` ``causal`` or ``masked``).
+        spec: the dataset spec (template and verbalizers).
+        bf16: run the task LM under bfloat16 autocast (CPU or CUDA); several times faster on CPU.
+        max_batch_tokens: padded tokens per forward pass (memory / speed trade-off).
+        max_input_tokens: inputs longer than this are truncated (keeps the first tokens).
+        cache_inputs: causal LMs: cache each input's keys/values across calls.
+        max_cached_examples: bound on cached inputs (caches for larger sets are built per call).
+    """
+
+    def __init__(self, lm: LoadedModel, spec: DatasetSpec, *, bf16: bool = False,
+                 max_batch_tokens: int = 8192, max_input_tokens: int = 256,
+                 cache_inputs: bool = True, max_cached_examples: int = 512):
+        if lm.kind not in ("causal", "masked"):
+            raise ConfigError(f"task model '{lm.name}' is a {lm.kind} model; scoring needs a causal or masked LM")
+        self.lm, self.spec = lm, spec
+        self.tok = lm.tokenizer
+        self.bf16 = bf16
+        self.max_batch_tokens = max_batch_tokens
+        self.max_input_tokens = max_input_tokens
+        self.cache_inputs = cache_inputs
+        self.max_cached_examples = max_cached_examples
+        self.pieces = parse_template(spec.template_for(lm.kind))
+        self.label_ids = torch.tensor(verbalizer_ids(lm, spec.verbalizers_for(lm.kind), spec.name))
+        self.head = OutputHead(lm.model, lm.kind)
+        self.body = lm.model.base_model
+        self.bos, self.eos = _special_tokens(self.tok)
+        self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        if lm.kind == "masked":
+            if self.tok.mask_token_id is None:
+                raise ConfigError(f"task model '{lm.name}' has no mask token; load it as a causal LM")
+        else:
+            mask_at = [p.kind for p in self.pieces].index("mask")
+            self.pieces = self.pieces[:mask_at]  # the next token after the text is the scored one
+            self.eos = []
+            prompt_at = [p.kind for p in self.pieces].index("prompt")
+            # The prefix before the prompt is the same for every prompt: its KV cache is reusable.
+            self.prefix_pieces, self.suffix_pieces = self.pieces[:prompt_at], self.pieces[prompt_at:]
+        self._token_cache: dict[tuple[str, str], list[int]] = {}
+        self._kv_cache: dict[str, PrefixCache] = {}
+
+    # -- tokenisation ------------------------------------------------------------------------
+
+    def _encode(self, text: str) -> list[int]:
+        key = ("t", text)
+        if key not in self._token_cache:
+            self._token_cache[key] = self.tok(text, add_special_tokens=False).input_ids
+        return self._token_cache[key]
+
+    def _piece_ids(self, piece: Piece, text: str, prompt: str) -> list[int]:
+        if piece.kind == "mask":
+            return [self.tok.mask_token_id]  # whitespace before the mask belongs to the verbalizer
+        if piece.kind == "input":
+            return self._encode(piece.lead + text)[: self.max_input_tokens]
+        body = prompt if piece.kind == "prompt" else piece.text
+        if piece.kind == "prompt" and not body:
+            return []
+        return self._encode(piece.lead + body)
+
+    def _ids(self, pieces: Sequence[Piece], text: str, prompt: str) -> list[int]:
+        return [i for p in pieces for i in self._piece_ids(p, text, prompt)]
+
+    def full_ids(self, prompt: str, text: str) -> tuple[list[int], int]:
+        """Token ids of one (prompt, input) pair and the index of the scored position."""
+        if self.lm.kind == "masked":
+            ids = self.bos + self._ids(self.pieces, text, prompt) + self.eos
+            return ids, ids.index(self.tok.mask_token_id, len(self.bos))
+        ids = self.bos + self._ids(self.pieces, text, prompt)
+        return ids, len(ids) - 1
+
+    # -- public API --------------------------------------------------------------------------
+
+    def _autocast(self):
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.lm.device.type, dtype=torch.bfloat16)
+
+    @torch.no_grad()
+    def score(self, prompts: Sequence[str], texts: Sequence[str], *, use_cache: bool = True,
+              progress: Progress | None = None) -> torch.Tensor:
+        """Verbalizer probabilities [len(prompts), len(texts), classes] (float32, on CPU)."""
+        if not prompts or not texts:
+            return torch.zeros(len(prompts), len(texts), self.spec.num_classes)
+        with self._autocast():
+            if self.lm.kind == "causal" and use_cache:
+                logits = self._score_causal_cached(list(prompts), list(texts), progress)
+            else:
+                logits = self._score_full(list(prompts), list(texts), progress)
+        return logits.softmax(-1).cpu()
+
+    @torch.no_grad()
+    def score_naive(self, prompts: Sequence[str], texts: Sequence[str],
+                    progress: Progress | None = None) -> torch.Tensor:
+        """Reference path: one full forward per pair with the full-vocabulary head (benchmarks)."""
+        out = torch.empty(len(prompts), len(texts), self.spec.num_classes)
+        with self._autocast():
+            for i, prompt in enumerate(prompts):
+                for j, text in enumerate(texts):
+                    ids, pos = self.full_ids(prompt, text)
+                    logits = self.lm.model(input_ids=torch.tensor([ids], device=self.lm.device)).logits
+                    out[i, j] = logits[0, pos, self.label_ids.to(logits.device)].float().softmax(-1).cpu()
+                    if progress:
+                        progress(1)
+        return out
+
+    # -- uncached path: every pair is one padded row -----------------------------------------
+
+    def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Row indices grouped so that rows x longest row <= max_batch_tokens (sorted by length)."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        batches, current, longest = [], [], 0
+        for i in order:
+            longest_if = max(longest, lengths[i])
+            if current and longest_if * (len(current) + 1) > self.max_batch_tokens:
+                batches.append(current)
+                current, longest_if = [], lengths[i]
+            current.append(i)
+            longest = longest_if
+        if current:
+            batches.append(current)
+        return batches
+
+    def _score_full(self, prompts: list[str], texts: list[str], progress: Progress | None) -> torch.Tensor:
+        rows = [self.full_ids(p, t) for p in prompts for t in texts]
+        out = torch.empty(len(rows), self.spec.num_classes)
+        device = self.lm.device
+        for batch in self._batches([len(ids) for ids, _ in rows]):
+            width = max(len(rows[i][0]) for i in batch)
+            input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros(len(batch), width, dtype=torch.long)
+            for r, i in enumerate(batch):
+                ids = rows[i][0]
+                input_ids[r, : len(ids)] = torch.tensor(ids)
+                mask[r, : len(ids)] = 1
+            hidden = self.body(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+            pos = torch.tensor([rows[i][1] for i in batch], device=device)
+            h = hidden[torch.arange(len(batch), device=device), pos]
+            out[batch] = self.head.logits(h, self.label_ids.to(device)).cpu()
+            if progress:
+                progress(len(batch))
+        return out.view(len(prompts), len(texts), -1)
+
+    # -- cached causal path ------------------------------------------------------------------
+
+    def _prefix_ids(self, text: str) -> list[int]:
+        return self.bos + self._ids(self.prefix_pieces, text, "")
+
+    def _compute_prefix(self, texts: list[str]) -> list[PrefixCache]:
+        """Per text: per-layer keys/values of its prefix, its length and its last hidden state."""
+        device = self.lm.device
+        result = []
+        ids_list = [self._prefix_ids(t) for t in texts]
+        for batch in self._batches([len(i) for i in ids_list]):
+            width = max(len(ids_list[i]) for i in batch)
+            input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+            for r, i in enumerate(batch):
+                input_ids[r, : len(ids_list[i])] = torch.tensor(ids_list[i])
+            # Right padding: real tokens never attend to the pads after them, so each row's first
+            # n keys/values are exactly those of the unpadded prefix.
+            mask = (torch.arange(width)[None] < torch.tensor([len(ids_list[i]) for i in batch])[:, None]).long()
+            out = self.body(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=True)
+            layers = _cache_layers(out.past_key_values)
+            for r, i in enumerate(batch):
+                n = len(ids_list[i])
+                kv = [(k[r:r + 1, :, :n].clone(), v[r:r + 1, :, :n].clone()) for k, v in layers]
+                result.append((i, PrefixCache(kv, n, out.last_hidden_state[r, n - 1].clone())))
+        return [cache for _, cache in sorted(result, key=lambda x: x[0])]
+
+    def _prefixes(self, texts: list[str]):
+        missing = [t for t in dict.fromkeys(texts) if t not in self._kv_cache]
+        computed = dict(zip(missing, self._compute_prefix(missing))) if missing else {}
+        if self.cache_inputs and len(self._kv_cache) + len(computed) <= self.max_cached_examples:
+            self._kv_cache.update(computed)
+        return [self._kv_cache.get(t) or computed[t] for t in texts]
+
+    def _score_causal_cached(self, prompts: list[str], texts: list[str], progress: Progress | None) -> torch.Tensor:
+        device = self.lm.device
+        out = torch.empty(len(texts), len(prompts), self.spec.num_classes)
+        # Group inputs so that (inputs x prompts) rows of (prefix + suffix) tokens fit the budget.
+        prefix_len = [len(self._prefix_ids(t)) for t in texts]
+        suffix = [[self._ids(self.suffix_pieces, t, p) for p in prompts] for t in texts]
+        suffix_len = [max(len(s) for s in row) for row in suffix]
+        per_input = [len(prompts) * (prefix_len[i] + suffix_len[i]) for i in range(len(texts))]
+        order = sorted(range(len(texts)), key=lambda i: prefix_len[i])
+        groups, current, cost = [], [], 0
+        for i in order:
+            if current and cost + per_input[i] > self.max_batch_tokens:
+                groups.append(current)
+                current, cost = [], 0
+            current.append(i)
+            cost += per_input[i]
+        groups.append(current)
+        for group in groups:
+            caches = self._prefixes([texts[i] for i in group])
+            n_max = max(c.length for c in caches)
+            s_max = max(suffix_len[i] for i in group)
+            rows = len(group) * len(prompts)
+            # Rows: input-major, prompt-minor. Prefix keys/values are left-aligned, padded to n_max.
+            input_ids = torch.full((rows, s_max), self.pad_id, dtype=torch.long)
+            mask = torch.zeros(rows, n_max + s_max, dtype=torch.long)
+            position_ids = torch.zeros(rows, s_max, dtype=torch.long)
+            last = torch.zeros(rows, dtype=torch.long)
+            for g, i in enumerate(group):
+                n = caches[g].length
+                for j in range(len(prompts)):
+                    r = g * len(prompts) + j
+                    ids = suffix[i][j]
+                    input_ids[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+                    mask[r, :n] = 1
+                    mask[r, n_max : n_max + len(ids)] = 1
+                    position_ids[r] = torch.arange(n, n + s_max)
+                    last[r] = len(ids) - 1
+            # An empty suffix (empty prompt) is scored at the prefix's own last position.
+            h = torch.stack([c.last_hidden for c in caches]).repeat_interleave(len(prompts), 0)
+            if s_max > 0:
+                keys, values = [], []
+                for layer in range(len(caches[0].kv)):
+                    k0 = caches[0].kv[layer][0]
+                    k = k0.new_zeros(len(group), k0.shape[1], n_max, k0.shape[3])
+                    v = torch.zeros_like(k)
+                    for g, c in enumerate(caches):
+                        k[g, :, : c.length] = c.kv[layer][0][0]
+                        v[g, :, : c.length] = c.kv[layer][1][0]
+                    keys.append(k.repeat_interleave(len(prompts), 0))
+                    values.append(v.repeat_interleave(len(prompts), 0))
+                hidden = self.body(
+                    input_ids=input_ids.to(device),
+                    attention_mask=mask.to(device),
+                    position_ids=position_ids.to(device),
+                    past_key_values=_make_cache(keys, values),
+                    use_cache=True,
+                ).last_hidden_state
+                has_suffix = (last >= 0).to(device)
+                from_suffix = hidden[torch.arange(rows, device=device), last.clamp(min=0).to(device)]
+                h = torch.where(has_suffix[:, None], from_suffix, h.to(from_suffix.dtype))
+            logits = self.head.logits(h, self.label_ids.to(device)).cpu()
+            out[group] = logits.view(len(group), len(prompts), -1)
+            if progress:
+                progress(rows)
+        return out.transpose(0, 1).contiguous()
+
+
+# ---------------------------------------------------------------------------------------------
+# transformers cache helpers (the Cache API changed across versions; keep it in one place)
+# ---------------------------------------------------------------------------------------------
+
+
+def _cache_layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    if hasattr(cache, "key_cache"):
+        return list(zip(cache.key_cache, cache.value_cache))
+    return [(k, v) for k, v in cache]
+
+
+def _make_cache(keys: list[torch.Tensor], values: list[torch.Tensor]):
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for layer, (k, v) in enumerate(zip(keys, values)):
+        cache.update(k, v, layer)
+    return cache

@@ -1,0 +1,1 @@
+"""Tasks: each owns its data and its reward. `datasets.yaml` is the few-shot classification registry."""
