@@ -1,0 +1,173 @@
+"""The `pinbench` command line.
+
+    pinbench eval     score prompts on a few-shot classification split
+    pinbench models   list the built-in offline models
+    pinbench datasets list the registered datasets
+
+Errors the user can fix (a missing file, an unknown model, a bad key) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import PinbenchError
+
+
+def _quiet_transformers() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task-lm", default="smollm2-135m",
+                   help="task model: an offline alias, a hub id or a local directory (default: smollm2-135m)")
+    p.add_argument("--task-lm-kind", choices=("causal", "masked"), default=None,
+                   help="load the task model as a causal or masked LM (default: masked if the name "
+                        "contains 'bert', else causal)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="model weights dtype")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                   help="bfloat16 autocast for the task LM (default on; several times faster on CPU)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub")
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="registered dataset name (see `pinbench datasets`)")
+    p.add_argument("--dataset-file", action="append", default=[], metavar="YAML",
+                   help="YAML file defining extra datasets (repeatable)")
+    p.add_argument("--data-dir", default=os.environ.get("PINBENCH_DATA_DIR_FEW_SHOT"),
+                   help="root of the few-shot data (<dir>/<dataset>/16-<seed>/<split>.tsv)")
+    p.add_argument("--split-seed", type=int, default=13, help="LM-BFF split seed (13, 21, 42, 87, 100)")
+
+
+def guess_kind(name: str) -> str:
+    """Masked for BERT-family names (roberta-large, bert-base-uncased, ...), causal otherwise."""
+    return "masked" if "bert" in name.lower() else "causal"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pinbench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ev = sub.add_parser("eval", help="score prompts on a few-shot classification split")
+    _add_data_args(ev)
+    ev.add_argument("--split", default="test", choices=("train", "dev", "test"))
+    ev.add_argument("--prompt", action="append", required=True,
+                    help="prompt text (repeatable: several prompts are scored in one batch)")
+    _add_model_args(ev)
+    ev.add_argument("--predictions", type=Path, default=None,
+                    help="write per-example predictions here (.parquet, .csv or .tsv)")
+    ev.add_argument("--batch-tokens", type=int, default=8192, help="padded tokens per forward pass")
+    ev.set_defaults(func=cmd_eval)
+
+    sub.add_parser("models", help="list the built-in offline models").set_defaults(func=cmd_models)
+    ds = sub.add_parser("datasets", help="list registered datasets")
+    ds.add_argument("--dataset-file", action="append", default=[], metavar="YAML")
+    ds.set_defaults(func=cmd_datasets)
+    return parser
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from .data import load_dataset_file
+    from .models import load_model
+    from .tasks.classification import FewShotClassification
+
+    console = Console()
+    _quiet_transformers()
+    for f in args.dataset_file:
+        load_dataset_file(f)
+    kind = args.task_lm_kind or guess_kind(args.task_lm)
+    lm = load_model(args.task_lm, kind, dtype=args.dtype, device=args.device,
+                    trust_remote_code=args.trust_remote_code)
+    task = FewShotClassification(args.dataset, lm, args.data_dir, args.split_seed, bf16=args.bf16,
+                                 max_batch_tokens=args.batch_tokens)
+    split = task.split(args.split)
+    with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        job = bar.add_task("score", total=len(args.prompt) * len(split))
+        result = task.evaluate(args.prompt, args.split, progress=lambda n: bar.advance(job, n))
+
+    table = Table(title=f"{args.dataset} (split seed {args.split_seed}, {args.split}, n={len(split)}) "
+                        f"with task LM {args.task_lm}")
+    table.add_column("prompt")
+    table.add_column("accuracy", justify="right")
+    table.add_column("mean reward", justify="right")
+    for prompt, acc, rew in zip(args.prompt, result.accuracy.tolist(), result.reward.tolist()):
+        table.add_row(repr(prompt), f"{100 * acc:.2f}%", f"{rew:.2f}")
+    console.print(table)
+    if args.predictions is not None:
+        from .io import write_table
+
+        write_table(predictions_frame(task, result, args.split), args.predictions)
+        console.print(f"per-example predictions written to {args.predictions}")
+    return 0
+
+
+def predictions_frame(task, result, split: str):
+    """One row per (prompt, example): text, label, prediction, reward and class probabilities."""
+    import pandas as pd
+
+    data = task.split(split)
+    names = task.spec.label_names or tuple(w.strip() for w in task.spec.verbalizers)
+    frames = []
+    for i, prompt in enumerate(result.prompts):
+        frame = pd.DataFrame({
+            "prompt": prompt,
+            "example": range(len(data)),
+            "text": data.texts,
+            "label": data.labels,
+            "prediction": result.predictions[i].tolist(),
+            "reward": result.example_rewards[i].tolist(),
+        })
+        frame["correct"] = frame["label"] == frame["prediction"]
+        for c, name in enumerate(names):
+            frame[f"p_{name}"] = result.probs[i, :, c].tolist()
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import ALIASES
+
+    for name, alias in ALIASES.items():
+        print(f"{name:16s} {'/'.join(alias.kinds):8s} {alias.description}")
+    print("Any other name is loaded with Hugging Face from_pretrained (hub id or local directory).")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import load_dataset_file, registry
+
+    for f in args.dataset_file:
+        load_dataset_file(f)
+    for name, spec in sorted(registry().items()):
+        print(f"{name:10s} {spec.num_classes:2d} classes  {spec.template!r:32s} {list(spec.verbalizers)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PinbenchError as exc:
+        print(f"pinbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pinbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
