@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(ev)
     ev.add_argument("--predictions", type=Path, default=None,
                     help="write per-example predictions here (.parquet, .csv or .tsv)")
-    ev.add_argument("--batch-tokens", type=int, default=8192, help="padded tokens per forward pass")
+    ev.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per forward pass")
     ev.set_defaults(func=cmd_eval)
 
     sub.add_parser("models", help="list the built-in offline models").set_defaults(func=cmd_models)
@@ -81,10 +81,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from .data import load_dataset_file
+    from .io import check_table_path, write_table
     from .models import load_model
     from .tasks.classification import FewShotClassification
 
     console = Console()
+    if args.predictions is not None:
+        check_table_path(args.predictions)  # fail before scoring, not after
     _quiet_transformers()
     for f in args.dataset_file:
         load_dataset_file(f)
@@ -108,8 +111,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         table.add_row(repr(prompt), f"{100 * acc:.2f}%", f"{rew:.2f}")
     console.print(table)
     if args.predictions is not None:
-        from .io import write_table
-
         write_table(predictions_frame(task, result, args.split), args.predictions)
         console.print(f"per-example predictions written to {args.predictions}")
     return 0

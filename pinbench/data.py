@@ -232,6 +232,21 @@ def get_dataset(name: str) -> DatasetSpec:
 # ---------------------------------------------------------------------------------------------
 
 
+def _read_tsv(file: Path, dataset: str) -> pd.DataFrame:
+    """Read a TSV with a header. Quotes are text (SST has unbalanced ones); a file that only parses
+    with CSV quoting (a quoted field holding a tab, as in dbpedia) is read with quoting."""
+    last_error: Exception | None = None
+    for quoting in (csv.QUOTE_NONE, csv.QUOTE_MINIMAL):
+        try:
+            return pd.read_csv(file, sep="\t", quoting=quoting, dtype=str, keep_default_na=False,
+                               encoding="utf-8")
+        except pd.errors.EmptyDataError:
+            raise DataError(f"dataset '{dataset}': split file '{file}' is empty") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            last_error = exc
+    raise DataError(f"dataset '{dataset}': cannot parse '{file}' as TSV: {last_error}")
+
+
 def read_split(spec: DatasetSpec | str, split: str, split_seed: int = 13,
                data_dir: str | Path | None = None) -> Split:
     """Read ``<data_dir>/<dataset>/16-<split_seed>/<split>.tsv`` (or the spec's own pattern)."""
@@ -240,15 +255,11 @@ def read_split(spec: DatasetSpec | str, split: str, split_seed: int = 13,
     file = spec.file(data_dir, split_seed, split)
     if not file.is_file():
         raise DataError(f"dataset '{spec.name}': split file '{file}' does not exist")
-    try:
-        df = pd.read_csv(file, sep="\t", quoting=csv.QUOTE_NONE, dtype=str,
-                         keep_default_na=False, encoding="utf-8")
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"dataset '{spec.name}': cannot parse '{file}' as TSV: {exc}") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"dataset '{spec.name}': split file '{file}' is empty") from None
-    text_col = spec.text_column or next((c for c in ("sentence", "text") if c in df.columns), None)
-    if text_col is None or text_col not in df.columns:
+    df = _read_tsv(file, spec.name)
+    # The preferred column first, then the LM-BFF names (agnews train says `text`, test `sentence`).
+    candidates = ([spec.text_column] if spec.text_column else []) + ["sentence", "text"]
+    text_col = next((c for c in candidates if c in df.columns), None)
+    if text_col is None:
         raise DataError(f"dataset '{spec.name}': '{file}' has no text column "
                         f"'{spec.text_column or 'sentence/text'}' (columns: {list(df.columns)})")
     if spec.label_column not in df.columns:
@@ -259,7 +270,7 @@ def read_split(spec: DatasetSpec | str, split: str, split_seed: int = 13,
     examples = []
     for row, (text, label) in enumerate(zip(df[text_col], df[spec.label_column]), start=2):
         try:
-            y = int(label)
+            y = int(label.strip())
         except ValueError:
             raise DataError(f"dataset '{spec.name}': '{file}' line {row}: label {label!r} "
                             "is not an integer") from None

@@ -13,6 +13,8 @@ from typing import Iterator
 
 import pandas as pd
 
+from .errors import ConfigError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
@@ -29,21 +31,26 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+_TABLE_WRITERS = {
+    ".parquet": lambda df, p: df.to_parquet(p, index=False),
+    ".csv": lambda df, p: df.to_csv(p, index=False),
+    ".tsv": lambda df, p: df.to_csv(p, index=False, sep="\t"),
+}
+
+
+def check_table_path(target: str | os.PathLike) -> Path:
+    """Validate an output table name up front, before any work is done for it."""
+    target = Path(target)
+    if target.suffix.lower() not in _TABLE_WRITERS:
+        raise ConfigError(f"cannot write table to '{target}': use a .parquet, .csv or .tsv file name")
+    return target
+
+
 def write_table(df: pd.DataFrame, target: str | os.PathLike) -> Path:
     """Write ``df`` atomically as Parquet, CSV or TSV according to the target's extension."""
-    target = Path(target)
-    suffix = target.suffix.lower()
-    writers = {
-        ".parquet": lambda p: df.to_parquet(p, index=False),
-        ".csv": lambda p: df.to_csv(p, index=False),
-        ".tsv": lambda p: df.to_csv(p, index=False, sep="\t"),
-    }
-    if suffix not in writers:
-        from .errors import ConfigError
-
-        raise ConfigError(f"cannot write table to '{target}': use a .parquet, .csv or .tsv file name")
+    target = check_table_path(target)
     with atomic_path(target) as tmp:
-        writers[suffix](tmp)
+        _TABLE_WRITERS[target.suffix.lower()](df, tmp)
     return target
 
 

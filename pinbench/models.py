@@ -16,11 +16,13 @@ import importlib.util
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
+from urllib.parse import urlparse
 
 import torch
 
@@ -198,10 +200,46 @@ def load_model(
         return _CACHE[key]
 
 
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", "./", "../", "~")) or os.path.exists(name)
+
+
+def _hub_unreachable_reason(name: str) -> str | None:
+    """Why ``name`` cannot come from the hub right now, or None if it may.
+
+    Without this check an offline machine spends most of a minute in huggingface_hub's retries
+    (printing each one) before failing; a name already in the local HF cache needs no network.
+    """
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return None
+    except ValueError:  # not a valid repo id
+        return None
+    if constants.HF_HUB_OFFLINE:
+        return None  # from_pretrained fails fast by itself in offline mode
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as exc:
+        return f"cannot reach {host} ({exc.strerror or exc}) and '{name}' is not in the local Hugging Face cache"
+    return None
+
+
 def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_code: bool) -> LoadedModel:
     from transformers import AutoTokenizer
 
     path = resolve_path(name, kind)
+    if name not in ALIASES:
+        if _looks_like_path(name):
+            if not os.path.isdir(os.path.expanduser(name)):
+                raise ModelLoadError(f"model directory '{name}' does not exist. {_offline_hint()}")
+            path = os.path.expanduser(name)
+        else:
+            reason = _hub_unreachable_reason(name)
+            if reason:
+                raise ModelLoadError(f"could not load {kind} model '{name}': {reason}. Offline? {_offline_hint()}")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = _auto_class(kind).from_pretrained(
@@ -226,3 +264,20 @@ def clear_cache() -> None:
     """Forget every loaded model (tests; freeing memory between unrelated jobs)."""
     with _LOCK:
         _CACHE.clear()
+
+
+@torch.no_grad()
+def sentence_embeddings(lm: LoadedModel, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+    """Unit-norm sentence embeddings [N, d] from an encoder: attention-masked mean pooling, the
+    pooling all-MiniLM-L6-v2 was trained with (its 1_Pooling/config.json)."""
+    if lm.kind != "encoder":
+        raise ModelLoadError(f"model '{lm.name}' is a {lm.kind} model; sentence embeddings need an encoder")
+    out = []
+    for start in range(0, len(texts), batch_size):
+        batch = lm.tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
+                             return_tensors="pt").to(lm.device)
+        hidden = lm.model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        out.append(torch.nn.functional.normalize(pooled.float(), dim=-1))
+    return torch.cat(out)

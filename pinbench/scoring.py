@@ -144,7 +144,7 @@ class VerbalizerScorer:
     """
 
     def __init__(self, lm: LoadedModel, spec: DatasetSpec, *, bf16: bool = False,
-                 max_batch_tokens: int = 8192, max_input_tokens: int = 256,
+                 max_batch_tokens: int = 4096, max_input_tokens: int = 256,
                  cache_inputs: bool = True, max_cached_examples: int = 512):
         if lm.kind not in ("causal", "masked"):
             raise ConfigError(f"task model '{lm.name}' is a {lm.kind} model; scoring needs a causal or masked LM")
@@ -201,6 +201,8 @@ class VerbalizerScorer:
             ids = self.bos + self._ids(self.pieces, text, prompt) + self.eos
             return ids, ids.index(self.tok.mask_token_id, len(self.bos))
         ids = self.bos + self._ids(self.pieces, text, prompt)
+        if not ids:  # empty input and prompt, no BOS: predict from a start-of-text token
+            ids = [self.tok.bos_token_id if self.tok.bos_token_id is not None else self.tok.eos_token_id]
         return ids, len(ids) - 1
 
     # -- public API --------------------------------------------------------------------------
@@ -218,7 +220,7 @@ class VerbalizerScorer:
             return torch.zeros(len(prompts), len(texts), self.spec.num_classes)
         with self._autocast():
             if self.lm.kind == "causal" and use_cache:
-                logits = self._score_causal_cached(list(prompts), list(texts), progress)
+                logits = self._score_causal(list(prompts), list(texts), progress)
             else:
                 logits = self._score_full(list(prompts), list(texts), progress)
         return logits.softmax(-1).cpu()
@@ -297,7 +299,11 @@ class VerbalizerScorer:
             layers = _cache_layers(out.past_key_values)
             for r, i in enumerate(batch):
                 n = len(ids_list[i])
-                kv = [(k[r:r + 1, :, :n].clone(), v[r:r + 1, :, :n].clone()) for k, v in layers]
+                # Under bf16 autocast keep the cache in bf16: the suffix's new keys are bf16 too,
+                # and a mixed-dtype cache is promoted (and copied) at every layer.
+                dtype = torch.bfloat16 if self.bf16 else k.dtype
+                kv = [(k[r:r + 1, :, :n].to(dtype, copy=True), v[r:r + 1, :, :n].to(dtype, copy=True))
+                      for k, v in layers]
                 result.append((i, PrefixCache(kv, n, out.last_hidden_state[r, n - 1].clone())))
         return [cache for _, cache in sorted(result, key=lambda x: x[0])]
 
@@ -307,6 +313,19 @@ class VerbalizerScorer:
         if self.cache_inputs and len(self._kv_cache) + len(computed) <= self.max_cached_examples:
             self._kv_cache.update(computed)
         return [self._kv_cache.get(t) or computed[t] for t in texts]
+
+    def _score_causal(self, prompts: list[str], texts: list[str], progress: Progress | None) -> torch.Tensor:
+        """Cached path for inputs with a non-empty prefix; the rest (e.g. an empty input and no
+        BOS token, or a template that starts with the prompt) have nothing to cache."""
+        has_prefix = [bool(self._prefix_ids(t)) for t in texts]
+        if all(has_prefix):
+            return self._score_causal_cached(prompts, texts, progress)
+        out = torch.empty(len(prompts), len(texts), self.spec.num_classes)
+        for flag, scorer in ((True, self._score_causal_cached), (False, self._score_full)):
+            idx = [i for i, h in enumerate(has_prefix) if h == flag]
+            if idx:
+                out[:, idx] = scorer(prompts, [texts[i] for i in idx], progress)
+        return out
 
     def _score_causal_cached(self, prompts: list[str], texts: list[str], progress: Progress | None) -> torch.Tensor:
         device = self.lm.device

@@ -59,7 +59,7 @@ class FewShotClassification:
     default_reward_shift = 0.0
 
     def __init__(self, dataset: str | DatasetSpec, task_lm: LoadedModel, data_dir: str | Path | None,
-                 split_seed: int = 13, *, bf16: bool = False, max_batch_tokens: int = 8192):
+                 split_seed: int = 13, *, bf16: bool = False, max_batch_tokens: int = 4096):
         self.spec = get_dataset(dataset) if isinstance(dataset, str) else dataset
         self.task_lm = task_lm
         self.data_dir = data_dir

@@ -1,0 +1,98 @@
+"""Shared fixtures: the shared data directory and tiny random models built from configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from pinbench.models import LoadedModel
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A small closed vocabulary: enough words for templates, prompts, verbalizers and test inputs.
+WORDS = (
+    "it was great terrible good bad okay the movie film plot actors a an and is not very really "
+    "boring fun awful nice story this that i liked hated . , ! overall world sports business tech "
+    "news today team market computer game won lost price new"
+).split()
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("PINBENCH_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def few_shot_dir() -> Path:
+    path = data_root() / "few-shot"
+    if not path.is_dir():
+        pytest.skip(f"shared few-shot data not found at {path} (set PINBENCH_DATA_DIR)")
+    return path
+
+
+def word_tokenizer(mask: bool = False):
+    """A word-level fast tokenizer over WORDS (whitespace split, so ' great' is one token)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<unk>", "<s>", "</s>"] + (["<mask>"] if mask else [])
+    vocab = {tok: i for i, tok in enumerate(specials + WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    if mask:  # masked LMs wrap the text as <s> ... </s>, like RoBERTa
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A </s>", special_tokens=[("<s>", vocab["<s>"]), ("</s>", vocab["</s>"])])
+    kwargs = dict(pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    if mask:
+        kwargs["mask_token"] = "<mask>"
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **kwargs)
+
+
+def _frozen(model: torch.nn.Module) -> torch.nn.Module:
+    model.requires_grad_(False)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2() -> LoadedModel:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    tok = word_tokenizer()
+    cfg = GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=32, n_layer=2, n_head=2,
+                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    return LoadedModel("tiny-gpt2", "causal", _frozen(GPT2LMHeadModel(cfg)), tok)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama() -> LoadedModel:
+    """Rotary positions and grouped-query attention, like smollm2."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tok = word_tokenizer()
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      tie_word_embeddings=True, pad_token_id=tok.pad_token_id)
+    return LoadedModel("tiny-llama", "causal", _frozen(LlamaForCausalLM(cfg)), tok)
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta() -> LoadedModel:
+    from transformers import RobertaConfig, RobertaForMaskedLM
+
+    torch.manual_seed(0)
+    tok = word_tokenizer(mask=True)
+    cfg = RobertaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=2, max_position_embeddings=130, pad_token_id=tok.pad_token_id,
+                        type_vocab_size=1)
+    return LoadedModel("tiny-roberta", "masked", _frozen(RobertaForMaskedLM(cfg)), tok)
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> LoadedModel:
+    from pinbench.models import load_model
+
+    return load_model("smollm2-135m", "causal")

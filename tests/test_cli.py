@@ -1,0 +1,83 @@
+import textwrap
+
+import pandas as pd
+import pytest
+
+from pinbench.cli import main
+
+
+@pytest.fixture
+def tiny_setup(tmp_path, tiny_gpt2):
+    """A tiny causal model saved as a local directory and a 3-class dataset in its vocabulary."""
+    model_dir = tmp_path / "tiny-model"
+    tiny_gpt2.model.save_pretrained(model_dir)
+    tiny_gpt2.tokenizer.save_pretrained(model_dir)
+    folder = tmp_path / "toy" / "16-5"
+    folder.mkdir(parents=True)
+    rows = ["the movie was great\t1", "i hated the plot\t0", "it is okay\t2", "fun film\t1"]
+    (folder / "test.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    spec = tmp_path / "toy.yaml"
+    spec.write_text(textwrap.dedent("""\
+        toy:
+          verbalizers: [" bad", " good", " okay"]
+          template: "{input} {prompt} {mask} ."
+          path: "toy/16-{split_seed}/{split}.tsv"
+        """))
+    return model_dir, spec
+
+
+def test_eval_prints_scores_and_writes_predictions(tiny_setup, tmp_path, capsys):
+    model_dir, spec = tiny_setup
+    out = tmp_path / "pred" / "p.parquet"
+    code = main(["eval", "--dataset", "toy", "--dataset-file", str(spec), "--split-seed", "5",
+                 "--prompt", "it was", "--prompt", "overall", "--task-lm", str(model_dir),
+                 "--no-bf16", "--predictions", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and "'it was'" in printed and "'overall'" in printed
+    frame = pd.read_parquet(out)
+    assert len(frame) == 2 * 4
+    assert {"prompt", "example", "text", "label", "prediction", "correct", "reward",
+            "p_bad", "p_good", "p_okay"} <= set(frame.columns)
+    probs = frame[["p_bad", "p_good", "p_okay"]].sum(axis=1)
+    assert probs.round(5).eq(1.0).all()
+    assert (frame["correct"] == (frame["label"] == frame["prediction"])).all()
+    # The printed accuracy is the mean of the per-example hits.
+    acc = frame[frame.prompt == "it was"].correct.mean()
+    assert f"{100 * acc:.2f}%" in printed
+
+
+def test_missing_split_file_is_one_clear_line(few_shot_dir, capsys):
+    code = main(["eval", "--dataset", "yelp-2", "--split", "test", "--prompt", "x",
+                 "--data-dir", str(few_shot_dir), "--task-lm", "smollm2-135m"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "yelp-2/16-13/test.tsv' does not exist" in err
+    assert "Traceback" not in err
+
+
+def test_bad_predictions_name_fails_before_scoring(tiny_setup, tmp_path, capsys):
+    model_dir, spec = tiny_setup
+    code = main(["eval", "--dataset", "toy", "--dataset-file", str(spec), "--split-seed", "5",
+                 "--prompt", "x", "--task-lm", str(model_dir), "--predictions", str(tmp_path / "p.xlsx")])
+    assert code == 2
+    assert "p.xlsx" in capsys.readouterr().err
+
+
+def test_unknown_model_name_is_reported(tiny_setup, capsys):
+    _, spec = tiny_setup
+    code = main(["eval", "--dataset", "toy", "--dataset-file", str(spec), "--split-seed", "5",
+                 "--prompt", "x", "--task-lm", "./missing-model"])
+    assert code == 2
+    assert "model directory './missing-model' does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_sst2_dev_with_smollm2_matches_the_library(few_shot_dir, smollm2, capsys):
+    from pinbench.tasks.classification import FewShotClassification
+
+    code = main(["eval", "--dataset", "sst-2", "--split", "dev", "--prompt", "It was",
+                 "--data-dir", str(few_shot_dir)])
+    assert code == 0
+    expected = FewShotClassification("sst-2", smollm2, few_shot_dir, 13, bf16=True).evaluate(["It was"], "dev")
+    assert f"{100 * expected.accuracy[0]:.2f}%" in capsys.readouterr().out

@@ -1,0 +1,84 @@
+import json
+
+import pytest
+import torch
+
+from pinbench import models
+from pinbench.errors import ModelLoadError
+
+
+@pytest.mark.slow
+def test_smollm2_alias_loads_once_frozen_and_deterministic(smollm2):
+    assert models.load_model("smollm2-135m") is smollm2
+    assert smollm2.model.config.vocab_size == 49152
+    assert not smollm2.model.training
+    assert not any(p.requires_grad for p in smollm2.model.parameters())
+    ids = smollm2.tokenizer("The movie was", return_tensors="pt").input_ids
+    with torch.no_grad():
+        first = smollm2.model(ids).logits
+        second = models.load_model("smollm2-135m").model(ids).logits
+    assert torch.equal(first, second)
+    # A real language model, not random weights: " great"/" good" beat a random byte after "was".
+    top = first[0, -1].topk(50).indices.tolist()
+    assert smollm2.tokenizer(" a", add_special_tokens=False).input_ids[0] in top
+
+
+@pytest.mark.slow
+def test_smollm2_conversion_is_cached_as_safetensors(smollm2):
+    path = models.resolve_path("smollm2-135m", "causal")
+    assert (models.Path(path) / "model.safetensors").is_file()
+    config = json.loads((models.Path(path) / "config.json").read_text())
+    assert "quantization_config" not in config  # a plain checkpoint, loadable anywhere
+    mtime = (models.Path(path) / "model.safetensors").stat().st_mtime
+    assert models.resolve_path("smollm2-135m", "causal") == path
+    assert (models.Path(path) / "model.safetensors").stat().st_mtime == mtime
+
+
+def test_minilm_alias_gives_sentence_embeddings():
+    enc = models.load_model("minilm-l6", "encoder")
+    assert models.load_model("minilm-l6", "encoder") is enc
+    emb = models.sentence_embeddings(enc, ["A cat sits on the mat.", "A kitten is sitting on a rug.",
+                                           "Quarterly revenue rose by four percent."])
+    assert emb.shape == (3, 384)
+    assert torch.allclose(emb.norm(dim=-1), torch.ones(3), atol=1e-5)
+    sims = emb @ emb.T
+    assert sims[0, 1] > sims[0, 2] + 0.2
+
+
+def test_alias_of_the_wrong_kind_is_refused():
+    with pytest.raises(ModelLoadError, match="'minilm-l6' is a encoder model and cannot be loaded as a causal"):
+        models.load_model("minilm-l6", "causal")
+
+
+def test_unreachable_hub_id_fails_fast_with_a_clear_message(monkeypatch):
+    monkeypatch.setattr(models.socket, "getaddrinfo", lambda *a: (_ for _ in ()).throw(OSError("no network")))
+    with pytest.raises(ModelLoadError) as info:
+        models.load_model("no-such-org/no-such-model-xyz", "causal")
+    message = str(info.value)
+    assert "no-such-org/no-such-model-xyz" in message
+    assert "smollm2-135m" in message and "minilm-l6" in message
+
+
+def test_missing_local_directory_is_named():
+    with pytest.raises(ModelLoadError, match="model directory './no/such/dir' does not exist"):
+        models.load_model("./no/such/dir")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kind": "seq2seq"}, "unknown model kind 'seq2seq'"),
+    ({"dtype": "float16"}, "unknown dtype 'float16'"),
+])
+def test_bad_options_are_named(kwargs, message):
+    with pytest.raises(ModelLoadError, match=message):
+        models.load_model("smollm2-135m", **kwargs)
+
+
+def test_local_directory_loads_frozen_in_the_asked_dtype(tmp_path, tiny_gpt2):
+    tiny_gpt2.model.save_pretrained(tmp_path)
+    tiny_gpt2.tokenizer.save_pretrained(tmp_path)
+    lm = models.load_model(str(tmp_path), "causal", dtype="bfloat16")
+    assert lm is models.load_model(str(tmp_path), "causal", dtype="bfloat16")
+    assert lm is not models.load_model(str(tmp_path), "causal", dtype="float32")
+    assert next(lm.model.parameters()).dtype == torch.bfloat16
+    assert not any(p.requires_grad for p in lm.model.parameters())
+    assert lm.tokenizer.pad_token_id is not None
