@@ -301,7 +301,7 @@ class VerbalizerScorer:
                 n = len(ids_list[i])
                 # Under bf16 autocast keep the cache in bf16: the suffix's new keys are bf16 too,
                 # and a mixed-dtype cache is promoted (and copied) at every layer.
-                dtype = torch.bfloat16 if self.bf16 else k.dtype
+                dtype = torch.bfloat16 if self.bf16 else layers[0][0].dtype
                 kv = [(k[r:r + 1, :, :n].to(dtype, copy=True), v[r:r + 1, :, :n].to(dtype, copy=True))
                       for k, v in layers]
                 result.append((i, PrefixCache(kv, n, out.last_hidden_state[r, n - 1].clone())))
