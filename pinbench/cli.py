@@ -47,11 +47,6 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-seed", type=int, default=13, help="LM-BFF split seed (13, 21, 42, 87, 100)")
 
 
-def guess_kind(name: str) -> str:
-    """Masked for BERT-family names (roberta-large, bert-base-uncased, ...), causal otherwise."""
-    return "masked" if "bert" in name.lower() else "causal"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pinbench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,6 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per forward pass")
     ev.set_defaults(func=cmd_eval)
 
+    tr = sub.add_parser("train", help="optimise a prompt with RL (PIN, RLPrompt, ...)",
+                        description="Train a prompt policy. Any config field can be set; unset fields "
+                                    "come from --preset, else from the defaults.")
+    tr.add_argument("--preset", default=None, help="pin, pin-td or rlprompt")
+    tr.add_argument("--out", type=Path, default=None,
+                    help="write config.json and trials/history/prompts.parquet here")
+    from .config import field_docs, field_types
+
+    docs = field_docs()
+    for name, (base, optional) in field_types().items():
+        kind = f"{base.__name__}{' or none' if optional else ''}"
+        tr.add_argument(f"--{name.replace('_', '-')}", dest=f"cfg_{name}", default=None, metavar=kind.upper().replace(" ", "_"),
+                        help=docs.get(name, ""))
+    tr.set_defaults(func=cmd_train)
+
     sub.add_parser("models", help="list the built-in offline models").set_defaults(func=cmd_models)
     ds = sub.add_parser("datasets", help="list registered datasets")
     ds.add_argument("--dataset-file", action="append", default=[], metavar="YAML")
@@ -82,7 +92,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from .data import load_dataset_file
     from .io import check_table_path, write_table
-    from .models import load_model
+    from .models import guess_kind, load_model
     from .tasks.classification import FewShotClassification
 
     console = Console()
@@ -114,6 +124,55 @@ def cmd_eval(args: argparse.Namespace) -> int:
         write_table(predictions_frame(task, result, args.split), args.predictions)
         console.print(f"per-example predictions written to {args.predictions}")
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .config import from_preset, parse_value
+    from .results import write_run
+    from .trainer import Trainer
+
+    console = Console()
+    overrides = {k[4:]: parse_value(k[4:], v) for k, v in vars(args).items()
+                 if k.startswith("cfg_") and v is not None}
+    config = from_preset(args.preset, **overrides)
+    _quiet_transformers()
+    trainer = Trainer(config)
+    status = "completed"
+    with Progress(TextColumn("[bold]{task.fields[name]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("reward {task.fields[reward]:.1f}  best dev acc {task.fields[best]}  greedy {task.fields[prompt]!r}"),
+                  console=console) as bar:
+        job = bar.add_task("train", total=config.steps, name=args.preset or config.regularizer, reward=0.0,
+                           best="-", prompt="")
+
+        def on_step(row: dict) -> None:
+            best = trainer.result.best
+            fields = {"reward": row["reward_mean"]}
+            if best:
+                fields["best"] = f"{100 * best['dev_accuracy']:.1f}%" if "dev_accuracy" in best else "-"
+            if "greedy_prompt" in row:
+                fields["prompt"] = row["greedy_prompt"]
+            bar.update(job, advance=1, **fields)
+
+        try:
+            result = trainer.train(on_step)
+        except KeyboardInterrupt:
+            status = "interrupted"  # keep what was computed
+            result = trainer.result
+            result.steps_done = trainer.step_count
+    best, test = result.best, result.test
+    if best:
+        console.print(f"best dev prompt (step {best['step']}): {best['prompt']!r}  "
+                      + "  ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("dev_")))
+    if test:
+        console.print("test: " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()))
+    console.print(f"{result.steps_done} steps in {result.wall_time_s:.0f} s ({status})")
+    if args.out is not None:
+        write_run(args.out, result, status=status)
+        console.print(f"results written to {args.out}/")
+    return 0 if status == "completed" else 130
 
 
 def predictions_frame(task, result, split: str):

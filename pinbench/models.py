@@ -158,6 +158,11 @@ def _offline_hint() -> str:
     )
 
 
+def guess_kind(name: str) -> str:
+    """Masked for BERT-family names (roberta-large, bert-base-uncased, ...), causal otherwise."""
+    return "masked" if "bert" in name.lower() else "causal"
+
+
 def resolve_path(name: str, kind: str) -> str:
     """The directory or hub id that ``from_pretrained`` gets for ``name``."""
     alias = ALIASES.get(name)

@@ -72,6 +72,20 @@ class FewShotClassification:
             self._splits[name] = read_split(self.spec, name, self.split_seed, self.data_dir)
         return self._splits[name]
 
+    # -- the trainer's task interface -----------------------------------------------------
+    selection_metric = "accuracy"  # the best dev prompt maximises this (ties: reward)
+
+    def check_splits(self, splits: Sequence[str]) -> None:
+        """Read the splits a run will need now, so a missing file fails before training."""
+        for name in splits:
+            self.split(name)
+
+    def score(self, prompts: Sequence[str], split: str = "train") -> dict[str, torch.Tensor]:
+        """Per-prompt metrics on a split: ``reward`` (mean gap reward, the training signal) and
+        ``accuracy``."""
+        result = self.evaluate(prompts, split)
+        return {"reward": result.reward, "accuracy": result.accuracy}
+
     def evaluate(self, prompts: Sequence[str], split: str = "train", *,
                  progress: Progress | None = None) -> Evaluation:
         data = self.split(split)

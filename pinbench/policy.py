@@ -1,0 +1,149 @@
+"""The Q-network policy (PAPER.md sections 2 and 4).
+
+A frozen causal LM reads the prompt prefix z_<t and gives its last hidden state e_t (after the
+final norm). A trainable MLP psi maps it back to the LM's width, and the frozen output head W
+turns it into Q-values:
+
+    Q(z_<t, v) = w_v . psi(e_t)          psi: Linear(d, 2048) -> ReLU -> Linear(2048, d)
+
+Only psi trains; its target copy psi' (never a second LM) is Polyak-averaged. PIN's ignorable-token
+filter keeps the top-k tokens of the frozen LM's own logits w_v . e_t and sets the other Q to -inf
+for sampling and targets; RLPrompt's truncation samples from the top-k of the policy itself.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .models import LoadedModel
+
+
+class MLPHead(nn.Module):
+    """psi: Linear(d, hidden) -> ReLU -> Linear(hidden, d), initialised so every Q starts near 0
+    (Xavier-uniform with gain 1e-4, biases -1e-4, as in RLPrompt)."""
+
+    def __init__(self, width: int, hidden: int = 2048):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, width))
+        for layer in self.net:
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight, gain=1e-4)
+                nn.init.constant_(layer.bias, -1e-4)
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        return self.net(e)
+
+
+@dataclass
+class Rollout:
+    """Prompts sampled token by token, with what the update needs so the LM never reruns on them."""
+
+    tokens: torch.Tensor  # [B, L] sampled token ids
+    hidden: torch.Tensor  # [B, L, d] frozen-LM state e_t before each token
+    threshold: torch.Tensor  # [B, L] k-th largest LM logit (PIN filter), -inf when off
+    entropy: torch.Tensor  # [B, L] regulariser entropy of the sampling policy
+    support: torch.Tensor  # [B, L] tokens with non-zero sampling probability
+
+
+class QPolicy(nn.Module):
+    """Frozen policy LM + trainable MLP + frozen output head.
+
+    Args:
+        lm: the frozen causal policy LM.
+        hidden: MLP width.
+        prompt_length: L, tokens per prompt.
+        top_k: PIN's filter: keep the LM's top-k tokens per prefix (None: off).
+        sample_top_k: RLPrompt's truncation: sample from the policy's own top-k (None: off).
+    """
+
+    def __init__(self, lm: LoadedModel, *, hidden: int = 2048, prompt_length: int = 5,
+                 top_k: int | None = None, sample_top_k: int | None = None):
+        super().__init__()
+        self.lm = lm
+        self.prompt_length = prompt_length
+        self.top_k, self.sample_top_k = top_k, sample_top_k
+        out = lm.model.get_output_embeddings()
+        self.register_buffer("head_weight", out.weight.detach().float(), persistent=False)
+        bias = getattr(out, "bias", None)
+        self.register_buffer("head_bias", None if bias is None else bias.detach().float(), persistent=False)
+        self.mlp = MLPHead(self.head_weight.shape[1], hidden).to(self.head_weight.device)
+        self.target = copy.deepcopy(self.mlp).requires_grad_(False)
+        tok = lm.tokenizer
+        # The prompt starts after the LM's start-of-text token (GPT-2 / OPT: BOS; SmolLM2 has
+        # no BOS in its tokenizer output, so its end-of-text token <|endoftext|> separates docs).
+        start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        self.start_id = int(start)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.head_weight.shape[0]
+
+    # -- Q-values --------------------------------------------------------------------------
+
+    def lm_logits(self, e: torch.Tensor) -> torch.Tensor:
+        """The frozen LM's own next-token logits w_v . e_t (+ bias)."""
+        logits = e @ self.head_weight.T
+        return logits if self.head_bias is None else logits + self.head_bias
+
+    def q_values(self, e: torch.Tensor, threshold: torch.Tensor | None = None, target: bool = False) -> torch.Tensor:
+        """Q(s, .) = W psi(e) [..., V]; tokens whose LM logit is below ``threshold`` get -inf."""
+        q = (self.target if target else self.mlp)(e) @ self.head_weight.T
+        if threshold is not None and self.top_k is not None:
+            with torch.no_grad():
+                ignorable = self.lm_logits(e) < threshold.unsqueeze(-1)
+            q = q.masked_fill(ignorable, float("-inf"))
+        return q
+
+    def filter_threshold(self, e: torch.Tensor) -> torch.Tensor:
+        """The k-th largest LM logit per state (-inf when the filter is off or k >= vocab)."""
+        if self.top_k is None or self.top_k >= self.vocab_size:
+            return torch.full(e.shape[:-1], float("-inf"), device=e.device)
+        return torch.topk(self.lm_logits(e), self.top_k, dim=-1).values[..., -1]
+
+    @torch.no_grad()
+    def polyak_update(self, tau: float) -> None:
+        """psi' <- (1 - tau) psi' + tau psi."""
+        for target, online in zip(self.target.parameters(), self.mlp.parameters()):
+            target.lerp_(online, tau)
+
+    # -- sampling ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def rollout(self, n: int, regularizer, alpha: float, generator: torch.Generator | None = None,
+                greedy: bool = False) -> Rollout:
+        """Sample n prompts token by token from the regulariser's policy (greedy: argmax)."""
+        device = self.head_weight.device
+        body = self.lm.model.base_model
+        ids = torch.full((n, 1), self.start_id, dtype=torch.long, device=device)
+        out = body(input_ids=ids, use_cache=True)
+        cache, e = out.past_key_values, out.last_hidden_state[:, -1].float()
+        tokens, hidden, thresholds, entropies, supports = [], [], [], [], []
+        for t in range(self.prompt_length):
+            threshold = self.filter_threshold(e)
+            q = self.q_values(e, threshold)
+            pi = regularizer.policy(q, alpha)
+            if greedy:
+                a = q.argmax(-1)
+            else:
+                probs = pi
+                if self.sample_top_k is not None and self.sample_top_k < self.vocab_size:
+                    top = torch.topk(pi, self.sample_top_k, dim=-1)
+                    probs = torch.zeros_like(pi).scatter(-1, top.indices, top.values)
+                a = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            tokens.append(a)
+            hidden.append(e)
+            thresholds.append(threshold)
+            entropies.append(regularizer.entropy(pi))
+            supports.append((pi > 0).sum(-1).float())
+            if t + 1 < self.prompt_length:
+                out = body(input_ids=a[:, None], past_key_values=cache, use_cache=True)
+                cache, e = out.past_key_values, out.last_hidden_state[:, -1].float()
+        stack = lambda xs: torch.stack(xs, dim=1)  # noqa: E731
+        return Rollout(stack(tokens), stack(hidden), stack(thresholds), stack(entropies), stack(supports))
+
+    def decode(self, tokens: torch.Tensor) -> list[str]:
+        return [self.lm.tokenizer.decode(row, clean_up_tokenization_spaces=False) for row in tokens.tolist()]

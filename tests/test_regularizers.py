@@ -1,0 +1,137 @@
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+
+from pinbench.errors import ConfigError
+from pinbench.regularizers import Shannon, SparseTsallis, Tsallis, make_regularizer, sparsemax_threshold
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """Exact comparisons below: run this module's tests in float64."""
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
+
+REGULARIZERS = [Shannon(), SparseTsallis(), Tsallis(q=1.5), Tsallis(q=1.2)]
+IDS = ["shannon", "sparse_tsallis", "tsallis-1.5", "tsallis-1.2"]
+
+
+@pytest.mark.parametrize("reg", REGULARIZERS, ids=IDS)
+@pytest.mark.parametrize("alpha", [0.3, 1.0, 5.0])
+def test_policy_is_a_distribution(reg, alpha):
+    q = torch.randn(7, 50, generator=torch.Generator().manual_seed(1)) * 3
+    pi = reg.policy(q, alpha)
+    assert (pi >= 0).all()
+    assert torch.allclose(pi.sum(-1), torch.ones(7), atol=1e-6)
+
+
+def test_sparsemax_hand_worked_example():
+    # u = (1.2, 0.8, 0.1, -1): k=1: 1+1.2 > 1.2 yes; k=2: 1+1.6 > 2.0 yes; k=3: 1+0.3 > 2.1 no.
+    # K = 2, tau = (1.2 + 0.8 - 1)/2 = 0.5, pi = (0.7, 0.3, 0, 0).
+    u = torch.tensor([[1.2, 0.8, 0.1, -1.0]])
+    tau, support = sparsemax_threshold(u)
+    assert support.item() == 2 and tau.item() == pytest.approx(0.5)
+    assert SparseTsallis().policy(u, 1.0)[0].tolist() == pytest.approx([0.7, 0.3, 0.0, 0.0])
+    # spmax = 1/2 (1.44 - .25 + .64 - .25) + 1/2 = 1.29; with alpha = 2 the value scales: 2*spmax(u/2).
+    assert SparseTsallis().value(u, 1.0).item() == pytest.approx(1.29)
+
+
+def test_sparsemax_partial_sort_equals_full_sort():
+    u = torch.randn(5, 3000, generator=torch.Generator().manual_seed(0))
+    u[0] = 0.0  # all equal: the support is the whole vocabulary, k must double up to it
+    full = sparsemax_threshold(u, k=3000)
+    for k in (1, 7, 256):
+        part = sparsemax_threshold(u, k=k)
+        assert torch.equal(part[1], full[1]) and torch.allclose(part[0], full[0])
+    assert full[1][0].item() == 3000
+
+
+def _objective(reg, q, alpha, p):
+    p = torch.as_tensor(p)
+    return float((p * q).sum() + alpha * reg.entropy(p))
+
+
+@pytest.mark.parametrize("reg", REGULARIZERS, ids=IDS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_value_is_the_regularised_maximum(reg, seed):
+    gen = torch.Generator().manual_seed(seed)
+    alpha = 0.7
+    q = torch.randn(6, generator=gen) * 2
+    v = reg.value(q, alpha).item()
+    pi = reg.policy(q, alpha)
+    # V is attained at pi ...
+    assert v == pytest.approx(_objective(reg, q, alpha, pi), abs=1e-6)
+    # ... and no distribution does better: random points and a numerical optimiser.
+    for p in torch.distributions.Dirichlet(torch.ones(6)).sample((500,)):
+        assert _objective(reg, q, alpha, p) <= v + 1e-9
+    res = minimize(lambda p: -_objective(reg, q, alpha, np.clip(p, 1e-12, 1)), np.full(6, 1 / 6),
+                   bounds=[(0, 1)] * 6, constraints=[{"type": "eq", "fun": lambda p: p.sum() - 1}],
+                   method="SLSQP", options={"ftol": 1e-12, "maxiter": 500})
+    assert -res.fun == pytest.approx(v, abs=1e-5)
+
+
+def test_tsallis_q2_equals_sparse_tsallis_and_approaches_shannon():
+    q = torch.randn(4, 30, generator=torch.Generator().manual_seed(3)) * 2
+    for alpha in (0.5, 1.0):
+        assert torch.allclose(Tsallis(q=2.0).policy(q, alpha), SparseTsallis().policy(q, alpha), atol=1e-7)
+        assert torch.allclose(Tsallis(q=2.0).value(q, alpha), SparseTsallis().value(q, alpha), atol=1e-7)
+    gaps = [(Tsallis(q=iq).policy(q, 1.0) - Shannon().policy(q, 1.0)).abs().max().item()
+            for iq in (1.5, 1.1, 1.01, 1.001)]
+    assert gaps == sorted(gaps, reverse=True) and gaps[-1] < 2e-3
+    v_gap = (Tsallis(q=1.001).value(q, 1.0) - Shannon().value(q, 1.0)).abs().max().item()
+    assert v_gap < 1e-2
+
+
+def test_sparsemax_support_identity():
+    # For i in the support: u_i - spmax(u) = pi_i - (1 + ||pi||^2)/2.
+    alpha = 0.5
+    q = torch.randn(8, 40, generator=torch.Generator().manual_seed(4))
+    reg = SparseTsallis()
+    pi = reg.policy(q, alpha)
+    lhs = q / alpha - (reg.value(q, alpha) / alpha)[:, None]
+    rhs = pi - (1 + pi.pow(2).sum(-1, keepdim=True)) / 2
+    support = pi > 0
+    assert support.sum() > 8  # not a degenerate one-hot case
+    assert torch.allclose(lhs[support], rhs[support], atol=1e-9)
+
+
+def test_smaller_alpha_means_smaller_support():
+    q = torch.randn(1, 200, generator=torch.Generator().manual_seed(5))
+    sizes = [(SparseTsallis().policy(q, a) > 0).sum().item() for a in (10.0, 1.0, 0.1)]
+    assert sizes[0] > sizes[1] > sizes[2] >= 1
+
+
+@pytest.mark.parametrize("reg", REGULARIZERS, ids=IDS)
+def test_filtered_tokens_get_zero_probability_and_no_nans(reg):
+    q = torch.randn(3, 20, generator=torch.Generator().manual_seed(6), requires_grad=True)
+    keep = torch.zeros(3, 20, dtype=torch.bool)
+    keep[:, :5] = True
+    masked = q.masked_fill(~keep, float("-inf"))
+    pi = reg.policy(masked, 1.0)
+    assert (pi[~keep] == 0).all() and torch.allclose(pi.sum(-1), torch.ones(3))
+    v = reg.value(masked, 1.0)
+    # The value of the filtered problem is the value of the kept tokens alone.
+    assert torch.allclose(v, reg.value(q[:, :5], 1.0))
+    assert torch.isfinite(reg.entropy(pi)).all()
+    v.sum().backward()
+    assert torch.isfinite(q.grad).all()
+    assert (q.grad[~keep] == 0).all()
+
+
+@pytest.mark.parametrize("reg", REGULARIZERS, ids=IDS)
+def test_value_gradient_is_the_policy(reg):
+    # dV/dQ = pi (the gradient of a regularised max is its argmax distribution).
+    q = torch.randn(2, 15, generator=torch.Generator().manual_seed(7), requires_grad=True)
+    reg.value(q, 0.8).sum().backward()
+    assert torch.allclose(q.grad, reg.policy(q.detach(), 0.8), atol=1e-6)
+
+
+def test_registry():
+    assert make_regularizer("tsallis", 1.3).q == 1.3
+    assert isinstance(make_regularizer("sparse_tsallis"), SparseTsallis)
+    with pytest.raises(ConfigError, match="unknown regulariser 'mode2'"):
+        make_regularizer("mode2")
+    with pytest.raises(ConfigError, match=r"q must be in \(1, 2\], got 2.5"):
+        make_regularizer("tsallis", 2.5)
