@@ -32,13 +32,14 @@ def few_shot_dir() -> Path:
     return path
 
 
-def word_tokenizer(mask: bool = False):
-    """A word-level fast tokenizer over WORDS (whitespace split, so ' great' is one token)."""
+def word_tokenizer(mask: bool = False, words: list[str] | None = None):
+    """A word-level fast tokenizer over ``words`` (default WORDS; whitespace split, so ' great'
+    is one token)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<unk>", "<s>", "</s>"] + (["<mask>"] if mask else [])
-    vocab = {tok: i for i, tok in enumerate(specials + WORDS)}
+    vocab = {tok: i for i, tok in enumerate(specials + list(words or WORDS))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     if mask:  # masked LMs wrap the text as <s> ... </s>, like RoBERTa

@@ -15,7 +15,8 @@ def tiny_setup(tmp_path, tiny_gpt2):
     folder = tmp_path / "toy" / "16-5"
     folder.mkdir(parents=True)
     rows = ["the movie was great\t1", "i hated the plot\t0", "it is okay\t2", "fun film\t1"]
-    (folder / "test.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+    for split in ("train", "dev", "test"):
+        (folder / f"{split}.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
     spec = tmp_path / "toy.yaml"
     spec.write_text(textwrap.dedent("""\
         toy:
@@ -81,3 +82,47 @@ def test_eval_sst2_dev_with_smollm2_matches_the_library(few_shot_dir, smollm2, c
     assert code == 0
     expected = FewShotClassification("sst-2", smollm2, few_shot_dir, 13, bf16=True).evaluate(["It was"], "dev")
     assert f"{100 * expected.accuracy[0]:.2f}%" in capsys.readouterr().out
+
+
+def test_train_writes_the_results_tables(tiny_setup, tmp_path, capsys):
+    from pinbench.results import SCHEMA_VERSION
+
+    model_dir, spec = tiny_setup
+    out = tmp_path / "run"
+    code = main(["train", "--preset", "pin", "--dataset", "toy", "--dataset-file", str(spec), "--split-seed", "5",
+                 "--policy-lm", str(model_dir), "--task-lm", str(model_dir), "--top-k", "20", "--mlp-hidden", "32",
+                 "--steps", "4", "--eval-every", "2", "--replay-batch", "8", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "best dev prompt" in printed and "test_accuracy" in printed
+    trials = pd.read_parquet(out / "trials.parquet")
+    history = pd.read_parquet(out / "history.parquet")
+    prompts = pd.read_parquet(out / "prompts.parquet")
+    assert len(trials) == 1 and trials.loc[0, "status"] == "completed"
+    assert trials.loc[0, "schema_version"] == SCHEMA_VERSION
+    assert trials.loc[0, "config.regularizer"] == "sparse_tsallis" and trials.loc[0, "config.top_k"] == 20
+    assert {"best_prompt", "best_token_ids", "dev_accuracy", "dev_reward", "test_accuracy", "test_reward",
+            "wall_time_s", "steps"} <= set(trials.columns)
+    assert list(history["step"]) == [1, 2, 3, 4]
+    assert {"reward_mean", "reward_max", "loss", "entropy", "support", "unique_prompts",
+            "dev_accuracy", "greedy_prompt"} <= set(history.columns)
+    assert history["dev_accuracy"].notna().tolist() == [False, True, False, True]
+    assert list(prompts["source"]) == ["greedy", "greedy", "best"]
+    best = prompts[prompts.source == "best"].iloc[0]
+    assert best["prompt"] == trials.loc[0, "best_prompt"]
+    assert list(best["token_ids"]) == list(trials.loc[0, "best_token_ids"])
+    assert best["test_accuracy"] == trials.loc[0, "test_accuracy"]
+    assert (out / "config.json").is_file()
+
+
+def test_train_fails_before_training_when_a_split_is_missing(tiny_setup, few_shot_dir, capsys):
+    model_dir, _ = tiny_setup
+    code = main(["train", "--dataset", "yelp-2", "--data-dir", str(few_shot_dir), "--policy-lm", str(model_dir),
+                 "--task-lm", str(model_dir), "--steps", "2"])
+    assert code == 2
+    assert "yelp-2/16-13/test.tsv' does not exist" in capsys.readouterr().err
+
+
+def test_train_rejects_a_bad_option_value(capsys):
+    assert main(["train", "--alpha", "-1"]) == 2
+    assert "config 'alpha' = -1.0 is invalid" in capsys.readouterr().err

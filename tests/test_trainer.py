@@ -1,0 +1,226 @@
+"""Trainer tests on a tiny random policy LM and a synthetic task that pays for one sequence."""
+
+import pytest
+import torch
+
+from pinbench.config import PRESETS, TrainConfig, from_preset, parse_value
+from pinbench.errors import ConfigError
+from pinbench.models import LoadedModel
+from pinbench.policy import QPolicy
+from pinbench.regularizers import make_regularizer
+from pinbench.trainer import ReplayBuffer, Trainer
+
+from conftest import word_tokenizer
+
+VOCAB = "great movie fun bad plot it was the okay story film boring".split()
+TARGET = ["great", "movie", "fun"]
+
+
+@pytest.fixture(scope="module")
+def small_lm() -> LoadedModel:
+    """A 2-layer GPT-2 over 16 tokens; large random position embeddings keep the states of
+    different prefixes apart (a tiny random LM otherwise aliases them)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tok = word_tokenizer(words=VOCAB)
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=len(tok), n_positions=16, n_embd=64, n_layer=2, n_head=2, initializer_range=0.5,
+                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    return LoadedModel("small", "causal", GPT2LMHeadModel(cfg).eval().requires_grad_(False), tok)
+
+
+class TargetTask:
+    """Reward: share of positions that match TARGET; accuracy: exact match."""
+
+    selection_metric = "accuracy"
+    default_reward_scale = 5.0
+    default_reward_shift = 0.0
+
+    def __init__(self):
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def score(self, prompts, split="train"):
+        self.calls.append((split, list(prompts)))
+        words = [p.split() for p in prompts]
+        reward = [sum(a == b for a, b in zip(w, TARGET)) / len(TARGET) for w in words]
+        return {"reward": torch.tensor(reward), "accuracy": torch.tensor([float(w == TARGET) for w in words])}
+
+
+def small_config(**overrides) -> TrainConfig:
+    values = dict(prompt_length=3, mlp_hidden=64, lr=3e-3, alpha=1.0, top_k=None, replay_size=2000,
+                  replay_batch=64, prompts_per_step=16, steps=300, eval_every=10, polyak=0.1, test=False, seed=0)
+    values.update(overrides)
+    return from_preset(None, **values)
+
+
+def train_until_found(trainer: Trainer) -> int | None:
+    while trainer.step_count < trainer.config.steps:
+        row = trainer.step()
+        if row.get("dev_accuracy") == 1.0:
+            return trainer.step_count
+    return None
+
+
+@pytest.mark.parametrize("objective", ["mc", "td", "pcl"])
+@pytest.mark.parametrize("regularizer", ["shannon", "sparse_tsallis", "tsallis"])
+def test_learns_the_rewarded_sequence(small_lm, regularizer, objective):
+    # Seed 0 with these settings finds the target for every pair within 120 steps (300 allowed);
+    # td is the least robust objective here: with seeds 1-2 it sometimes stalls.
+    trainer = Trainer(small_config(regularizer=regularizer, objective=objective), task=TargetTask(), policy_lm=small_lm)
+    assert trainer.greedy()[0].split() != TARGET
+    before = [p.detach().clone() for p in trainer.policy.mlp.parameters()]
+    lm_before = [p.detach().clone() for p in small_lm.model.parameters()]
+    found = train_until_found(trainer)
+    assert found is not None, f"{regularizer}/{objective} did not find {TARGET}"
+    assert trainer.greedy()[0].split() == TARGET
+    assert trainer.result.best["prompt"].split() == TARGET
+    # Only the MLP trained; the frozen LM did not move.
+    assert all(not torch.equal(a, b) for a, b in zip(before, trainer.policy.mlp.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(lm_before, small_lm.model.parameters()))
+
+
+def test_on_policy_rlprompt_style_learns(small_lm):
+    cfg = small_config(regularizer="shannon", objective="pcl", replay_size=0)
+    trainer = Trainer(cfg, task=TargetTask(), policy_lm=small_lm)
+    assert train_until_found(trainer) is not None
+    assert trainer.buffer is None
+
+
+def test_same_seed_same_prompts_and_metrics(small_lm):
+    runs = []
+    for seed in (3, 3, 4):
+        trainer = Trainer(small_config(steps=15, seed=seed, regularizer="sparse_tsallis"), task=TargetTask(),
+                          policy_lm=small_lm)
+        trainer.train()
+        runs.append(trainer.result)
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]  # noqa: E731
+    assert strip(runs[0].history) == strip(runs[1].history)
+    assert runs[0].prompts == runs[1].prompts
+    assert strip(runs[0].history) != strip(runs[2].history)
+
+
+def test_resume_from_state_dict_equals_an_uninterrupted_run(small_lm):
+    full = Trainer(small_config(steps=12, objective="td"), task=TargetTask(), policy_lm=small_lm)
+    full.train()
+    first = Trainer(small_config(steps=12, objective="td"), task=TargetTask(), policy_lm=small_lm)
+    for _ in range(5):
+        first.step()
+    state = first.state_dict()
+    second = Trainer(small_config(steps=12, objective="td"), task=TargetTask(), policy_lm=small_lm)
+    second.load_state_dict(state)
+    second.train()
+    key = lambda rows: [(r["step"], r["reward_mean"], r["loss"]) for r in rows]  # noqa: E731
+    assert key(second.result.history) == key(full.result.history)
+    assert torch.equal(second.policy.mlp.net[0].weight, full.policy.mlp.net[0].weight)
+
+
+def test_prompts_are_scored_once_per_run(small_lm):
+    task = TargetTask()
+    trainer = Trainer(small_config(steps=40), task=task, policy_lm=small_lm)
+    trainer.train()
+    scored = [(split, p) for split, call in task.calls for p in call]
+    assert len(scored) == len(set(scored))  # no (split, prompt) pair is scored twice
+    sampled = 40 * 16
+    train_scored = sum(1 for split, _ in scored if split == "train")
+    assert train_scored < sampled  # the policy repeated prompts and the cache served them
+    assert sum(r["new_prompts"] for r in trainer.result.history) <= train_scored
+
+
+def _top_k_sets(policy, rollout):
+    logits = policy.lm_logits(rollout.hidden)
+    return logits.topk(policy.top_k, dim=-1).indices
+
+
+def test_filtered_tokens_are_never_sampled(small_lm):
+    policy = QPolicy(small_lm, hidden=16, prompt_length=4, top_k=3)
+    torch.nn.init.normal_(policy.mlp.net[2].weight, std=5.0)  # a non-uniform Q, so the filter matters
+    reg = make_regularizer("shannon")
+    rollout = policy.rollout(200, reg, 1.0, torch.Generator().manual_seed(0))
+    allowed = _top_k_sets(policy, rollout)
+    assert (allowed == rollout.tokens.unsqueeze(-1)).any(-1).all()
+    assert (rollout.support <= 3).all()
+    # Without the filter the same policy samples outside those sets.
+    policy.top_k = None
+    free = policy.rollout(200, reg, 1.0, torch.Generator().manual_seed(0))
+    assert not (_top_k_sets_with(policy, free, 3) == free.tokens.unsqueeze(-1)).any(-1).all()
+
+
+def _top_k_sets_with(policy, rollout, k):
+    return policy.lm_logits(rollout.hidden).topk(k, dim=-1).indices
+
+
+def test_sample_truncation_uses_the_policys_own_top_k(small_lm):
+    policy = QPolicy(small_lm, hidden=16, prompt_length=3, sample_top_k=2)
+    torch.nn.init.normal_(policy.mlp.net[2].weight, std=5.0)
+    reg = make_regularizer("shannon")
+    rollout = policy.rollout(100, reg, 1.0, torch.Generator().manual_seed(1))
+    q = policy.q_values(rollout.hidden)
+    top2 = q.topk(2, dim=-1).indices
+    assert (top2 == rollout.tokens.unsqueeze(-1)).any(-1).all()
+
+
+def test_filter_threshold_masks_q_in_targets(small_lm):
+    policy = QPolicy(small_lm, hidden=16, prompt_length=2, top_k=4)
+    rollout = policy.rollout(5, make_regularizer("sparse_tsallis"), 1.0, torch.Generator().manual_seed(0))
+    q = policy.q_values(rollout.hidden, rollout.threshold, target=True)
+    assert (torch.isfinite(q).sum(-1) == 4).all()
+
+
+def test_polyak_update(small_lm):
+    policy = QPolicy(small_lm, hidden=8)
+    with torch.no_grad():
+        for p in policy.mlp.parameters():
+            p.add_(1.0)
+    old = [p.clone() for p in policy.target.parameters()]
+    policy.polyak_update(0.25)
+    for t, o, online in zip(policy.target.parameters(), old, policy.mlp.parameters()):
+        assert torch.allclose(t, 0.75 * o + 0.25 * online)
+    assert not any(p.requires_grad for p in policy.target.parameters())
+
+
+def test_replay_buffer_is_a_ring():
+    from pinbench.policy import Rollout
+
+    buf = ReplayBuffer(5)
+    for start in (0, 3, 6):
+        n = 3
+        tokens = torch.arange(start, start + n)[:, None].repeat(1, 2)
+        roll = Rollout(tokens, torch.zeros(n, 2, 4), torch.zeros(n, 2), torch.zeros(n, 2), torch.zeros(n, 2))
+        buf.add(roll, torch.arange(start, start + n).float())
+    assert buf.size == 5
+    kept = sorted(buf.sample(10, torch.Generator().manual_seed(0))["reward"].tolist())
+    assert kept == [4.0, 5.0, 6.0, 7.0, 8.0]  # the oldest four were overwritten
+
+
+def test_presets_reproduce_the_papers_settings():
+    pin = from_preset("pin")
+    assert (pin.regularizer, pin.alpha, pin.top_k, pin.objective, pin.replay_size, pin.replay_batch, pin.lr,
+            pin.prompts_per_step, pin.eval_every) == ("sparse_tsallis", 1.0, 10000, "mc", 64000, 256, 5e-5, 16, 20)
+    assert from_preset("pin-td").objective == "td"
+    rl = from_preset("rlprompt")
+    assert (rl.regularizer, rl.alpha, rl.sample_top_k, rl.top_k, rl.objective, rl.replay_size, rl.eval_every) == \
+        ("shannon", 0.2, 256, None, "pcl", 0, 10)
+    assert from_preset("pin", alpha=0.5).alpha == 0.5
+    assert set(PRESETS) == {"pin", "pin-td", "rlprompt"}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"regularizer": "mode2"}, "config 'regularizer' = 'mode2' is invalid"),
+    ({"alpha": 0}, "config 'alpha' = 0 is invalid"),
+    ({"q": 2.5}, "config 'q' = 2.5 is invalid"),
+    ({"objective": "v1"}, "config 'objective' = 'v1'"),
+    ({"prompts_per_step": 1}, "prompts_per_step"),
+    ({"colour": "red"}, r"unknown config key\(s\) \['colour'\]"),
+])
+def test_bad_config_is_named(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        from_preset(None, **overrides)
+
+
+def test_parse_value_from_the_command_line():
+    assert parse_value("top_k", "none") is None
+    assert parse_value("top_k", "50") == 50
+    assert parse_value("alpha", "0.5") == 0.5
+    assert parse_value("bf16", "false") is False
+    with pytest.raises(ConfigError, match="config 'steps' expects int, got 'many'"):
+        parse_value("steps", "many")
