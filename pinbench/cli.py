@@ -154,6 +154,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 fields["best"] = f"{100 * best['dev_accuracy']:.1f}%" if "dev_accuracy" in best else "-"
             if "greedy_prompt" in row:
                 fields["prompt"] = row["greedy_prompt"]
+                if not console.is_terminal:  # logs (cluster jobs, CI): a line per evaluation
+                    console.print(f"step {row['step']}/{config.steps} reward {row['reward_mean']:.2f} "
+                                  f"dev acc {row.get('dev_accuracy', float('nan')):.4f} greedy {row['greedy_prompt']!r}")
             bar.update(job, advance=1, **fields)
 
         try:
