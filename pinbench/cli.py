@@ -42,7 +42,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="registered dataset name (see `pinbench datasets`)")
     p.add_argument("--dataset-file", action="append", default=[], metavar="YAML",
                    help="YAML file defining extra datasets (repeatable)")
-    p.add_argument("--data-dir", default=os.environ.get("PINBENCH_DATA_DIR_FEW_SHOT"),
+    p.add_argument("--data-dir", default=None,
                    help="root of the few-shot data (<dir>/<dataset>/16-<seed>/<split>.tsv)")
     p.add_argument("--split-seed", type=int, default=13, help="LM-BFF split seed (13, 21, 42, 87, 100)")
 

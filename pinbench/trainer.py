@@ -58,7 +58,7 @@ class ReplayBuffer:
         self.size = min(self.size + n, self.capacity)
 
     def sample(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        index = torch.randperm(self.size, generator=generator)[: min(n, self.size)]
+        index = torch.randperm(self.size, generator=generator, device=generator.device)[: min(n, self.size)]
         return {k: v[index] for k, v in self._data.items()}
 
     def state_dict(self) -> dict:
