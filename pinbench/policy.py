@@ -98,6 +98,11 @@ class QPolicy(nn.Module):
             q = q.masked_fill(ignorable, float("-inf"))
         return q
 
+    def q_taken(self, e: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Q(s, a) for the taken tokens only: psi(e) . w_a, without the full-vocabulary product.
+        (A taken token always passed the filter, so no mask is needed.)"""
+        return (self.mlp(e) * self.head_weight[tokens]).sum(-1)
+
     def filter_threshold(self, e: torch.Tensor) -> torch.Tensor:
         """The k-th largest LM logit per state (-inf when the filter is off or k >= vocab)."""
         if self.top_k is None or self.top_k >= self.vocab_size:

@@ -134,9 +134,13 @@ class Trainer:
              reward: torch.Tensor) -> torch.Tensor:
         """The objective on a batch of trajectories (B, L) with shaped final rewards (B)."""
         cfg, policy = self.config, self.policy
-        q_all = policy.q_values(hidden, threshold)  # [B, L, V], filtered tokens at -inf
-        q_taken = q_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-        v = self.regularizer.value(q_all, cfg.alpha) if self.objective.needs_value else None
+        v = None
+        if self.objective.needs_value:
+            q_all = policy.q_values(hidden, threshold)  # [B, L, V], filtered tokens at -inf
+            q_taken = q_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+            v = self.regularizer.value(q_all, cfg.alpha)
+        else:  # mc and td need only Q(s_t, a_t) with gradient
+            q_taken = policy.q_taken(hidden, tokens)
         v_bar = None
         if self.objective.needs_target:
             with torch.no_grad():

@@ -166,6 +166,14 @@ def test_filter_threshold_masks_q_in_targets(small_lm):
     assert (torch.isfinite(q).sum(-1) == 4).all()
 
 
+def test_q_taken_equals_the_gathered_full_q(small_lm):
+    policy = QPolicy(small_lm, hidden=16, prompt_length=3, top_k=5)
+    torch.nn.init.normal_(policy.mlp.net[2].weight, std=1.0)
+    rollout = policy.rollout(6, make_regularizer("shannon"), 1.0, torch.Generator().manual_seed(0))
+    full = policy.q_values(rollout.hidden, rollout.threshold).gather(-1, rollout.tokens.unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(policy.q_taken(rollout.hidden, rollout.tokens), full, atol=1e-6)
+
+
 def test_polyak_update(small_lm):
     policy = QPolicy(small_lm, hidden=8)
     with torch.no_grad():
