@@ -150,5 +150,18 @@ class QPolicy(nn.Module):
         stack = lambda xs: torch.stack(xs, dim=1)  # noqa: E731
         return Rollout(stack(tokens), stack(hidden), stack(thresholds), stack(entropies), stack(supports))
 
+    @torch.no_grad()
+    def hidden_states(self, tokens: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """e_0..e_{L-1} [N, L, d] for stored prompts, in one forward pass per batch (used to
+        rebuild a replay buffer from a compact checkpoint; equal to the sampled states up to
+        floating-point rounding)."""
+        device = self.head_weight.device
+        out = []
+        for start in range(0, tokens.shape[0], batch_size):
+            chunk = tokens[start:start + batch_size].to(device)
+            ids = torch.cat([torch.full_like(chunk[:, :1], self.start_id), chunk[:, :-1]], dim=1)
+            out.append(self.lm.model.base_model(input_ids=ids).last_hidden_state.float())
+        return torch.cat(out) if out else torch.empty(0, tokens.shape[1], self.head_weight.shape[1])
+
     def decode(self, tokens: torch.Tensor) -> list[str]:
         return [self.lm.tokenizer.decode(row, clean_up_tokenization_spaces=False) for row in tokens.tolist()]

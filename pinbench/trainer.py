@@ -227,11 +227,16 @@ class Trainer:
 
     # -- checkpoints (a run can continue where it stopped) ---------------------------------
 
-    def state_dict(self) -> dict:
+    def state_dict(self, compact: bool = False) -> dict:
+        """Everything needed to continue the run. ``compact`` leaves the replay buffer's frozen-LM
+        states out (the bulk of a PIN checkpoint: 64000 x L x d floats); loading recomputes them."""
+        buffer = None if self.buffer is None else self.buffer.state_dict()
+        if compact and buffer is not None:
+            buffer["data"].pop("hidden", None)
         return {
             "mlp": self.policy.mlp.state_dict(), "target": self.policy.target.state_dict(),
             "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-            "buffer": None if self.buffer is None else self.buffer.state_dict(),
+            "buffer": buffer,
             "step": self.step_count, "scores": self._scores,
             "history": self.result.history, "prompts": self.result.prompts, "best": self.result.best,
             "wall_time_s": self.result.wall_time_s,
@@ -243,7 +248,11 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         if self.buffer is not None and state["buffer"] is not None:
-            self.buffer.load_state_dict(state["buffer"])
+            buffer = state["buffer"]
+            if "hidden" not in buffer["data"] and buffer["size"] > 0:
+                buffer = {**buffer, "data": {**buffer["data"],
+                                             "hidden": self.policy.hidden_states(buffer["data"]["tokens"])}}
+            self.buffer.load_state_dict(buffer)
         self.step_count = state["step"]
         self._scores = state["scores"]
         self.result.history, self.result.prompts = state["history"], state["prompts"]

@@ -1,30 +1,7 @@
-import textwrap
-
 import pandas as pd
 import pytest
 
 from pinbench.cli import main
-
-
-@pytest.fixture
-def tiny_setup(tmp_path, tiny_gpt2):
-    """A tiny causal model saved as a local directory and a 3-class dataset in its vocabulary."""
-    model_dir = tmp_path / "tiny-model"
-    tiny_gpt2.model.save_pretrained(model_dir)
-    tiny_gpt2.tokenizer.save_pretrained(model_dir)
-    folder = tmp_path / "toy" / "16-5"
-    folder.mkdir(parents=True)
-    rows = ["the movie was great\t1", "i hated the plot\t0", "it is okay\t2", "fun film\t1"]
-    for split in ("train", "dev", "test"):
-        (folder / f"{split}.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
-    spec = tmp_path / "toy.yaml"
-    spec.write_text(textwrap.dedent("""\
-        toy:
-          verbalizers: [" bad", " good", " okay"]
-          template: "{input} {prompt} {mask} ."
-          path: "toy/16-{split_seed}/{split}.tsv"
-        """))
-    return model_dir, spec
 
 
 def test_eval_prints_scores_and_writes_predictions(tiny_setup, tmp_path, capsys):

@@ -114,6 +114,21 @@ def test_resume_from_state_dict_equals_an_uninterrupted_run(small_lm):
     assert torch.equal(second.policy.mlp.net[0].weight, full.policy.mlp.net[0].weight)
 
 
+def test_compact_checkpoint_rebuilds_the_replay_states(small_lm, tmp_path):
+    first = Trainer(small_config(steps=12), task=TargetTask(), policy_lm=small_lm)
+    for _ in range(4):
+        first.step()
+    path = tmp_path / "state.pt"
+    torch.save(first.state_dict(compact=True), path)
+    state = torch.load(path, weights_only=True)  # no pickled objects in a checkpoint
+    assert "hidden" not in state["buffer"]["data"]
+    second = Trainer(small_config(steps=12), task=TargetTask(), policy_lm=small_lm)
+    second.load_state_dict(state)
+    assert second.buffer.size == first.buffer.size == 4 * 16
+    assert torch.allclose(second.buffer._data["hidden"][:64], first.buffer._data["hidden"][:64], atol=1e-5)
+    assert second.step_count == 4 and second.result.history == first.result.history
+
+
 def test_prompts_are_scored_once_per_run(small_lm):
     task = TargetTask()
     trainer = Trainer(small_config(steps=40), task=task, policy_lm=small_lm)

@@ -1,0 +1,252 @@
+"""Suites: declarative YAML files listing the trials of a sweep, validated into dataclasses.
+
+    name: tsallis-ablation
+    base:                    # TrainConfig fields for every trial (``preset`` picks a preset first)
+      preset: pin
+      dataset: sst-2
+      steps: 300
+    grid:                    # axes over any TrainConfig field (or ``preset``): the cartesian product
+      alpha: [0.5, 1.0, 2.0]
+      seed: [0, 1, 2]
+    search:                  # optional: Optuna samples these instead of (or on top of) the grid
+      method: optuna
+      num_samples: 20
+      seed: 0
+      metric: dev_accuracy
+      mode: max
+      space:
+        alpha: {type: loguniform, low: 0.1, high: 10}
+        top_k: {type: choice, values: [1000, 10000, null]}
+    scheduler:               # optional ASHA early stopping on a reported metric
+      type: asha
+      metric: dev_accuracy
+      mode: max
+      grace_period: 40
+    resources: {cpu: 1, gpu: 0.5}
+    max_concurrent: 4
+
+Every mistake is reported with the file and the key before Ray starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .config import PRESETS, TrainConfig, field_types
+from .errors import ConfigError
+
+SUITE_KEYS = {"name", "description", "base", "grid", "search", "scheduler", "resources", "max_concurrent"}
+SEARCH_KEYS = {"method", "num_samples", "seed", "metric", "mode", "space"}
+SCHEDULER_KEYS = {"type", "metric", "mode", "grace_period", "reduction_factor", "max_t"}
+DISTRIBUTIONS = {"uniform": ("low", "high"), "loguniform": ("low", "high"), "int": ("low", "high"),
+                 "choice": ("values",)}
+
+
+@dataclass(frozen=True)
+class Search:
+    """Optuna search over ``space`` (field -> distribution) for ``num_samples`` trials."""
+
+    space: dict
+    num_samples: int = 10
+    seed: int = 0
+    metric: str = "dev_accuracy"
+    mode: str = "max"
+    method: str = "optuna"
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """ASHA early stopping on a metric reported at each evaluation (training iterations)."""
+
+    metric: str = "dev_accuracy"
+    mode: str = "max"
+    grace_period: int = 5
+    reduction_factor: int = 3
+    max_t: int | None = None
+    type: str = "asha"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite file."""
+
+    name: str
+    base: dict
+    grid: dict = field(default_factory=dict)
+    search: Search | None = None
+    scheduler: Scheduler | None = None
+    resources: dict = field(default_factory=lambda: {"cpu": 1, "gpu": 0})
+    max_concurrent: int | None = None
+    description: str = ""
+    source: str = "<memory>"
+
+    def trials(self) -> list["TrialSpec"]:
+        """The grid's trials (one trial of base settings when the grid is empty)."""
+        axes = list(self.grid)
+        points = itertools.product(*(self.grid[a] for a in axes)) if axes else [()]
+        return [make_trial(self, dict(zip(axes, values))) for values in points]
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial: its id, the grid point that defines it and the full config."""
+
+    trial_id: str
+    point: dict
+    config: TrainConfig
+
+
+def trial_id(suite: str, point: dict) -> str:
+    """Deterministic id from the grid point, so a resumed or re-run suite names trials the same."""
+    key = json.dumps(point, sort_keys=True, default=str)
+    readable = "_".join(f"{k}={v}" for k, v in point.items())[:60]
+    return f"{readable or suite}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+def make_trial(suite: Suite, point: dict) -> TrialSpec:
+    values = {**suite.base, **point}
+    preset = values.pop("preset", None)
+    merged = {**(PRESETS[preset] if preset else {}), **values}
+    try:
+        config = TrainConfig(**merged)
+    except ConfigError as exc:
+        raise ConfigError(f"{suite.source}: trial {point or '(base)'}: {exc}") from None
+    return TrialSpec(trial_id(suite.name, point), point, config)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_value(source: str, where: str, key: str, value):
+    """Type-check one TrainConfig value (or preset name); errors name file and key."""
+    if key == "preset":
+        if value not in PRESETS:
+            raise ConfigError(f"{source}: {where}.preset: unknown preset {value!r}; expected one of {sorted(PRESETS)}")
+        return value
+    types = field_types()
+    if key not in types:
+        raise ConfigError(f"{source}: {where}: unknown key '{key}'; expected a TrainConfig field "
+                          f"({', '.join(sorted(types))}) or 'preset'")
+    base, optional = types[key]
+    if value is None and optional:
+        return None
+    ok = isinstance(value, base) and not (base is int and isinstance(value, bool))
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        ok, value = True, float(value)
+    if not ok:
+        raise ConfigError(f"{source}: {where}.{key}: expected {base.__name__}{' or null' if optional else ''}, "
+                          f"got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _mapping(source: str, key: str, value, allowed: set[str] | None = None) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: '{key}' must be a mapping, got {type(value).__name__}")
+    if allowed is not None:
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise ConfigError(f"{source}: {key}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    return value
+
+
+def _parse_search(source: str, raw) -> Search:
+    raw = _mapping(source, "search", raw, SEARCH_KEYS)
+    if raw.get("method", "optuna") != "optuna":
+        raise ConfigError(f"{source}: search.method: only 'optuna' is supported, got {raw['method']!r}")
+    space = _mapping(source, "search.space", raw.get("space"))
+    if not space:
+        raise ConfigError(f"{source}: search.space: needs at least one field to search")
+    for name, dist in space.items():
+        if name not in field_types():
+            raise ConfigError(f"{source}: search.space: unknown key '{name}'; expected a TrainConfig field")
+        dist = _mapping(source, f"search.space.{name}", dist)
+        kind = dist.get("type")
+        if kind not in DISTRIBUTIONS:
+            raise ConfigError(f"{source}: search.space.{name}.type: expected one of {sorted(DISTRIBUTIONS)}, got {kind!r}")
+        needed = set(DISTRIBUTIONS[kind])
+        if set(dist) - {"type"} != needed:
+            raise ConfigError(f"{source}: search.space.{name}: a {kind} distribution takes {sorted(needed)}, "
+                              f"got {sorted(set(dist) - {'type'})}")
+        if kind == "choice":
+            if not isinstance(dist["values"], list) or not dist["values"]:
+                raise ConfigError(f"{source}: search.space.{name}.values: a non-empty list is required")
+            for v in dist["values"]:
+                _check_value(source, "search.space", name, v)
+        elif not dist["low"] < dist["high"]:
+            raise ConfigError(f"{source}: search.space.{name}: low must be below high")
+    n = raw.get("num_samples", 10)
+    if not isinstance(n, int) or n < 1:
+        raise ConfigError(f"{source}: search.num_samples: expected an integer >= 1, got {n!r}")
+    if raw.get("mode", "max") not in ("max", "min"):
+        raise ConfigError(f"{source}: search.mode: expected max or min, got {raw['mode']!r}")
+    return Search(space=space, num_samples=n, seed=int(raw.get("seed", 0)),
+                  metric=str(raw.get("metric", "dev_accuracy")), mode=raw.get("mode", "max"))
+
+
+def _parse_scheduler(source: str, raw) -> Scheduler:
+    raw = _mapping(source, "scheduler", raw, SCHEDULER_KEYS)
+    if raw.get("type", "asha") != "asha":
+        raise ConfigError(f"{source}: scheduler.type: only 'asha' is supported, got {raw['type']!r}")
+    if raw.get("mode", "max") not in ("max", "min"):
+        raise ConfigError(f"{source}: scheduler.mode: expected max or min, got {raw['mode']!r}")
+    for key in ("grace_period", "reduction_factor", "max_t"):
+        if key in raw and raw[key] is not None and (not isinstance(raw[key], int) or raw[key] < 1):
+            raise ConfigError(f"{source}: scheduler.{key}: expected an integer >= 1, got {raw[key]!r}")
+    return Scheduler(**{k: v for k, v in raw.items()})
+
+
+def parse_suite(raw, source: str = "<memory>") -> Suite:
+    """Validate a loaded YAML document into a ``Suite``."""
+    raw = _mapping(source, "suite", raw, SUITE_KEYS)
+    name = raw.get("name")
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ConfigError(f"{source}: 'name' must be a non-empty string without '/', got {name!r}")
+    base = dict(_mapping(source, "base", raw.get("base", {})))
+    base = {k: _check_value(source, "base", k, v) for k, v in base.items()}
+    grid = {}
+    for key, values in _mapping(source, "grid", raw.get("grid", {}) or {}).items():
+        if not isinstance(values, list):
+            raise ConfigError(f"{source}: grid.{key}: expected a list of values, got {values!r}")
+        if not values:
+            raise ConfigError(f"{source}: grid.{key}: an empty list makes zero trials")
+        grid[key] = [_check_value(source, "grid", key, v) for v in values]
+    resources = dict(_mapping(source, "resources", raw.get("resources", {"cpu": 1, "gpu": 0}), {"cpu", "gpu"}))
+    for key in ("cpu", "gpu"):
+        value = resources.setdefault(key, 1 if key == "cpu" else 0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{source}: resources.{key}: expected a number >= 0, got {value!r}")
+    max_concurrent = raw.get("max_concurrent")
+    if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
+        raise ConfigError(f"{source}: max_concurrent: expected an integer >= 1, got {max_concurrent!r}")
+    suite = Suite(
+        name=name, base=base, grid=grid,
+        search=_parse_search(source, raw["search"]) if raw.get("search") is not None else None,
+        scheduler=_parse_scheduler(source, raw["scheduler"]) if raw.get("scheduler") is not None else None,
+        resources=resources, max_concurrent=max_concurrent,
+        description=str(raw.get("description", "")), source=source,
+    )
+    suite.trials()  # every grid point must make a valid config
+    return suite
+
+
+def load_suite(path: str | Path, overrides: dict | None = None) -> Suite:
+    """Read and validate a suite file; ``overrides`` replace base settings (e.g. data_dir)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"suite file '{path}' does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if isinstance(raw, dict) and overrides:
+        raw = {**raw, "base": {**(raw.get("base") or {}), **overrides}}
+    return parse_suite(raw, str(path))

@@ -1,0 +1,204 @@
+"""Run a suite as Ray Tune trials and keep one Parquet results store up to date.
+
+Each trial is a function trainable around ``Trainer``: it reports with ``ray.tune.report`` at
+every evaluation, with a checkpoint (MLP, target, optimiser, generator, compact replay buffer),
+so a failed or interrupted trial continues where it stopped. Models are loaded once per worker
+process (``load_model`` caches them and actors are reused between trials).
+
+The driver rewrites ``<results>/<suite>/{trials,history,prompts}.parquet`` each time a trial
+finishes or fails, so a long sweep can be analysed while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from .config import TrainConfig
+from .errors import ConfigError
+from .results import SCHEMA_VERSION, TABLES, frames, write_results
+from .suite import Suite
+
+STATE_FILE = "state.pt"
+
+
+# ---------------------------------------------------------------------------------------------
+# The trial (runs inside a Ray worker)
+# ---------------------------------------------------------------------------------------------
+
+
+def _save_checkpoint(trainer, tables: dict[str, pd.DataFrame] | None = None):
+    from ray import tune
+
+    directory = Path(tempfile.mkdtemp(prefix="pinbench-ckpt-"))
+    torch.save(trainer.state_dict(compact=True), directory / STATE_FILE)
+    for name, frame in (tables or {}).items():
+        frame.to_parquet(directory / f"{name}.parquet", index=False)
+    return tune.Checkpoint.from_directory(str(directory))
+
+
+def run_trial(params: dict) -> None:
+    """Ray Tune function trainable. ``params``: ``config`` (TrainConfig fields), ``trial_id``, ``suite``."""
+    from ray import tune
+
+    from .trainer import Trainer
+
+    config = TrainConfig(**params["config"])
+    trainer = Trainer(config)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            trainer.load_state_dict(torch.load(Path(directory) / STATE_FILE, weights_only=True))
+    while trainer.step_count < config.steps:
+        row = trainer.step()
+        if "greedy_prompt" in row and trainer.step_count < config.steps:
+            metrics = {k: v for k, v in row.items() if isinstance(v, (int, float))}
+            metrics.update({f"best_{k}": v for k, v in trainer.result.best.items() if k.startswith("dev_")})
+            tune.report(metrics, checkpoint=_save_checkpoint(trainer))
+    result = trainer.finish()
+    tables = frames(result, params["trial_id"], params.get("suite", ""))
+    final = {k: v for k, v in result.history[-1].items() if isinstance(v, (int, float))}
+    final.update({f"best_{k}": v for k, v in result.best.items() if k.startswith("dev_")})
+    final.update(result.test)
+    final["done_training"] = True
+    tune.report(final, checkpoint=_save_checkpoint(trainer, tables))
+
+
+# ---------------------------------------------------------------------------------------------
+# The results store (the driver)
+# ---------------------------------------------------------------------------------------------
+
+
+class ResultsStore:
+    """``<root>/<suite>/`` with the three tables; one entry per trial id, rewritten atomically."""
+
+    def __init__(self, root: str | Path, suite: Suite):
+        self.dir = Path(root) / suite.name
+        self.suite = suite
+        self._tables: dict[str, dict[str, pd.DataFrame]] = {}
+        self._load_existing()
+
+    def _load_existing(self) -> None:
+        if not (self.dir / "trials.parquet").is_file():
+            return
+        loaded = {name: pd.read_parquet(self.dir / f"{name}.parquet") for name in TABLES}
+        for tid in loaded["trials"]["trial_id"]:
+            self._tables[tid] = {name: df[df["trial_id"] == tid] for name, df in loaded.items()}
+
+    def completed(self) -> set[str]:
+        return {tid for tid, t in self._tables.items() if t["trials"]["status"].iloc[0] == "completed"}
+
+    def add_completed(self, directory: str | Path) -> str:
+        tables = {name: pd.read_parquet(Path(directory) / f"{name}.parquet") for name in TABLES}
+        tid = str(tables["trials"]["trial_id"].iloc[0])
+        self._tables[tid] = tables
+        self.flush()
+        return tid
+
+    def add_failed(self, trial_id: str, config: dict, error: str) -> None:
+        from .trainer import TrainResult
+
+        result = TrainResult(TrainConfig(**config))
+        self._tables[trial_id] = frames(result, trial_id, self.suite.name, status="failed", error=error)
+        self.flush()
+
+    def flush(self) -> None:
+        merged = {}
+        for name in TABLES:
+            parts = [t[name] for t in self._tables.values() if len(t[name])]
+            merged[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"schema_version": [], "trial_id": []})
+        write_results(self.dir, merged)
+
+
+def _trial_params(spec, suite: Suite) -> dict:
+    return {"config": spec.config.to_dict(), "trial_id": spec.trial_id, "suite": suite.name}
+
+
+def make_callback(results_dir: str | Path, suite: Suite):
+    """A Tune callback that refreshes the store whenever a trial completes or fails for good.
+    It holds paths only (Tune pickles it with the experiment for --resume)."""
+    from ray import tune
+
+    class StoreCallback(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            checkpoint = trial.checkpoint
+            if checkpoint is not None:
+                with checkpoint.as_directory() as directory:
+                    if (Path(directory) / "trials.parquet").is_file():
+                        ResultsStore(results_dir, suite).add_completed(directory)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            params = trial.config["trial"]
+            error = ""
+            if trial.error_file and Path(trial.error_file).is_file():
+                error = Path(trial.error_file).read_text(errors="replace")[-4000:]
+            ResultsStore(results_dir, suite).add_failed(params["trial_id"], params["config"], error or "trial failed")
+
+    return StoreCallback()
+
+
+def param_space(suite: Suite, skip: set[str] = frozenset()) -> tuple[dict, int]:
+    """Tune's param space: a grid over the suite's trials (minus ``skip``); and the sample count."""
+    from ray import tune
+
+    trials = [_trial_params(t, suite) for t in suite.trials() if t.trial_id not in skip]
+    if not trials:
+        return {}, 0
+    return {"trial": tune.grid_search(trials)}, 1
+
+
+def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str | None = None,
+              address: str | None = None, resume: bool = False, max_failures: int = 0,
+              num_cpus: int | None = None, verbose: int = 1,
+              on_ray_started: Callable[[], None] | None = None):
+    """Run (or resume) every trial of ``suite``; returns the ResultsStore."""
+    import ray
+    from ray import tune
+
+    if suite.search is not None:
+        raise ConfigError(f"{suite.source}: search: Optuna search is not supported by this runner yet")
+    store = ResultsStore(results_dir, suite)
+    storage_path = storage or str(Path(results_dir).resolve() / "_ray")
+    experiment = suite.name
+    if not ray.is_initialized():
+        ray.init(address=address, num_cpus=None if address else num_cpus,
+                 include_dashboard=False, log_to_driver=verbose > 1)
+    if on_ray_started:
+        on_ray_started()
+    trainable = tune.with_resources(_flat_trial, {"cpu": suite.resources["cpu"], "gpu": suite.resources["gpu"]})
+    run_config = tune.RunConfig(
+        name=experiment, storage_path=storage_path, verbose=verbose,
+        failure_config=tune.FailureConfig(max_failures=max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=[make_callback(results_dir, suite)],
+    )
+    experiment_path = f"{storage_path.rstrip('/')}/{experiment}"
+    if resume and tune.Tuner.can_restore(experiment_path):
+        tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True,
+                                   param_space=None)
+    else:
+        space, _ = param_space(suite, skip=store.completed() if resume else set())
+        if not space:
+            return store
+        tuner = tune.Tuner(trainable, param_space=space, run_config=run_config,
+                           tune_config=tune.TuneConfig(max_concurrent_trials=suite.max_concurrent, reuse_actors=True))
+    tuner.fit()
+    return ResultsStore(results_dir, suite)
+
+
+def _flat_trial(params: dict) -> None:
+    run_trial(params["trial"])
+
+
+def describe(suite: Suite) -> pd.DataFrame:
+    """The trial table for ``--dry-run``: id and grid values per trial."""
+    rows = [{"trial_id": t.trial_id, **t.point} for t in suite.trials()]
+    return pd.DataFrame(rows)
+
+
+__all__ = ["run_sweep", "run_trial", "ResultsStore", "describe", "SCHEMA_VERSION", "json"]
