@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import PinbenchError
+from .errors import ConfigError, PinbenchError
 
 
 def _quiet_transformers() -> None:
@@ -77,6 +77,25 @@ def build_parser() -> argparse.ArgumentParser:
         tr.add_argument(f"--{name.replace('_', '-')}", dest=f"cfg_{name}", default=None, metavar=kind.upper().replace(" ", "_"),
                         help=docs.get(name, ""))
     tr.set_defaults(func=cmd_train)
+
+    sw = sub.add_parser("sweep", help="run a suite of trials on Ray Tune")
+    sw.add_argument("suite", type=Path, help="suite YAML file (see suites/)")
+    sw.add_argument("--data-dir", default=None, help="few-shot data root for every trial (overrides the suite)")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a base setting of the suite for every trial (repeatable)")
+    sw.add_argument("--results", type=Path, default=Path("results"),
+                    help="results root: the store is <results>/<suite name>/ (default: results)")
+    sw.add_argument("--address", default=None, help="join a running Ray cluster (default: start a local one)")
+    sw.add_argument("--storage", default=None,
+                    help="Tune storage for checkpoints and experiment state: a local path or s3://... "
+                         "(default: <results>/_ray)")
+    sw.add_argument("--resume", action="store_true",
+                    help="continue an interrupted sweep: finished trials are not rerun, unfinished ones "
+                         "continue from their last checkpoint")
+    sw.add_argument("--max-failures", type=int, default=0, help="retry a crashed trial up to N times")
+    sw.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
+    sw.add_argument("--dry-run", action="store_true", help="print the trial table and the count, run nothing")
+    sw.set_defaults(func=cmd_sweep)
 
     sub.add_parser("models", help="list the built-in offline models").set_defaults(func=cmd_models)
     ds = sub.add_parser("datasets", help="list registered datasets")
@@ -176,6 +195,57 @@ def cmd_train(args: argparse.Namespace) -> int:
         write_run(args.out, result, status=status)
         console.print(f"results written to {args.out}/")
     return 0 if status == "completed" else 130
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .config import parse_value
+    from .suite import load_suite
+
+    console = Console()
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = parse_value(key.strip(), value.strip())
+    if args.data_dir is not None:
+        overrides["data_dir"] = str(Path(args.data_dir).resolve())
+    suite = load_suite(args.suite, overrides)
+    if args.dry_run:
+        from .sweep import describe
+
+        frame = describe(suite)
+        table = Table(title=f"suite {suite.name}: {len(frame)} trial(s)"
+                            + (f", Optuna search of {suite.search.num_samples} samples" if suite.search else ""))
+        for col in frame.columns:
+            table.add_column(str(col))
+        for row in frame.itertuples(index=False):
+            table.add_row(*[str(v) for v in row])
+        console.print(table)
+        console.print(f"{len(frame) if suite.search is None else suite.search.num_samples} trial(s)")
+        return 0
+    _quiet_transformers()
+    from .sweep import run_sweep
+
+    store = run_sweep(suite, results_dir=args.results, storage=args.storage, address=args.address,
+                      resume=args.resume, max_failures=args.max_failures, num_cpus=args.num_cpus)
+    import pandas as pd
+
+    trials = pd.read_parquet(store.dir / "trials.parquet")
+    table = Table(title=f"{suite.name}: results in {store.dir}")
+    cols = [c for c in ("trial_id", "status", "best_prompt", "dev_accuracy", "test_accuracy", "wall_time_s")
+            if c in trials.columns]
+    for col in cols:
+        table.add_column(col)
+    for _, row in trials.iterrows():
+        table.add_row(*[f"{row[c]:.4f}" if isinstance(row[c], float) else repr(row[c]) if c == "best_prompt"
+                        else str(row[c]) for c in cols])
+    console.print(table)
+    failed = int((trials["status"] != "completed").sum())
+    return 0 if failed == 0 else 1
 
 
 def predictions_frame(task, result, split: str):

@@ -12,7 +12,7 @@
       method: optuna
       num_samples: 20
       seed: 0
-      metric: dev_accuracy
+      metric: best_dev_accuracy     # reported at every evaluation and at the end
       mode: max
       space:
         alpha: {type: loguniform, low: 0.1, high: 10}
@@ -56,7 +56,7 @@ class Search:
     space: dict
     num_samples: int = 10
     seed: int = 0
-    metric: str = "dev_accuracy"
+    metric: str = "best_dev_accuracy"
     mode: str = "max"
     method: str = "optuna"
 
@@ -189,7 +189,7 @@ def _parse_search(source: str, raw) -> Search:
     if raw.get("mode", "max") not in ("max", "min"):
         raise ConfigError(f"{source}: search.mode: expected max or min, got {raw['mode']!r}")
     return Search(space=space, num_samples=n, seed=int(raw.get("seed", 0)),
-                  metric=str(raw.get("metric", "dev_accuracy")), mode=raw.get("mode", "max"))
+                  metric=str(raw.get("metric", "best_dev_accuracy")), mode=raw.get("mode", "max"))
 
 
 def _parse_scheduler(source: str, raw) -> Scheduler:
@@ -234,6 +234,13 @@ def parse_suite(raw, source: str = "<memory>") -> Suite:
         resources=resources, max_concurrent=max_concurrent,
         description=str(raw.get("description", "")), source=source,
     )
+    if suite.search is not None and suite.grid:
+        raise ConfigError(f"{source}: 'grid' and 'search' cannot be combined: put fixed values in 'base' "
+                          "and searched ones in search.space")
+    if suite.search is not None and suite.scheduler is not None and \
+            (suite.search.metric, suite.search.mode) != (suite.scheduler.metric, suite.scheduler.mode):
+        raise ConfigError(f"{source}: search and scheduler must use the same metric and mode "
+                          f"({suite.search.metric}/{suite.search.mode} vs {suite.scheduler.metric}/{suite.scheduler.mode})")
     suite.trials()  # every grid point must make a valid config
     return suite
 

@@ -11,7 +11,6 @@ finishes or fails, so a long sweep can be analysed while it runs.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -20,8 +19,7 @@ import pandas as pd
 import torch
 
 from .config import TrainConfig
-from .errors import ConfigError
-from .results import SCHEMA_VERSION, TABLES, frames, write_results
+from .results import TABLES, frames, write_results
 from .suite import Suite
 
 STATE_FILE = "state.pt"
@@ -42,12 +40,32 @@ def _save_checkpoint(trainer, tables: dict[str, pd.DataFrame] | None = None):
     return tune.Checkpoint.from_directory(str(directory))
 
 
+def resolve_params(params: dict) -> dict:
+    """Tune's trial config -> {config, trial_id, suite}. Grid trials carry them ready-made; Optuna
+    trials carry the base config and the sampled values, and get an id from those values."""
+    if "trial" in params:
+        return params["trial"]
+    from .suite import trial_id
+
+    point = dict(params["sampled"])
+    return {"config": {**params["base"], **point}, "trial_id": trial_id(params["suite"], point),
+            "suite": params["suite"]}
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+
+
 def run_trial(params: dict) -> None:
-    """Ray Tune function trainable. ``params``: ``config`` (TrainConfig fields), ``trial_id``, ``suite``."""
+    """Ray Tune function trainable (see ``resolve_params`` for ``params``). Reports at every
+    evaluation (with a checkpoint) and once at the end with the result tables in the checkpoint."""
     from ray import tune
 
     from .trainer import Trainer
 
+    params = resolve_params(params)
     config = TrainConfig(**params["config"])
     trainer = Trainer(config)
     checkpoint = tune.get_checkpoint()
@@ -62,6 +80,7 @@ def run_trial(params: dict) -> None:
             tune.report(metrics, checkpoint=_save_checkpoint(trainer))
     result = trainer.finish()
     tables = frames(result, params["trial_id"], params.get("suite", ""))
+    tables["trials"]["node_id"] = _node_id()
     final = {k: v for k, v in result.history[-1].items() if isinstance(v, (int, float))}
     final.update({f"best_{k}": v for k, v in result.best.items() if k.startswith("dev_")})
     final.update(result.test)
@@ -133,7 +152,7 @@ def make_callback(results_dir: str | Path, suite: Suite):
                         ResultsStore(results_dir, suite).add_completed(directory)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            params = trial.config["trial"]
+            params = resolve_params(trial.config)
             error = ""
             if trial.error_file and Path(trial.error_file).is_file():
                 error = Path(trial.error_file).read_text(errors="replace")[-4000:]
@@ -142,35 +161,60 @@ def make_callback(results_dir: str | Path, suite: Suite):
     return StoreCallback()
 
 
-def param_space(suite: Suite, skip: set[str] = frozenset()) -> tuple[dict, int]:
-    """Tune's param space: a grid over the suite's trials (minus ``skip``); and the sample count."""
+def _distribution(spec: dict):
     from ray import tune
 
+    kind = spec["type"]
+    if kind == "choice":
+        return tune.choice(spec["values"])
+    if kind == "int":
+        return tune.randint(spec["low"], spec["high"] + 1)  # inclusive high, as written in the suite
+    return (tune.loguniform if kind == "loguniform" else tune.uniform)(spec["low"], spec["high"])
+
+
+def tune_setup(suite: Suite, skip: set[str] = frozenset()) -> tuple[dict, dict]:
+    """Tune's param space and TuneConfig arguments for the suite (grid or Optuna search)."""
+    from ray import tune
+
+    kwargs: dict = {"max_concurrent_trials": suite.max_concurrent, "reuse_actors": True}
+    # Tune takes one metric and mode; the suite parser checks that search and scheduler agree.
+    target = suite.search or suite.scheduler
+    if target is not None:
+        kwargs.update(metric=target.metric, mode=target.mode)
+    if suite.scheduler is not None:
+        from ray.tune.schedulers import ASHAScheduler
+
+        sch = suite.scheduler
+        kwargs["scheduler"] = ASHAScheduler(grace_period=sch.grace_period, reduction_factor=sch.reduction_factor,
+                                            max_t=sch.max_t or 10**9)
+    if suite.search is not None:
+        from optuna.samplers import TPESampler
+        from ray.tune.search.optuna import OptunaSearch
+
+        search = suite.search
+        base = suite.trials()[0].config.to_dict()  # search suites have no grid: one base config
+        space = {"sampled": {k: _distribution(v) for k, v in search.space.items()}, "base": base, "suite": suite.name}
+        kwargs.update(search_alg=OptunaSearch(sampler=TPESampler(seed=search.seed)), num_samples=search.num_samples)
+        return space, kwargs
     trials = [_trial_params(t, suite) for t in suite.trials() if t.trial_id not in skip]
-    if not trials:
-        return {}, 0
-    return {"trial": tune.grid_search(trials)}, 1
+    return ({"trial": tune.grid_search(trials)} if trials else {}), kwargs
 
 
 def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str | None = None,
               address: str | None = None, resume: bool = False, max_failures: int = 0,
-              num_cpus: int | None = None, verbose: int = 1,
-              on_ray_started: Callable[[], None] | None = None):
-    """Run (or resume) every trial of ``suite``; returns the ResultsStore."""
+              num_cpus: int | None = None, verbose: int = 1, trainable: Callable[[dict], None] = run_trial):
+    """Run (or resume) every trial of ``suite``; returns the ResultsStore. ``trainable`` wraps
+    ``run_trial`` (tests inject failures through it)."""
     import ray
     from ray import tune
 
-    if suite.search is not None:
-        raise ConfigError(f"{suite.source}: search: Optuna search is not supported by this runner yet")
     store = ResultsStore(results_dir, suite)
     storage_path = storage or str(Path(results_dir).resolve() / "_ray")
     experiment = suite.name
     if not ray.is_initialized():
         ray.init(address=address, num_cpus=None if address else num_cpus,
                  include_dashboard=False, log_to_driver=verbose > 1)
-    if on_ray_started:
-        on_ray_started()
-    trainable = tune.with_resources(_flat_trial, {"cpu": suite.resources["cpu"], "gpu": suite.resources["gpu"]})
+    trainable = tune.with_resources(trainable, {"cpu": suite.resources["cpu"], "gpu": suite.resources["gpu"]})
     run_config = tune.RunConfig(
         name=experiment, storage_path=storage_path, verbose=verbose,
         failure_config=tune.FailureConfig(max_failures=max_failures),
@@ -182,17 +226,13 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
         tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True,
                                    param_space=None)
     else:
-        space, _ = param_space(suite, skip=store.completed() if resume else set())
+        space, tune_kwargs = tune_setup(suite, skip=store.completed() if resume else set())
         if not space:
             return store
         tuner = tune.Tuner(trainable, param_space=space, run_config=run_config,
-                           tune_config=tune.TuneConfig(max_concurrent_trials=suite.max_concurrent, reuse_actors=True))
+                           tune_config=tune.TuneConfig(**tune_kwargs))
     tuner.fit()
     return ResultsStore(results_dir, suite)
-
-
-def _flat_trial(params: dict) -> None:
-    run_trial(params["trial"])
 
 
 def describe(suite: Suite) -> pd.DataFrame:
@@ -201,4 +241,3 @@ def describe(suite: Suite) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["run_sweep", "run_trial", "ResultsStore", "describe", "SCHEMA_VERSION", "json"]

@@ -114,3 +114,108 @@ def test_two_trial_sweep_writes_the_store(ray_local, tiny_setup, tmp_path):
     assert (trials["suite"] == "tiny").all()
     assert history.groupby("trial_id")["step"].apply(list).tolist() == [[1, 2, 3, 4]] * 2
     assert (prompts.groupby("trial_id")["source"].apply(lambda s: (s == "best").sum()) == 1).all()
+
+
+def _fail_first_attempt_of(trial_seed, marker_dir):
+    """A trainable that crashes the first attempt of the trial with ``seed == trial_seed``."""
+    from pathlib import Path
+
+    from pinbench.sweep import run_trial
+
+    def trainable(params):
+        config = params["trial"]["config"]
+        marker = Path(marker_dir) / f"attempt-{config['seed']}"
+        if config["seed"] == trial_seed and not marker.exists():
+            marker.touch()
+            raise RuntimeError("transient failure on the first attempt")
+        run_trial(params)
+
+    return trainable
+
+
+def test_crashed_trial_is_retried_under_max_failures(ray_local, tiny_setup, tmp_path):
+    import cloudpickle
+
+    from pinbench.sweep import run_sweep
+
+    cloudpickle.register_pickle_by_value(__import__(__name__))
+    model_dir, spec = tiny_setup
+    suite = load_suite(write_suite(tmp_path / "tiny.yaml", model_dir, spec))
+    run_sweep(suite, results_dir=tmp_path / "results", verbose=0, max_failures=1,
+              trainable=_fail_first_attempt_of(1, tmp_path))
+    trials = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet")
+    assert (tmp_path / "attempt-1").exists()  # the failure happened ...
+    assert (trials["status"] == "completed").all() and len(trials) == 2  # ... and the retry finished
+
+
+def test_a_trial_that_keeps_failing_is_recorded_while_others_complete(ray_local, tiny_setup, tmp_path):
+    from pinbench.sweep import run_sweep
+
+    model_dir, spec = tiny_setup
+    # split seed 6 has no files: that trial raises on every attempt
+    suite = load_suite(write_suite(tmp_path / "tiny.yaml", model_dir, spec, grid="split_seed: [5, 6]"))
+    run_sweep(suite, results_dir=tmp_path / "results", verbose=0, max_failures=1)
+    trials = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet").set_index("config.split_seed")
+    assert trials.loc[5, "status"] == "completed"
+    assert trials.loc[6, "status"] == "failed"
+    assert "toy/16-6/train.tsv' does not exist" in trials.loc[6, "error"]
+
+
+def test_optuna_search_runs_the_asked_number_of_samples(ray_local, tiny_setup, tmp_path):
+    from pinbench.sweep import run_sweep
+
+    model_dir, spec = tiny_setup
+    path = write_suite(tmp_path / "tiny.yaml", model_dir, spec, grid="{}", extra=textwrap.dedent("""\
+        search:
+          num_samples: 3
+          seed: 0
+          space:
+            alpha: {type: loguniform, low: 0.1, high: 10.0}
+            top_k: {type: choice, values: [5, 20]}
+        """))
+    suite = load_suite(path)
+    run_sweep(suite, results_dir=tmp_path / "results", verbose=0)
+    trials = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet")
+    assert len(trials) == 3 and (trials["status"] == "completed").all()
+    assert trials["config.alpha"].between(0.1, 10.0).all() and set(trials["config.top_k"]) <= {5, 20}
+    assert trials["config.alpha"].nunique() == 3
+
+
+def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tiny_setup, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pinbench.sweep import run_sweep
+
+    model_dir, spec = tiny_setup
+    suite_file = write_suite(tmp_path / "tiny.yaml", model_dir, spec, grid="seed: [0, 1, 2]",
+                             extra="max_concurrent: 1\n")
+    suite_file.write_text(suite_file.read_text().replace("steps: 4", "steps: 30"))
+    results = tmp_path / "results"
+    store = results / "tiny" / "trials.parquet"
+    proc = subprocess.Popen([sys.executable, "-m", "pinbench.cli", "sweep", str(suite_file), "--results", str(results),
+                             "--num-cpus", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not store.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert store.exists(), "no trial finished before the deadline"
+    proc.send_signal(signal.SIGINT)  # Ctrl-C while the next trial runs
+    proc.wait(timeout=120)
+    before = pd.read_parquet(store)
+    assert 1 <= len(before) < 3
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    run_sweep(load_suite(suite_file), results_dir=results, resume=True, verbose=0, num_cpus=2)
+    ray.shutdown()
+    after = pd.read_parquet(store)
+    assert sorted(after["trial_id"]) == sorted(t.trial_id for t in load_suite(suite_file).trials())
+    assert (after["status"] == "completed").all()
+    kept = after.set_index("trial_id").loc[before["trial_id"]]
+    # finished trials were not rerun: their rows (wall time included) are unchanged
+    assert kept["wall_time_s"].tolist() == before["wall_time_s"].tolist()
+    history = pd.read_parquet(results / "tiny" / "history.parquet")
+    assert (history.groupby("trial_id")["step"].apply(list).map(lambda s: s == list(range(1, 31)))).all()
