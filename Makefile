@@ -19,15 +19,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The manual prompt's score first (the baseline), then the quickstart sweep: PIN vs RLPrompt.
 demo: $(STAMP)
 	$(BIN)/pinbench eval --dataset sst-2 --split-seed 13 --split test \
 		--prompt "It was" --task-lm smollm2-135m --data-dir $(DATA)/few-shot
+	$(BIN)/pinbench sweep suites/quickstart.yaml --data-dir $(DATA)/few-shot --results results
 
 test: $(STAMP)
 	PINBENCH_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/score_throughput.py --data-dir $(DATA)/few-shot
+	$(BIN)/python bench/train_step.py --data-dir $(DATA)/few-shot
 
 clean:
 	rm -rf $(VENV) build *.egg-info
