@@ -236,10 +236,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     trials = pd.read_parquet(store.dir / "trials.parquet")
     table = Table(title=f"{suite.name}: results in {store.dir}")
-    cols = [c for c in ("trial_id", "status", "best_prompt", "dev_accuracy", "test_accuracy", "wall_time_s")
+    cols = [c for c in ("trial_id", "status", "dev_accuracy", "test_accuracy", "wall_time_s", "best_prompt")
             if c in trials.columns]
     for col in cols:
-        table.add_column(col)
+        table.add_column(col, no_wrap=col != "best_prompt")
     for _, row in trials.iterrows():
         table.add_row(*[f"{row[c]:.4f}" if isinstance(row[c], float) else repr(row[c]) if c == "best_prompt"
                         else str(row[c]) for c in cols])

@@ -72,13 +72,13 @@ def run_trial(params: dict) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             trainer.load_state_dict(torch.load(Path(directory) / STATE_FILE, weights_only=True))
-    while trainer.step_count < config.steps:
-        row = trainer.step()
+    def report(row: dict) -> None:
         if "greedy_prompt" in row and trainer.step_count < config.steps:
             metrics = {k: v for k, v in row.items() if isinstance(v, (int, float))}
             metrics.update({f"best_{k}": v for k, v in trainer.result.best.items() if k.startswith("dev_")})
             tune.report(metrics, checkpoint=_save_checkpoint(trainer))
-    result = trainer.finish()
+
+    result = trainer.train(report)
     tables = frames(result, params["trial_id"], params.get("suite", ""))
     tables["trials"]["node_id"] = _node_id()
     final = {k: v for k, v in result.history[-1].items() if isinstance(v, (int, float))}

@@ -112,6 +112,7 @@ def test_two_trial_sweep_writes_the_store(ray_local, tiny_setup, tmp_path):
     assert sorted(trials["config.seed"]) == [0, 1]
     assert {"best_prompt", "best_token_ids", "dev_accuracy", "test_accuracy", "wall_time_s"} <= set(trials.columns)
     assert (trials["suite"] == "tiny").all()
+    assert (trials["wall_time_s"] > 0).all() and (trials["steps"] == 4).all()
     assert history.groupby("trial_id")["step"].apply(list).tolist() == [[1, 2, 3, 4]] * 2
     assert (prompts.groupby("trial_id")["source"].apply(lambda s: (s == "best").sum()) == 1).all()
 
