@@ -89,12 +89,15 @@ class QPolicy(nn.Module):
         logits = e @ self.head_weight.T
         return logits if self.head_bias is None else logits + self.head_bias
 
-    def q_values(self, e: torch.Tensor, threshold: torch.Tensor | None = None, target: bool = False) -> torch.Tensor:
-        """Q(s, .) = W psi(e) [..., V]; tokens whose LM logit is below ``threshold`` get -inf."""
+    def q_values(self, e: torch.Tensor, threshold: torch.Tensor | None = None, target: bool = False,
+                 lm_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Q(s, .) = W psi(e) [..., V]; tokens whose LM logit is below ``threshold`` get -inf.
+        ``lm_logits`` (the LM's own logits for ``e``) saves recomputing them when known."""
         q = (self.target if target else self.mlp)(e) @ self.head_weight.T
         if threshold is not None and self.top_k is not None:
             with torch.no_grad():
-                ignorable = self.lm_logits(e) < threshold.unsqueeze(-1)
+                logits = self.lm_logits(e) if lm_logits is None else lm_logits
+                ignorable = logits < threshold.unsqueeze(-1)
             q = q.masked_fill(ignorable, float("-inf"))
         return q
 
@@ -103,11 +106,12 @@ class QPolicy(nn.Module):
         (A taken token always passed the filter, so no mask is needed.)"""
         return (self.mlp(e) * self.head_weight[tokens]).sum(-1)
 
-    def filter_threshold(self, e: torch.Tensor) -> torch.Tensor:
+    def filter_threshold(self, e: torch.Tensor, lm_logits: torch.Tensor | None = None) -> torch.Tensor:
         """The k-th largest LM logit per state (-inf when the filter is off or k >= vocab)."""
         if self.top_k is None or self.top_k >= self.vocab_size:
             return torch.full(e.shape[:-1], float("-inf"), device=e.device)
-        return torch.topk(self.lm_logits(e), self.top_k, dim=-1).values[..., -1]
+        logits = self.lm_logits(e) if lm_logits is None else lm_logits
+        return torch.topk(logits, self.top_k, dim=-1).values[..., -1]
 
     @torch.no_grad()
     def polyak_update(self, tau: float) -> None:
@@ -128,8 +132,9 @@ class QPolicy(nn.Module):
         cache, e = out.past_key_values, out.last_hidden_state[:, -1].float()
         tokens, hidden, thresholds, entropies, supports = [], [], [], [], []
         for t in range(self.prompt_length):
-            threshold = self.filter_threshold(e)
-            q = self.q_values(e, threshold)
+            logits = self.lm_logits(e) if self.top_k is not None else None  # once per position
+            threshold = self.filter_threshold(e, logits)
+            q = self.q_values(e, threshold, lm_logits=logits)
             pi = regularizer.policy(q, alpha)
             if greedy:
                 a = q.argmax(-1)

@@ -141,9 +141,9 @@ def test_prompts_are_scored_once_per_run(small_lm):
     assert sum(r["new_prompts"] for r in trainer.result.history) <= train_scored
 
 
-def _top_k_sets(policy, rollout):
-    logits = policy.lm_logits(rollout.hidden)
-    return logits.topk(policy.top_k, dim=-1).indices
+def _top_k_sets(policy, rollout, k):
+    """The LM's own top-k token ids at every state of ``rollout``."""
+    return policy.lm_logits(rollout.hidden).topk(k, dim=-1).indices
 
 
 def test_filtered_tokens_are_never_sampled(small_lm):
@@ -151,17 +151,13 @@ def test_filtered_tokens_are_never_sampled(small_lm):
     torch.nn.init.normal_(policy.mlp.net[2].weight, std=5.0)  # a non-uniform Q, so the filter matters
     reg = make_regularizer("shannon")
     rollout = policy.rollout(200, reg, 1.0, torch.Generator().manual_seed(0))
-    allowed = _top_k_sets(policy, rollout)
+    allowed = _top_k_sets(policy, rollout, 3)
     assert (allowed == rollout.tokens.unsqueeze(-1)).any(-1).all()
     assert (rollout.support <= 3).all()
     # Without the filter the same policy samples outside those sets.
     policy.top_k = None
     free = policy.rollout(200, reg, 1.0, torch.Generator().manual_seed(0))
-    assert not (_top_k_sets_with(policy, free, 3) == free.tokens.unsqueeze(-1)).any(-1).all()
-
-
-def _top_k_sets_with(policy, rollout, k):
-    return policy.lm_logits(rollout.hidden).topk(k, dim=-1).indices
+    assert not (_top_k_sets(policy, free, 3) == free.tokens.unsqueeze(-1)).any(-1).all()
 
 
 def test_sample_truncation_uses_the_policys_own_top_k(small_lm):
