@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import write_table
+from .io import write_table, write_text
 from .trainer import TrainResult
 
 SCHEMA_VERSION = 1
@@ -62,8 +62,6 @@ def write_results(out_dir: str | Path, tables: dict[str, pd.DataFrame]) -> dict[
 def write_run(out_dir: str | Path, result: TrainResult, trial_id: str = "run",
               status: str = "completed") -> dict[str, Path]:
     """Everything `pinbench train --out` writes: the three tables and a readable config.json."""
-    from .io import write_text
-
     paths = write_results(out_dir, frames(result, trial_id, status=status))
     paths["config"] = write_text(json.dumps(result.config.to_dict(), indent=2) + "\n", Path(out_dir) / "config.json")
     return paths

@@ -30,14 +30,18 @@ STATE_FILE = "state.pt"
 # ---------------------------------------------------------------------------------------------
 
 
-def _save_checkpoint(trainer, tables: dict[str, pd.DataFrame] | None = None):
+def _report(trainer, metrics: dict, tables: dict[str, pd.DataFrame] | None = None) -> None:
+    """``tune.report`` the step's numeric metrics and the best dev metrics so far, with a checkpoint.
+    Tune persists the checkpoint during the call, so its temporary directory is removed after."""
     from ray import tune
 
-    directory = Path(tempfile.mkdtemp(prefix="pinbench-ckpt-"))
-    torch.save(trainer.state_dict(compact=True), directory / STATE_FILE)
-    for name, frame in (tables or {}).items():
-        frame.to_parquet(directory / f"{name}.parquet", index=False)
-    return tune.Checkpoint.from_directory(str(directory))
+    metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    metrics.update({f"best_{k}": v for k, v in trainer.result.best.items() if k.startswith("dev_")})
+    with tempfile.TemporaryDirectory(prefix="pinbench-ckpt-") as directory:
+        torch.save(trainer.state_dict(compact=True), Path(directory) / STATE_FILE)
+        for name, frame in (tables or {}).items():
+            frame.to_parquet(Path(directory) / f"{name}.parquet", index=False)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
 def resolve_params(params: dict) -> dict:
@@ -72,20 +76,15 @@ def run_trial(params: dict) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             trainer.load_state_dict(torch.load(Path(directory) / STATE_FILE, weights_only=True))
-    def report(row: dict) -> None:
-        if "greedy_prompt" in row and trainer.step_count < config.steps:
-            metrics = {k: v for k, v in row.items() if isinstance(v, (int, float))}
-            metrics.update({f"best_{k}": v for k, v in trainer.result.best.items() if k.startswith("dev_")})
-            tune.report(metrics, checkpoint=_save_checkpoint(trainer))
 
-    result = trainer.train(report)
+    def on_step(row: dict) -> None:  # every evaluation but the last, which the final report covers
+        if "greedy_prompt" in row and trainer.step_count < config.steps:
+            _report(trainer, row)
+
+    result = trainer.train(on_step)
     tables = frames(result, params["trial_id"], params.get("suite", ""))
     tables["trials"]["node_id"] = _node_id()
-    final = {k: v for k, v in result.history[-1].items() if isinstance(v, (int, float))}
-    final.update({f"best_{k}": v for k, v in result.best.items() if k.startswith("dev_")})
-    final.update(result.test)
-    final["done_training"] = True
-    tune.report(final, checkpoint=_save_checkpoint(trainer, tables))
+    _report(trainer, {**result.history[-1], **result.test, "done_training": True}, tables)
 
 
 # ---------------------------------------------------------------------------------------------
