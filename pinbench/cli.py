@@ -1,6 +1,9 @@
 """The `pinbench` command line.
 
     pinbench eval     score prompts on a few-shot classification split
+    pinbench train    optimise a prompt with RL
+    pinbench sweep    run a suite of trials on Ray Tune
+    pinbench report   tables, naturalness metrics, figures and report.md from results
     pinbench models   list the built-in offline models
     pinbench datasets list the registered datasets
 
@@ -96,6 +99,30 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
     sw.add_argument("--dry-run", action="store_true", help="print the trial table and the count, run nothing")
     sw.set_defaults(func=cmd_sweep)
+
+    rp = sub.add_parser("report", help="tables, naturalness metrics, figures and report.md from results",
+                        description="Read results directories (local or s3://) and write comparison and "
+                                    "naturalness tables (Markdown, LaTeX, CSV), figures (PNG, PDF) and report.md.")
+    rp.add_argument("results", nargs="+", help="results directories: a store (with trials.parquet) or a root of stores")
+    rp.add_argument("--out", type=Path, default=Path("report"), help="output directory (default: report)")
+    rp.add_argument("--metric", default="test_accuracy",
+                    help="comparison metric, a test_* or dev_* column of trials.parquet (default: test_accuracy)")
+    rp.add_argument("--error", choices=("se", "std"), default="se",
+                    help="± and error bars: standard error or standard deviation over runs (default: se)")
+    rp.add_argument("--baseline", default="auto",
+                    help="method the daggers (Welch's t-test, p < 0.05) compare against; 'auto' is rlprompt "
+                         "when present, 'none' turns them off")
+    rp.add_argument("--published", choices=("none", "matching", "all"), default="none",
+                    help="add PIN Table 1's published rows: those of the methods run (matching) or all")
+    rp.add_argument("--method-by", default=None, metavar="FIELD[,FIELD...]",
+                    help="config fields that define a table row (default: preset name plus what differs)")
+    rp.add_argument("--reference-lm", default="smollm2-135m",
+                    help="causal LM for prompt perplexity: alias, hub id (e.g. gpt2-xl) or directory")
+    rp.add_argument("--device", default="cpu", help="device of the reference LM")
+    rp.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub")
+    rp.add_argument("--top-prompts", type=int, default=3, help="prompts per method listed in report.md")
+    rp.add_argument("--no-cache", action="store_true", help="recompute naturalness metrics, ignoring naturalness.parquet")
+    rp.set_defaults(func=cmd_report)
 
     sub.add_parser("models", help="list the built-in offline models").set_defaults(func=cmd_models)
     ds = sub.add_parser("datasets", help="list registered datasets")
@@ -246,6 +273,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     console.print(table)
     failed = int((trials["status"] != "completed").sum())
     return 0 if failed == 0 else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from analysis import ReportOptions, build_report
+    from analysis.naturalness import NaturalnessOptions
+
+    console = Console()
+    _quiet_transformers()
+    options = ReportOptions(
+        metric=args.metric, error=args.error, published=args.published, top_prompts=args.top_prompts,
+        baseline=None if args.baseline.lower() == "none" else args.baseline,
+        method_by=[f.strip() for f in args.method_by.split(",") if f.strip()] if args.method_by else None,
+        use_cache=not args.no_cache,
+        naturalness=NaturalnessOptions(reference_lm=args.reference_lm, device=args.device,
+                                       trust_remote_code=args.trust_remote_code))
+    report = build_report(args.results, args.out, options)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    console.print(f"naturalness: {report.computed_prompts} prompt(s) scored now, the rest from the cache")
+    console.print(f"{len(report.files)} files written; the report is {args.out / 'report.md'}")
+    return 0
 
 
 def predictions_frame(task, result, split: str):

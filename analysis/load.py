@@ -1,0 +1,164 @@
+"""Read one or several results stores (local directories or ``s3://`` / ``gs://`` / ``file://``
+URIs, through pyarrow's filesystems) into pandas frames.
+
+A store is a directory with ``trials.parquet``, ``history.parquet`` and ``prompts.parquet`` (what
+``pinbench sweep`` and ``pinbench train --out`` write; columns in the README, "Results"). A path
+may also be a results root whose subdirectories are stores (``results/`` holding one directory per
+suite). Trial ids are qualified with the store's name when two stores share one (two
+``pinbench train --out`` runs are both ``run``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from pinbench.errors import PinbenchError
+from pinbench.results import SCHEMA_VERSION, TABLES
+
+
+class ResultsError(PinbenchError):
+    """A results store is missing, empty, malformed or from an unknown schema version."""
+
+
+KNOWN_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
+
+# The columns the analysis relies on, per table (the README documents all of them).
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "trials": ("schema_version", "trial_id", "status", "config.dataset", "config.regularizer",
+               "config.alpha", "config.seed", "config.split_seed", "config.policy_lm", "best_prompt"),
+    "history": ("schema_version", "trial_id", "step"),
+    "prompts": ("schema_version", "trial_id", "step", "source", "prompt"),
+}
+
+
+@dataclass
+class Store:
+    """One results directory: where it is and what the report calls it."""
+
+    uri: str
+    """As the user gave it (a path or a URI)."""
+    fs: pafs.FileSystem
+    path: str
+    """The directory inside ``fs``."""
+    label: str
+    """Short unique name (the directory's name), used to qualify clashing trial ids."""
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def file(self, name: str) -> str:
+        return f"{self.path.rstrip('/')}/{name}"
+
+    def exists(self, name: str) -> bool:
+        return self.fs.get_file_info(self.file(name)).type == pafs.FileType.File
+
+    def display(self, name: str) -> str:
+        return f"{self.uri.rstrip('/')}/{name}"
+
+
+@dataclass
+class Results:
+    """The three tables of every store, concatenated; each row has a ``store`` column."""
+
+    trials: pd.DataFrame
+    history: pd.DataFrame
+    prompts: pd.DataFrame
+    stores: list[Store] = field(default_factory=list)
+
+    def completed(self) -> pd.DataFrame:
+        return self.trials[self.trials["status"] == "completed"]
+
+
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in uri:
+        try:
+            return pafs.FileSystem.from_uri(uri)
+        except Exception as exc:  # pyarrow raises several types for bad or unsupported URIs
+            raise ResultsError(f"cannot open results location '{uri}': {exc}") from exc
+    return pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
+
+
+def find_stores(uris: list[str]) -> list[Store]:
+    """Each argument is a store or a root of stores; error if one holds no results at all."""
+    stores: list[Store] = []
+    for uri in uris:
+        fs, path = _filesystem(str(uri))
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:
+            raise ResultsError(f"results directory '{uri}' does not exist")
+        if info.type != pafs.FileType.Directory:
+            raise ResultsError(f"'{uri}' is not a directory; pass a results directory (with trials.parquet)")
+        store = Store(str(uri), fs, path, Path(path).name or str(uri))
+        if store.exists("trials.parquet"):
+            stores.append(store)
+            continue
+        children = sorted((c for c in fs.get_file_info(pafs.FileSelector(path)) if c.type == pafs.FileType.Directory),
+                          key=lambda c: c.path)
+        found = [Store(f"{str(uri).rstrip('/')}/{c.base_name}", fs, c.path, c.base_name) for c in children
+                 if fs.get_file_info(f"{c.path}/trials.parquet").type == pafs.FileType.File]
+        if not found:
+            raise ResultsError(f"no results in '{uri}': expected {', '.join(t + '.parquet' for t in TABLES)} "
+                               "there or in its subdirectories (written by `pinbench sweep` or `pinbench train --out`)")
+        stores.extend(found)
+    counts, seen = Counter(s.label for s in stores), Counter()
+    for s in stores:  # two stores with one directory name: number them
+        if counts[s.label] > 1:
+            base = s.label
+            seen[base] += 1
+            s.label = f"{base}#{seen[base]}"
+    return stores
+
+
+def read_table(store: Store, name: str) -> pd.DataFrame:
+    """One table of one store, checked: present, readable, a known schema version, the columns."""
+    display = store.display(f"{name}.parquet")
+    if not store.exists(f"{name}.parquet"):
+        raise ResultsError(f"results file '{display}' is missing (a store has {', '.join(TABLES)})")
+    try:
+        frame = pq.read_table(store.file(f"{name}.parquet"), filesystem=store.fs).to_pandas()
+    except Exception as exc:  # ArrowInvalid, OSError: a truncated or foreign file
+        raise ResultsError(f"cannot read results file '{display}': {exc}") from exc
+    if "schema_version" not in frame.columns:
+        raise ResultsError(f"results file '{display}' has no 'schema_version' column; is it a pinbench results table?")
+    versions = set(pd.unique(frame["schema_version"].dropna()).tolist())
+    unknown = sorted(v for v in versions if v not in KNOWN_SCHEMA_VERSIONS)
+    if unknown:
+        raise ResultsError(f"results file '{display}' has schema version {unknown[0]}, which this pinbench does not "
+                           f"know (known: {sorted(KNOWN_SCHEMA_VERSIONS)}); upgrade pinbench to read it")
+    if len(frame):
+        missing = [c for c in REQUIRED_COLUMNS[name] if c not in frame.columns]
+        if missing:
+            raise ResultsError(f"results file '{display}' lacks column(s) {missing}")
+    else:  # an empty table (a store whose trials all failed early) keeps its documented columns
+        frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *REQUIRED_COLUMNS[name]])))
+    frame.insert(0, "store", store.label)
+    return frame
+
+
+def load_results(paths: list[str | Path] | str | Path) -> Results:
+    """Load and concatenate every store under ``paths``."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    stores = find_stores([str(p) for p in paths])
+    tables: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
+    for store in stores:
+        for name in TABLES:
+            tables[name].append(read_table(store, name))
+    merged = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
+    if not len(merged["trials"]):
+        raise ResultsError(f"no trials in {', '.join(s.display('trials.parquet') for s in stores)}")
+    # Trial ids must be unique across stores: qualify them with the store where they clash.
+    owners = merged["trials"].groupby("trial_id")["store"].nunique()
+    clashing = set(owners[owners > 1].index)
+    if clashing:
+        for frame in merged.values():
+            hit = frame["trial_id"].isin(clashing)
+            frame.loc[hit, "trial_id"] = frame.loc[hit, "store"] + "/" + frame.loc[hit, "trial_id"].astype(str)
+    return Results(merged["trials"], merged["history"], merged["prompts"], stores)

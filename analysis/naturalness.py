@@ -1,0 +1,275 @@
+"""How natural a prompt is: its perplexity under a reference LM and token-frequency statistics.
+
+Per prompt (text, plus the policy's token ids where the results have them):
+
+    perplexity             exp(mean NLL of the prompt's tokens) under the reference LM. The first
+                           token is conditioned on a document-start token, ``context_token``: the
+                           tokenizer's BOS when it adds one itself (Llama, OPT), else
+                           ``<|endoftext|>`` when the vocabulary has it (GPT-2, SmolLM2: their
+                           pretraining documents are separated by it), else the EOS token; with
+                           none of these the first token is not scored.
+    zipf_mean, zipf_min    Zipf frequency (log10 per billion words; wordfreq, English) of the
+                           prompt's words (wordfreq's tokenizer: punctuation is not a word); NaN
+                           without words.
+    dictionary_word_share  share of those words with Zipf > 0 (wordfreq knows them).
+    fragment_share         share of the policy tokenizer's tokens that are word pieces (part of a
+                           longer word, or not a dictionary word) or byte fragments (a piece of a
+                           UTF-8 character) rather than whole words; punctuation and digits count
+                           as neither.
+    repeated_token_rate    1 - distinct tokens / tokens.
+    non_ascii_share        share of the prompt's non-space characters outside ASCII.
+
+Values are computed once per (prompt, reference LM, policy LM) and cached in
+``naturalness.parquet`` in each results directory.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import wordfreq
+
+from .load import Results, ResultsError, Store
+
+CACHE_FILE = "naturalness.parquet"
+CACHE_VERSION = 1
+KEY = ("prompt", "reference_lm", "policy_lm")
+METRICS = ("perplexity", "zipf_mean", "zipf_min", "dictionary_word_share", "fragment_share",
+           "repeated_token_rate", "non_ascii_share")
+
+
+# ---------------------------------------------------------------------------------------------
+# Perplexity
+# ---------------------------------------------------------------------------------------------
+
+
+def context_token(tokenizer) -> tuple[int | None, str]:
+    """The document-start token that conditions a prompt's first token (see the module docstring)."""
+    probe = tokenizer("a", add_special_tokens=True).input_ids
+    if tokenizer.bos_token_id is not None and probe and probe[0] == tokenizer.bos_token_id:
+        return tokenizer.bos_token_id, tokenizer.bos_token
+    vocab = tokenizer.get_vocab()
+    if "<|endoftext|>" in vocab:
+        return vocab["<|endoftext|>"], "<|endoftext|>"
+    if tokenizer.eos_token_id is not None:
+        return tokenizer.eos_token_id, tokenizer.eos_token
+    return None, ""
+
+
+@torch.no_grad()
+def perplexities(texts: list[str], lm, batch_size: int = 64) -> np.ndarray:
+    """Perplexity of each text under the causal ``lm`` (a pinbench LoadedModel); NaN where no token
+    can be scored (an empty prompt, or one token and no context token)."""
+    tok, model = lm.tokenizer, lm.model
+    ctx, _ = context_token(tok)
+    out = np.full(len(texts), np.nan)
+    encoded = [([ctx] if ctx is not None else []) + tok(t, add_special_tokens=False).input_ids for t in texts]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))  # similar lengths batch together
+    for start in range(0, len(order), batch_size):
+        idx = [i for i in order[start:start + batch_size] if len(encoded[i]) >= 2]
+        if not idx:
+            continue
+        width = max(len(encoded[i]) for i in idx)
+        ids = torch.full((len(idx), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            ids[r, :len(encoded[i])] = torch.tensor(encoded[i])
+            mask[r, :len(encoded[i])] = 1
+        logits = model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)).logits.float().cpu()
+        nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
+        scored = mask[:, 1:].float()
+        mean_nll = (nll * scored).sum(1) / scored.sum(1)
+        out[idx] = torch.exp(mean_nll).numpy()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Token-frequency statistics
+# ---------------------------------------------------------------------------------------------
+
+
+def word_stats(text: str) -> dict:
+    words = wordfreq.tokenize(text, "en")
+    if not words:
+        return {"zipf_mean": np.nan, "zipf_min": np.nan, "dictionary_word_share": np.nan, "n_words": 0}
+    z = np.array([wordfreq.zipf_frequency(w, "en") for w in words])
+    return {"zipf_mean": float(z.mean()), "zipf_min": float(z.min()),
+            "dictionary_word_share": float((z > 0).mean()), "n_words": len(words)}
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalpha() or ch == "'"
+
+
+def token_kinds(token_ids: list[int], tokenizer) -> list[str]:
+    """``word``, ``piece``, ``byte`` or ``other`` for each token. A token's text is read off the
+    decoded prefix (so SentencePiece's and byte-level BPE's space markers both work)."""
+    texts, prev = [], ""
+    for i in range(len(token_ids)):
+        cur = tokenizer.decode(token_ids[:i + 1])
+        texts.append(cur[len(prev):] if cur.startswith(prev) else tokenizer.decode(token_ids[i:i + 1]))
+        prev = cur
+    kinds = []
+    for i, (tid, text) in enumerate(zip(token_ids, texts)):
+        core = text.strip()
+        if "\ufffd" in tokenizer.decode([tid]):
+            kinds.append("byte")
+        elif not core or not all(_is_word_char(c) for c in core):
+            kinds.append("other")
+        else:
+            starts = text[0].isspace() or i == 0 or not _is_word_char(texts[i - 1][-1:] or " ")
+            nxt = texts[i + 1] if i + 1 < len(texts) else " "
+            continues = bool(nxt) and _is_word_char(nxt[0])
+            whole = starts and not continues and wordfreq.zipf_frequency(core.lower(), "en") > 0
+            kinds.append("word" if whole else "piece")
+    return kinds
+
+
+def token_stats(text: str, token_ids: list[int] | None, tokenizer) -> dict:
+    """Fragment share and repeated-token rate over the policy tokenizer's tokens (the ids the policy
+    produced where given, else the text re-tokenized), plus the non-ASCII share of the text."""
+    chars = [c for c in text if not c.isspace()]
+    stats = {"non_ascii_share": float(np.mean([ord(c) > 127 for c in chars])) if chars else np.nan,
+             "fragment_share": np.nan, "repeated_token_rate": np.nan, "n_tokens": np.nan}
+    if tokenizer is None:
+        return stats
+    ids = list(token_ids) if token_ids is not None and len(token_ids) else \
+        tokenizer(text, add_special_tokens=False).input_ids
+    if not ids:
+        return stats
+    kinds = token_kinds(ids, tokenizer)
+    stats.update(fragment_share=sum(k in ("piece", "byte") for k in kinds) / len(ids),
+                 repeated_token_rate=1 - len(set(ids)) / len(ids), n_tokens=len(ids))
+    return stats
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-results computation with a cache
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class NaturalnessOptions:
+    reference_lm: str = "smollm2-135m"
+    """Causal LM for perplexity: an offline alias, a hub id (RLPrompt used gpt2-xl) or a directory."""
+    device: str = "cpu"
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+    batch_size: int = 64
+
+
+def _load_cache(store: Store) -> pd.DataFrame:
+    if not store.exists(CACHE_FILE):
+        return pd.DataFrame()
+    import pyarrow.parquet as pq
+
+    try:
+        frame = pq.read_table(store.file(CACHE_FILE), filesystem=store.fs).to_pandas()
+    except Exception as exc:
+        raise ResultsError(f"cannot read naturalness cache '{store.display(CACHE_FILE)}': {exc}; "
+                           "delete it to recompute") from exc
+    if frame.get("cache_version", pd.Series([CACHE_VERSION])).ne(CACHE_VERSION).any():
+        return pd.DataFrame()  # written by another pinbench version: recompute
+    return frame
+
+
+def _write_cache(store: Store, frame: pd.DataFrame) -> None:
+    if store.is_local:
+        from pinbench.io import write_table
+
+        write_table(frame, store.file(CACHE_FILE))
+    else:  # object stores replace an object whole on upload
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), store.file(CACHE_FILE), filesystem=store.fs)
+
+
+def _policy_tokenizer(name: str, warnings: list[str]):
+    from transformers import AutoTokenizer
+
+    from pinbench.errors import PinbenchError
+    from pinbench.models import resolve_path
+
+    try:
+        return AutoTokenizer.from_pretrained(resolve_path(name, "causal"))
+    except (OSError, ValueError, PinbenchError) as exc:
+        warnings.append(f"policy tokenizer '{name}' could not be loaded ({str(exc).splitlines()[0]}); "
+                        "fragment share and repeated-token rate are left empty for its prompts")
+        return None
+
+
+def prompts_to_score(results: Results) -> pd.DataFrame:
+    """The unique (store, prompt, policy_lm) of every trial's best prompt, with its token ids."""
+    trials = results.completed()
+    trials = trials[trials["best_prompt"].notna()]
+    ids = trials["best_token_ids"] if "best_token_ids" in trials.columns else pd.Series(None, index=trials.index)
+    frame = pd.DataFrame({"store": trials["store"], "prompt": trials["best_prompt"].astype(str),
+                          "policy_lm": trials["config.policy_lm"].astype(str), "token_ids": ids})
+    return frame.drop_duplicates(subset=["store", "prompt", "policy_lm"]).reset_index(drop=True)
+
+
+def compute(prompts: pd.DataFrame, options: NaturalnessOptions, warnings: list[str] | None = None) -> pd.DataFrame:
+    """Naturalness rows for ``prompts`` (columns prompt, policy_lm, token_ids)."""
+    from pinbench.models import load_model
+
+    warnings = warnings if warnings is not None else []
+    if not len(prompts):
+        return pd.DataFrame(columns=[*KEY, *METRICS])
+    lm = load_model(options.reference_lm, "causal", dtype=options.dtype, device=options.device,
+                    trust_remote_code=options.trust_remote_code)
+    _, ctx_text = context_token(lm.tokenizer)
+    ppl = perplexities(prompts["prompt"].tolist(), lm, options.batch_size)
+    tokenizers = {name: _policy_tokenizer(name, warnings) for name in prompts["policy_lm"].unique()}
+    rows = []
+    for (_, p), value in zip(prompts.iterrows(), ppl):
+        ids = p["token_ids"]
+        ids = None if ids is None or (isinstance(ids, float) and math.isnan(ids)) else [int(i) for i in ids]
+        rows.append({"prompt": p["prompt"], "reference_lm": options.reference_lm, "policy_lm": p["policy_lm"],
+                     "perplexity": float(value), "context_token": ctx_text,
+                     **word_stats(p["prompt"]), **token_stats(p["prompt"], ids, tokenizers[p["policy_lm"]])})
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "cache_version", CACHE_VERSION)
+    return frame
+
+
+@dataclass
+class NaturalnessRun:
+    table: pd.DataFrame
+    """One row per unique (prompt, reference_lm, policy_lm)."""
+    computed: int
+    """How many prompts were scored now (the rest came from the caches)."""
+    warnings: list[str]
+
+
+def naturalness(results: Results, options: NaturalnessOptions | None = None, use_cache: bool = True) -> NaturalnessRun:
+    """Naturalness of every trial's best prompt: read each store's cache, compute what is missing,
+    write each store's cache back with its own prompts (atomically)."""
+    options = options or NaturalnessOptions()
+    wanted = prompts_to_score(results)
+    caches = {s.label: (_load_cache(s) if use_cache else pd.DataFrame()) for s in results.stores}
+    known = pd.concat([c for c in caches.values() if len(c)], ignore_index=True) if any(len(c) for c in caches.values()) \
+        else pd.DataFrame(columns=[*KEY])
+    known = known[known["reference_lm"] == options.reference_lm].drop_duplicates(subset=list(KEY))
+    have = set(map(tuple, known[list(KEY)].to_numpy().tolist()))
+    wanted["reference_lm"] = options.reference_lm
+    todo = wanted[[tuple(r) not in have for r in wanted[list(KEY)].to_numpy().tolist()]]
+    warnings: list[str] = []
+    fresh = compute(todo.drop_duplicates(subset=["prompt", "policy_lm"]), options, warnings)
+    table = pd.concat([f for f in (known, fresh) if len(f)], ignore_index=True) if len(fresh) or len(known) \
+        else pd.DataFrame(columns=[*KEY, *METRICS])
+    if len(fresh):
+        for store in results.stores:
+            mine = wanted[wanted["store"] == store.label][list(KEY)]
+            rows = table.merge(mine.drop_duplicates(), on=list(KEY))
+            old = caches[store.label]
+            merged = pd.concat([f for f in (old, rows) if len(f)], ignore_index=True).drop_duplicates(
+                subset=list(KEY), keep="last")
+            if len(merged) != len(old):
+                _write_cache(store, merged)
+    return NaturalnessRun(table.drop_duplicates(subset=list(KEY)).reset_index(drop=True), len(fresh), warnings)

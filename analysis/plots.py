@@ -1,0 +1,138 @@
+"""Figures: learning curves (dev accuracy against step) and ablations (test accuracy and prompt
+perplexity against alpha, q or top_k), each with mean and error over runs.
+
+Every function returns the matplotlib Figure (tests read its axes); ``save`` writes PNG and PDF.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on clusters and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .methods import ABLATION_FIELDS, METHOD_FIELDS, SHORT, method_settings, order_methods  # noqa: E402
+from .published import dataset_name, order_datasets  # noqa: E402
+
+FORMATS = ("png", "pdf")
+
+
+def _spread(x: np.ndarray, error: str) -> float:
+    if len(x) < 2:
+        return 0.0
+    sd = float(np.std(x, ddof=1))
+    return sd / math.sqrt(len(x)) if error == "se" else sd
+
+
+def _percent(metric: str) -> bool:
+    return metric.endswith("accuracy")
+
+
+def _label(metric: str) -> str:
+    split, _, name = metric.partition("_")
+    return f"{split} {name}" + (" (%)" if _percent(metric) else "")
+
+
+def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, metric: str = "dev_accuracy",
+                    error: str = "se") -> plt.Figure:
+    """One panel per dataset; per method the mean over runs at each evaluated step and a band of
+    ± error. ``trials`` needs ``method`` and ``config.dataset``."""
+    if metric not in history.columns:
+        raise ValueError(f"history has no '{metric}' column")
+    evals = history[history[metric].notna()].merge(trials[["trial_id", "method", "config.dataset"]], on="trial_id")
+    datasets = order_datasets(evals["config.dataset"].unique())
+    fig, axes = plt.subplots(1, max(len(datasets), 1), figsize=(4.5 * max(len(datasets), 1), 3.4), squeeze=False,
+                             sharey=True)
+    scale = 100.0 if _percent(metric) else 1.0
+    for ax, dataset in zip(axes[0], datasets):
+        part = evals[evals["config.dataset"] == dataset]
+        for method in order_methods(part["method"].tolist()):
+            steps = part[part["method"] == method].groupby("step")[metric]
+            x = np.array(sorted(steps.groups))
+            mean = np.array([steps.get_group(s).mean() for s in x]) * scale
+            band = np.array([_spread(steps.get_group(s).to_numpy(), error) for s in x]) * scale
+            n = part[part["method"] == method]["trial_id"].nunique()
+            (line,) = ax.plot(x, mean, marker="o", markersize=3, label=f"{method} (n={n})")
+            ax.fill_between(x, mean - band, mean + band, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_title(dataset_name(dataset))
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel(_label(metric))
+    fig.suptitle(f"Learning curves: mean ± {'standard error' if error == 'se' else 'std'} over runs", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def ablation_groups(trials: pd.DataFrame, param: str) -> pd.DataFrame:
+    """Trials of groups (same method settings but ``param``, same dataset) where ``param`` takes at
+    least two values; ``group`` names the line."""
+    settings = pd.DataFrame([method_settings(r) for _, r in trials.iterrows()], index=trials.index)
+    others = [f for f in METHOD_FIELDS if f != param]
+    keys = settings[others].apply(lambda r: " ".join(map(str, r)), axis=1) + " | " + trials["config.dataset"].astype(str)
+    frame = trials.assign(_key=keys.to_numpy(), _x=pd.to_numeric(settings[param], errors="coerce"))
+    frame = frame[frame["_x"].notna()]
+    varied = frame.groupby("_key")["_x"].nunique()
+    frame = frame[frame["_key"].isin(varied[varied >= 2].index)]
+    if not len(frame):
+        return frame.assign(group=pd.Series(dtype=str))
+
+    def name(row) -> str:
+        s = method_settings(row)
+        parts = [s["regularizer"]] + [f"{SHORT[f]}={s[f]}" for f in ABLATION_FIELDS if f != param and s[f] is not None]
+        return f"{' '.join(parts)}, {dataset_name(row['config.dataset'])}"
+    return frame.assign(group=frame.apply(name, axis=1))
+
+
+def ablation(trials: pd.DataFrame, param: str, metric: str = "test_accuracy", error: str = "se") -> plt.Figure | None:
+    """Left: ``metric`` against ``param``; right: best-prompt perplexity (log scale) against it.
+    ``trials`` needs a ``perplexity`` column (naturalness of its best prompt). None when no group
+    varies ``param``."""
+    frame = ablation_groups(trials, param)
+    if not len(frame):
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    scale = 100.0 if _percent(metric) else 1.0
+    for group, part in sorted(frame.groupby("group"), key=lambda g: g[0]):
+        xs = np.array(sorted(part["_x"].unique()))
+        for ax, col, s in ((left, metric, scale), (right, "perplexity", 1.0)):
+            y = [part.loc[part["_x"] == x, col].dropna().to_numpy() * s for x in xs]
+            keep = np.array([len(v) > 0 for v in y])
+            if not keep.any():
+                continue
+            means = np.array([v.mean() for v in y if len(v)])
+            errs = np.array([_spread(v, error) for v in y if len(v)])
+            ax.errorbar(xs[keep], means, yerr=errs, marker="o", capsize=3, label=group)
+    span = frame["_x"].max() / max(frame["_x"].min(), 1e-12)
+    for ax in (left, right):
+        ax.set_xlabel(SHORT.get(param, param) if param != "top_k" else "top-k (filter size)")
+        if span >= 20:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+    left.set_ylabel(_label(metric))
+    right.set_ylabel("prompt perplexity")
+    right.set_yscale("log")
+    left.legend(fontsize=8)
+    fig.suptitle(f"Ablation over {SHORT.get(param, param)}: mean ± "
+                 f"{'standard error' if error == 'se' else 'std'} over runs", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
+    """Write ``stem.png`` and ``stem.pdf`` (atomically) and close the figure."""
+    from pinbench.io import atomic_path
+
+    paths = []
+    for fmt in FORMATS:
+        target = Path(f"{stem}.{fmt}")
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
+        paths.append(target)
+    plt.close(fig)
+    return paths

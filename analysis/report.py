@@ -1,0 +1,263 @@
+"""``pinbench report``: results stores in, tables, figures and a one-page ``report.md`` out.
+
+    <out>/report.md                     summary linking everything below, with the top prompts
+    <out>/tables/comparison.{md,tex,csv}   metric per method x dataset (+ Avg), mean ± error
+    <out>/tables/naturalness.{md,tex,csv}  perplexity, Zipf, word shares, support per method
+    <out>/tables/prompts.{md,csv}          every trial's best prompt with accuracy and naturalness
+    <out>/figures/learning_curves.{png,pdf}
+    <out>/figures/ablation_<alpha|q|top_k>.{png,pdf}   where the results vary that setting
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pinbench.errors import ConfigError
+from pinbench.io import write_table, write_text
+
+from . import plots
+from .load import Results, ResultsError, load_results
+from .methods import ABLATION_FIELDS, SHORT, label_methods, order_methods
+from .naturalness import NaturalnessOptions, naturalness
+from .published import SOURCE, dataset_name, order_datasets, published_rows
+from .tables import Column, SummaryTable, add_published, summarise, to_latex, to_long, to_markdown
+
+# Naturalness table columns: (key, header, better, decimals, scale)
+NATURALNESS_COLUMNS = (
+    Column("perplexity", "Perplexity", "lower", 1, short="PPL"),
+    Column("zipf_mean", "Zipf mean", "higher", 2, short="Zipf"),
+    Column("zipf_min", "Zipf min", "higher", 2, latex=False),
+    Column("dictionary_word_share", "Dict. words (%)", "higher", 1, 100.0, short="Dict."),
+    Column("fragment_share", "Fragments (%)", "lower", 1, 100.0, short="Frag."),
+    Column("repeated_token_rate", "Repeats (%)", "lower", 1, 100.0, short="Rep."),
+    Column("non_ascii_share", "Non-ASCII (%)", "lower", 1, 100.0, latex=False),
+    Column("support", "Support", None, 1),
+    Column("entropy", "Entropy", None, 2, latex=False),
+)
+NATURALNESS_NOTES = ("PPL: perplexity; Zipf: mean English Zipf frequency of the words; Dict.: % of words "
+                     "that are dictionary words; Frag.: % of policy tokens that are word pieces or byte fragments; "
+                     "Rep.: % repeated tokens; Support: tokens the policy can sample, last 10% of steps.")
+LAST_FRACTION = 0.1  # support and entropy: mean over the last 10% of logged steps
+
+
+@dataclass
+class ReportOptions:
+    metric: str = "test_accuracy"
+    """The comparison table's metric: a test_<metric> or dev_<metric> column of trials.parquet."""
+    error: str = "se"
+    """Error bars and ± in tables: se (standard error) or std (standard deviation)."""
+    baseline: str | None = "auto"
+    """Row the daggers test against: a method label, 'auto' (rlprompt when present) or None."""
+    published: str = "none"
+    """Published rows (PIN Table 1) in the comparison table: none, matching or all."""
+    method_by: list[str] | None = None
+    """Config fields that define a row instead of the derived method label."""
+    top_prompts: int = 3
+    """Prompts per method listed in report.md."""
+    use_cache: bool = True
+    """Read and extend naturalness.parquet in the results directories."""
+    naturalness: NaturalnessOptions = field(default_factory=NaturalnessOptions)
+
+
+@dataclass
+class Report:
+    out: Path
+    files: list[Path]
+    comparison: SummaryTable
+    naturalness: SummaryTable
+    trials: pd.DataFrame
+    """Completed trials with method, naturalness of the best prompt, support and entropy."""
+    computed_prompts: int
+    warnings: list[str]
+
+
+def _policy_stats(history: pd.DataFrame) -> pd.DataFrame:
+    """Per trial: mean support and entropy over the last LAST_FRACTION of its logged steps."""
+    cols = [c for c in ("support", "entropy") if c in history.columns]
+    if not cols or not len(history):
+        return pd.DataFrame(columns=["trial_id", "support", "entropy"])
+
+    def tail(part: pd.DataFrame) -> pd.Series:
+        part = part.sort_values("step")
+        k = max(1, int(round(len(part) * LAST_FRACTION)))
+        return part[cols].tail(k).mean()
+    return history.groupby("trial_id")[["step", *cols]].apply(tail).reset_index()
+
+
+def _check_metric(trials: pd.DataFrame, metric: str) -> None:
+    if metric not in trials.columns:
+        have = sorted(c for c in trials.columns if c.startswith(("test_", "dev_")))
+        raise ConfigError(f"metric '{metric}' is not a column of trials.parquet; available: {have}")
+
+
+def prepare(results: Results, options: ReportOptions) -> tuple[pd.DataFrame, list[str], int]:
+    """Completed trials with method labels, best-prompt naturalness and policy statistics."""
+    trials = results.completed().copy()
+    if not len(trials):
+        failed = results.trials
+        first = str(failed["error"].iloc[0]).strip().splitlines()[-1:] if "error" in failed.columns and len(failed) else []
+        raise ResultsError(f"no completed trials in {', '.join(s.uri for s in results.stores)}: "
+                           f"{len(failed)} failed" + (f" (last error line: {first[0]})" if first else ""))
+    _check_metric(trials, options.metric)
+    trials["method"] = label_methods(trials, options.method_by).to_numpy()
+    nat = naturalness(results, options.naturalness, use_cache=options.use_cache)
+    per_prompt = nat.table.drop(columns=["cache_version", "reference_lm"], errors="ignore")
+    trials = trials.merge(per_prompt, how="left", left_on=["best_prompt", "config.policy_lm"],
+                          right_on=["prompt", "policy_lm"]).drop(columns=["prompt", "policy_lm"])
+    trials = trials.merge(_policy_stats(results.history), how="left", on="trial_id")
+    return trials, nat.warnings, nat.computed
+
+
+def comparison_table(trials: pd.DataFrame, options: ReportOptions) -> SummaryTable:
+    datasets = order_datasets(trials["config.dataset"].unique())
+    percent = options.metric.endswith("accuracy")
+    columns = [Column(d, dataset_name(d), "higher", 1, 100.0 if percent else 1.0) for d in datasets]
+    samples = pd.DataFrame({"row": trials["method"], "column": trials["config.dataset"], "value": trials[options.metric]})
+    methods = order_methods(trials["method"].tolist())
+    split, _, name = options.metric.partition("_")
+    title = f"{split.capitalize()} {name.replace('_', ' ')}" + (" (%)" if percent else "")
+    table = summarise(samples, columns, title=title, rows=methods, error=options.error,
+                      baseline=_baseline(options.baseline, methods), average=len(datasets) > 1)
+    return add_published(table, published_rows(methods, options.published), SOURCE)
+
+
+def naturalness_table(trials: pd.DataFrame, options: ReportOptions) -> SummaryTable:
+    columns = [c for c in NATURALNESS_COLUMNS if c.key in trials.columns and trials[c.key].notna().any()]
+    samples = trials.melt(id_vars=["method"], value_vars=[c.key for c in columns], var_name="column") \
+        .rename(columns={"method": "row"})
+    methods = order_methods(trials["method"].tolist())
+    ref = options.naturalness.reference_lm
+    table = summarise(samples, columns, title=f"Naturalness of the best prompts (perplexity under {ref})",
+                      rows=methods, error=options.error, baseline=_baseline(options.baseline, methods))
+    table.notes = NATURALNESS_NOTES
+    return table
+
+
+def _baseline(choice: str | None, methods: list[str]) -> str | None:
+    if choice == "auto":
+        return "rlprompt" if "rlprompt" in methods else None
+    if choice is not None and choice not in methods:
+        raise ConfigError(f"baseline '{choice}' is not a method of these results; methods: {methods}")
+    return choice
+
+
+def prompts_frame(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
+    cols = ["method", "config.dataset", "config.split_seed", "config.seed", "trial_id", "best_prompt", "best_step",
+            *[c for c in trials.columns if c.startswith(("dev_", "test_"))],
+            *[c.key for c in NATURALNESS_COLUMNS if c.key in trials.columns]]
+    frame = trials[[c for c in dict.fromkeys(cols) if c in trials.columns]]
+    frame = frame.sort_values(["method", metric], ascending=[True, False])
+    return frame.rename(columns=lambda c: c.removeprefix("config."))
+
+
+def _quote(prompt: str) -> str:
+    return json.dumps(str(prompt), ensure_ascii=False).replace("|", "\\|")
+
+
+def _pct(x) -> str:
+    return "–" if pd.isna(x) else f"{100 * x:.1f}%"
+
+
+def _num(x, fmt: str = ".1f") -> str:
+    return "–" if pd.isna(x) else format(x, fmt)
+
+
+def top_prompts_markdown(trials: pd.DataFrame, metric: str, k: int) -> str:
+    lines = []
+    for method in order_methods(trials["method"].tolist()):
+        part = trials[trials["method"] == method].sort_values(metric, ascending=False).head(k)
+        lines.append(f"**{method}**\n")
+        for _, r in part.iterrows():
+            acc = _pct(r[metric]) if metric.endswith("accuracy") else _num(r[metric], ".4f")
+            lines.append(f"- {_quote(r['best_prompt'])}: {metric.replace('_', ' ')} {acc}, "
+                         f"perplexity {_num(r.get('perplexity'))}, Zipf mean {_num(r.get('zipf_mean'), '.2f')} "
+                         f"({dataset_name(r['config.dataset'])}, split seed {r['config.split_seed']}, seed {r['config.seed']})")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _write_table_set(table: SummaryTable, stem: Path, label: str) -> list[Path]:
+    return [write_text(to_markdown(table), stem.with_suffix(".md")),
+            write_text(to_latex(table, label), stem.with_suffix(".tex")),
+            write_table(to_long(table), stem.with_suffix(".csv"))]
+
+
+def build_report(paths: list[str | Path], out: str | Path, options: ReportOptions | None = None) -> Report:
+    options = options or ReportOptions()
+    out = Path(out)
+    results = load_results(paths)
+    trials, warnings, computed = prepare(results, options)
+    files: list[Path] = []
+    tables_dir, figures_dir = out / "tables", out / "figures"
+
+    comparison = comparison_table(trials, options)
+    files += _write_table_set(comparison, tables_dir / "comparison", "tab:pinbench-comparison")
+    nat_table = naturalness_table(trials, options)
+    files += _write_table_set(nat_table, tables_dir / "naturalness", "tab:pinbench-naturalness")
+    prompts = prompts_frame(trials, options.metric)
+    files.append(write_table(prompts, tables_dir / "prompts.csv"))
+
+    figures: dict[str, Path] = {}
+    dev_metric = "dev_" + options.metric.split("_", 1)[1]
+    if dev_metric in results.history.columns and results.history[dev_metric].notna().any():
+        fig = plots.learning_curves(results.history, trials, dev_metric, options.error)
+        saved = plots.save(fig, figures_dir / "learning_curves")
+        files += saved
+        figures["Learning curves"] = saved[0]
+    else:
+        warnings.append(f"no learning curves: history.parquet has no '{dev_metric}' values")
+    for param in ABLATION_FIELDS:
+        fig = plots.ablation(trials, param, options.metric, options.error)
+        if fig is not None:
+            saved = plots.save(fig, figures_dir / f"ablation_{param}")
+            files += saved
+            figures[f"Ablation over {SHORT[param]}"] = saved[0]
+
+    failed = results.trials[results.trials["status"] != "completed"]
+    text = _report_markdown(results, trials, failed, comparison, nat_table, figures, warnings, options, out)
+    files.append(write_text(text, out / "report.md"))
+    return Report(out, files, comparison, nat_table, trials, computed, warnings)
+
+
+def _report_markdown(results, trials, failed, comparison, nat_table, figures, warnings, options, out) -> str:
+    nat = options.naturalness
+    ctx = trials["context_token"].dropna().unique().tolist() if "context_token" in trials.columns else []
+    lines = [
+        "# pinbench report", "",
+        f"Results: {', '.join(f'`{s.uri}`' for s in results.stores)}. {len(trials)} completed trial(s)"
+        + (f", {len(failed)} failed (listed at the end)" if len(failed) else "") + ". "
+        f"Generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}.", "",
+        f"## Comparison: {comparison.title}", "", to_markdown(comparison),
+        "Files: [Markdown](tables/comparison.md) · [LaTeX](tables/comparison.tex) · [CSV](tables/comparison.csv)", "",
+        "## Naturalness", "", to_markdown(nat_table),
+        f"Perplexity of each trial's best prompt under `{nat.reference_lm}`, the first token conditioned on "
+        f"{', '.join(f'`{c}`' for c in ctx) or 'nothing'}. Zipf: English word frequency (wordfreq; 0 = unknown word). "
+        "Dict. words: share of words with Zipf > 0. Fragments: share of the policy tokenizer's tokens that are "
+        "word pieces or byte fragments. Support and entropy: the policy's, averaged over the last 10% of steps.", "",
+        "Files: [Markdown](tables/naturalness.md) · [LaTeX](tables/naturalness.tex) · [CSV](tables/naturalness.csv) · "
+        "[all best prompts](tables/prompts.csv)", "",
+    ]
+    if figures:
+        lines += ["## Figures", ""]
+        for title, path in figures.items():
+            rel = path.relative_to(out)
+            lines += [f"### {title}", "", f"![{title}]({rel.as_posix()}) ([PDF]({rel.with_suffix('.pdf').as_posix()}))", ""]
+    if not any(t.startswith("Ablation") for t in figures):
+        lines += [f"No ablation figure: no method varies {', '.join(SHORT[f] for f in ABLATION_FIELDS)} "
+                  "with everything else fixed.", ""]
+    lines += [f"## Top prompts by {options.metric.replace('_', ' ')}", "",
+              top_prompts_markdown(trials, options.metric, options.top_prompts)]
+    if len(failed):
+        lines += ["## Failed trials", ""]
+        for _, r in failed.iterrows():
+            err = str(r.get("error") or "").strip().splitlines()
+            lines.append(f"- `{r['trial_id']}`: {err[-1] if err else 'no error recorded'}")
+        lines.append("")
+    if warnings:
+        lines += ["## Warnings", "", *(f"- {w}" for w in warnings), ""]
+    return "\n".join(lines)
