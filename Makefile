@@ -19,11 +19,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The manual prompt's score first (the baseline), then the quickstart sweep: PIN vs RLPrompt.
+# The manual prompt's score first (the baseline), then the quickstart sweep: PIN vs RLPrompt,
+# then its report: tables (Markdown, LaTeX, CSV), naturalness metrics, learning curves.
 demo: $(STAMP)
 	$(BIN)/pinbench eval --dataset sst-2 --split-seed 13 --split test \
 		--prompt "It was" --task-lm smollm2-135m --data-dir $(DATA)/few-shot
 	$(BIN)/pinbench sweep suites/quickstart.yaml --data-dir $(DATA)/few-shot --results results
+	$(BIN)/pinbench report results/quickstart --out report --published matching
+	@echo "The quickstart report: $(CURDIR)/report/report.md"
 
 test: $(STAMP)
 	PINBENCH_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q tests

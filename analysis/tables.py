@@ -214,8 +214,8 @@ def display_frame(table: SummaryTable, render=cell, bold=lambda s: f"**{s}**", d
         rec = {"Method": name(row)}
         for col in columns:
             text = render(table.mean.loc[row, col.key], table.err.loc[row, col.key], col.decimals)
-            text += dagger if table.dagger.loc[row, col.key] else ""
-            rec[name(header(col))] = bold(text) if table.bold.loc[row, col.key] else text
+            text = bold(text) if table.bold.loc[row, col.key] else text
+            rec[name(header(col))] = text + (dagger if table.dagger.loc[row, col.key] else "")
         records.append(rec)
     for pub, cells in table.published.items():
         records.append({"Method": name(pub + " (published)"),

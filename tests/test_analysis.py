@@ -1,0 +1,349 @@
+"""The analysis package and `pinbench report` on a hand-made results set with known numbers."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from analysis import ReportOptions, ResultsError, build_report, load_results
+from analysis import naturalness as nat
+from analysis import plots
+from analysis.methods import label_methods, method_label
+from analysis.naturalness import NaturalnessOptions
+from analysis.published import PIN_TABLE1, published_rows
+from analysis.tables import Column, summarise, to_latex, to_markdown
+from pinbench.cli import main
+from pinbench.config import from_preset
+from pinbench.results import SCHEMA_VERSION, write_results
+
+# (preset, overrides, dataset, split seed, seed, test accuracy, best prompt); None: a failed trial
+RUNS = [
+    ("pin", {}, "sst-2", 13, 0, 0.90, "the movie was great"),
+    ("pin", {}, "sst-2", 13, 1, 0.92, "this film is good"),
+    ("pin", {}, "sst-2", 21, 0, 0.94, "the story is nice"),
+    ("rlprompt", {}, "sst-2", 13, 0, 0.80, "great great great"),
+    ("rlprompt", {}, "sst-2", 13, 1, 0.81, "the the the the"),
+    ("rlprompt", {}, "sst-2", 21, 0, 0.82, "good good good"),
+    ("rlprompt", {}, "sst-2", 21, 1, None, None),
+    ("pin", {"alpha": 0.5}, "sst-2", 13, 0, 0.85, "the plot was fun"),
+    ("pin", {"alpha": 0.5}, "sst-2", 13, 1, 0.95, "the movie was great"),
+    ("pin", {"alpha": 0.5}, "sst-2", 21, 0, 0.90, "a nice story"),
+    ("pin", {}, "mr", 13, 0, 0.70, "the film was good"),
+    ("pin", {}, "mr", 13, 1, 0.72, "the film was bad"),
+    ("rlprompt", {}, "mr", 13, 0, 0.75, "bad bad bad"),
+    ("rlprompt", {}, "mr", 13, 1, 0.77, "nice nice nice"),
+]
+
+
+def make_store(directory: Path, model: str, runs=RUNS, suite: str = "handmade") -> Path:
+    """A results store in pinbench's schema, with the given test accuracies."""
+    trials, history, prompts = [], [], []
+    for i, (preset, overrides, dataset, split_seed, seed, acc, prompt) in enumerate(runs):
+        config = from_preset(preset, dataset=dataset, split_seed=split_seed, seed=seed, policy_lm=model,
+                             task_lm=model, steps=20, eval_every=10, **overrides).to_dict()
+        tid = f"t{i:02d}"
+        row = {"schema_version": SCHEMA_VERSION, "suite": suite, "trial_id": tid,
+               "status": "completed" if acc is not None else "failed",
+               "error": "" if acc is not None else "Traceback ...\nRuntimeError: out of memory",
+               **{f"config.{k}": v for k, v in config.items()},
+               "best_step": 20 if acc is not None else None, "best_prompt": prompt, "best_token_ids": None,
+               "dev_accuracy": acc, "test_accuracy": acc, "test_reward": None if acc is None else 10 * acc,
+               "steps": 20, "wall_time_s": 1.0}
+        trials.append(row)
+        if acc is None:
+            continue
+        support = 5.0 if config["regularizer"] == "sparse_tsallis" else 49.0
+        for step in (10, 20):
+            history.append({"schema_version": SCHEMA_VERSION, "trial_id": tid, "step": step, "reward_mean": 1.0,
+                            "entropy": 0.5, "support": support, "dev_accuracy": acc - (0.1 if step == 10 else 0.0),
+                            "greedy_prompt": prompt})
+        prompts.append({"schema_version": SCHEMA_VERSION, "trial_id": tid, "step": 20, "source": "best",
+                        "prompt": prompt, "token_ids": None, "dev_accuracy": acc, "test_accuracy": acc})
+    write_results(directory, {"trials": pd.DataFrame(trials), "history": pd.DataFrame(history),
+                              "prompts": pd.DataFrame(prompts)})
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_dir(tmp_path_factory, tiny_gpt2) -> str:
+    """The tiny GPT-2 saved as a model directory, so the report can load it by name."""
+    path = tmp_path_factory.mktemp("tiny-gpt2")
+    tiny_gpt2.model.save_pretrained(path)
+    tiny_gpt2.tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture
+def store(tmp_path, tiny_lm_dir) -> Path:
+    return make_store(tmp_path / "results" / "handmade", tiny_lm_dir)
+
+
+def options(model: str, **kw) -> ReportOptions:
+    return ReportOptions(naturalness=NaturalnessOptions(reference_lm=model), **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison tables: exact cells, errors, bold, daggers
+# ---------------------------------------------------------------------------------------------
+
+
+def test_comparison_table_cells_bold_and_daggers(store, tmp_path, tiny_lm_dir):
+    report = build_report([store], tmp_path / "report", options(tiny_lm_dir))
+    table = report.comparison
+    assert table.rows == ["pin", "pin α=0.5", "rlprompt"]
+    assert table.mean.loc["pin", "sst-2"] == pytest.approx(92.0)
+    assert table.err.loc["pin", "sst-2"] == pytest.approx(2.0 / math.sqrt(3))  # std 2, n 3
+    assert table.err.loc["rlprompt", "sst-2"] == pytest.approx(1.0 / math.sqrt(3))  # the failed run is not counted
+    assert table.n.loc["rlprompt", "sst-2"] == 3
+    assert table.mean.loc["pin", "Avg"] == pytest.approx(81.5)
+    assert math.isnan(table.mean.loc["pin α=0.5", "Avg"])  # no mr runs: no average
+    # Welch's t-test, by hand: t = (m1 - m2) / sqrt(s1²/n1 + s2²/n2), Welch-Satterthwaite df
+    a, b = np.array([85.0, 95.0, 90.0]), np.array([80.0, 81.0, 82.0])
+    va, vb = a.var(ddof=1) / 3, b.var(ddof=1) / 3
+    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)
+    assert table.pvalue.loc["pin α=0.5", "sst-2"] == pytest.approx(2 * stats.t.sf(t, df))
+    assert table.pvalue.loc["pin α=0.5", "sst-2"] > 0.05  # Student's pooled test would say 0.03
+    assert stats.ttest_ind(a, b).pvalue < 0.05
+    md = to_markdown(table).splitlines()
+    assert md[0] == "| Method | SST-2 | MR | Avg |"
+    assert "| pin | **92.0 ± 1.2**† | 71.0 ± 1.0 | **81.5** |" in md
+    assert "| pin α=0.5 | 90.0 ± 2.9 | – | – |" in md
+    assert "| rlprompt | 81.0 ± 0.6 | **76.0 ± 1.0** | 78.5 |" in md
+    assert "n = 2 to 3" in to_markdown(table) and "standard error" in to_markdown(table)
+    long = pd.read_csv(tmp_path / "report" / "tables" / "comparison.csv")
+    cell = long[(long["method"] == "pin") & (long["column"] == "sst-2")].iloc[0]
+    assert cell["n"] == 3 and bool(cell["best"]) and bool(cell["significant"]) and cell["p_value"] < 0.05
+
+
+def test_standard_deviation_and_ties():
+    samples = pd.DataFrame({"row": ["a", "a", "b", "b", "c"], "column": ["x"] * 5,
+                            "value": [1.0, 3.0, 2.0, 2.0, 5.0]})
+    table = summarise(samples, [Column("x", "X", "lower", 1)], title="t", error="std", baseline="b")
+    assert table.err.loc["a", "x"] == pytest.approx(math.sqrt(2))
+    assert math.isnan(table.err.loc["c", "x"])  # n = 1: no error, no test
+    assert math.isnan(table.pvalue.loc["c", "x"])
+    assert table.bold["x"].tolist() == [True, True, False]  # lower is better; a tie is bold twice
+    assert "| c | 5.0 |" in to_markdown(table)
+    with pytest.raises(Exception, match="baseline method 'zz'"):
+        summarise(samples, [Column("x", "X")], title="t", baseline="zz")
+
+
+def test_published_rows_reproduce_the_papers_averages():
+    rows = published_rows(["pin", "rlprompt", "pin α=0.5"], "matching")
+    assert list(rows) == ["PIN", "RLPrompt+"]
+    assert rows["PIN"]["sst-2"] == (92.0, 0.1)
+    assert round(np.mean([m for m, _ in rows["PIN"].values()]), 1) == 82.8  # the paper's Avg column
+    assert round(np.mean([m for m, _ in rows["RLPrompt+"].values()]), 1) == 81.6
+    assert len(published_rows([], "all")) == len(PIN_TABLE1)
+
+
+def test_published_rows_in_the_table_are_not_ranked(store, tmp_path, tiny_lm_dir):
+    report = build_report([store], tmp_path / "r", options(tiny_lm_dir, published="matching"))
+    md = to_markdown(report.comparison)
+    # the published columns are the datasets shown; Avg recomputed over them
+    assert "| PIN (published) | 92.0 ± 0.1 | 87.2 ± 0.3 | 89.6 |" in md
+    assert "**92.0 ± 1.2**†" in md  # ours stays the bold one
+    tex = (tmp_path / "r" / "tables" / "comparison.tex").read_text()
+    assert "\\midrule\nPIN (published)" in tex
+
+
+def test_method_labels():
+    def row(preset=None, **kw):
+        return {f"config.{k}": v for k, v in from_preset(preset, **kw).to_dict().items()}
+    assert method_label(row("pin")) == "pin"
+    assert method_label(row("rlprompt", seed=4, dataset="mr")) == "rlprompt"
+    assert method_label(row("pin", alpha=0.3)) == "pin α=0.3"
+    assert method_label(row("pin", top_k=None)) == "pin top-k=off"
+    assert method_label(row(regularizer="tsallis", q=1.5)) == "tsallis q=1.5 α=1"
+    frame = pd.DataFrame([row("pin", alpha=0.3), row("pin", alpha=2.0)])
+    assert label_methods(frame, ["alpha"]).tolist() == ["alpha=0.3", "alpha=2"]
+    with pytest.raises(Exception, match="no such column"):
+        label_methods(frame, ["nope"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+def test_load_errors_name_the_file(tmp_path, tiny_lm_dir):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ResultsError, match="no results in '.*empty'"):
+        load_results(tmp_path / "empty")
+    with pytest.raises(ResultsError, match="does not exist"):
+        load_results(tmp_path / "nowhere")
+    bad = make_store(tmp_path / "bad", tiny_lm_dir)
+    trials = pd.read_parquet(bad / "trials.parquet")
+    trials.drop(columns=["config.dataset"]).to_parquet(bad / "trials.parquet")
+    with pytest.raises(ResultsError, match=r"bad/trials.parquet' lacks column\(s\) \['config.dataset'\]"):
+        load_results(bad)
+    trials.assign(schema_version=99).to_parquet(bad / "trials.parquet")
+    with pytest.raises(ResultsError, match="bad/trials.parquet' has schema version 99"):
+        load_results(bad)
+    (bad / "history.parquet").unlink()
+    trials.to_parquet(bad / "trials.parquet")
+    with pytest.raises(ResultsError, match="bad/history.parquet' is missing"):
+        load_results(bad)
+
+
+def test_load_roots_uris_and_clashing_ids(tmp_path, tiny_lm_dir):
+    one = make_store(tmp_path / "a" / "run", tiny_lm_dir, RUNS[:2])
+    two = make_store(tmp_path / "b" / "run", tiny_lm_dir, RUNS[3:5])
+    other = make_store(tmp_path / "a" / "other", tiny_lm_dir, RUNS[10:11])
+    results = load_results([f"file://{tmp_path / 'a'}", two])  # a root of two stores, through pyarrow's URI path
+    assert sorted(s.label for s in results.stores) == ["other", "run#1", "run#2"]
+    assert len(results.trials) == 5 and results.trials["trial_id"].is_unique
+    # every store has a t00: all are qualified; t01 exists in both "run" stores
+    assert set(results.trials["trial_id"]) == {"run#1/t00", "run#1/t01", "run#2/t00", "run#2/t01", "other/t00"}
+    # history rows follow their trial's new id
+    assert set(results.history["trial_id"]) <= set(results.trials["trial_id"])
+    assert one.is_dir() and other.is_dir()
+
+
+# ---------------------------------------------------------------------------------------------
+# Naturalness
+# ---------------------------------------------------------------------------------------------
+
+
+def test_naturalness_cache_is_reused(store, tmp_path, tiny_lm_dir, monkeypatch):
+    first = build_report([store], tmp_path / "r1", options(tiny_lm_dir))
+    unique = first.trials["best_prompt"].nunique()
+    assert first.computed_prompts == unique
+    cache = pd.read_parquet(store / "naturalness.parquet")
+    assert len(cache) == unique and cache["perplexity"].gt(1).all()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("perplexity computed again despite the cache")
+    monkeypatch.setattr(nat, "perplexities", fail)
+    second = build_report([store], tmp_path / "r2", options(tiny_lm_dir))
+    assert second.computed_prompts == 0
+    pd.testing.assert_series_equal(first.trials["perplexity"], second.trials["perplexity"])
+    # another reference LM is another cache key: it has to be computed
+    with pytest.raises(AssertionError, match="computed again"):
+        build_report([store], tmp_path / "r3", options(tiny_lm_dir + "/"))
+
+
+def test_word_and_token_statistics(tiny_gpt2):
+    w = nat.word_stats("the movie was great")
+    assert w["dictionary_word_share"] == 1.0 and w["zipf_min"] > 3
+    assert nat.word_stats("zxqv the")["dictionary_word_share"] == 0.5
+    assert math.isnan(nat.word_stats("... !")["zipf_mean"])
+    ids = tiny_gpt2.tokenizer("great great the", add_special_tokens=False).input_ids
+    s = nat.token_stats("great great the", ids, tiny_gpt2.tokenizer)
+    assert s["repeated_token_rate"] == pytest.approx(1 / 3) and s["fragment_share"] == 0.0
+    assert nat.token_stats("café", None, None)["non_ascii_share"] == pytest.approx(0.25)
+
+
+@pytest.mark.slow
+def test_naturalness_orders_hand_picked_prompts(smollm2):
+    tok = smollm2.tokenizer
+    natural, rlprompt = "This movie was really great", "o overall downright just downright"
+    randoms = [tok.decode(np.random.default_rng(seed).integers(100, len(tok), 5).tolist()) for seed in range(3)]
+    ppl = nat.perplexities([natural, rlprompt, *randoms], smollm2)
+    assert ppl[0] < ppl[1] < min(ppl[2:])
+    zipf = [nat.word_stats(t)["zipf_mean"] for t in (natural, rlprompt, *randoms)]
+    assert zipf[0] > zipf[1] > max(zipf[2:])
+    assert nat.context_token(tok) == (0, "<|endoftext|>")  # SmolLM2 adds no BOS; documents end in <|endoftext|>
+    # " downright" is two policy tokens: word pieces, not words
+    ids = tok(rlprompt, add_special_tokens=False).input_ids
+    assert nat.token_kinds(ids, tok) == ["word", "word", "piece", "piece", "word", "piece", "piece"]
+    assert nat.token_stats(natural, None, tok)["fragment_share"] == 0.0
+    # a byte token (half of a UTF-8 character) is a byte fragment
+    partial = tok("é", add_special_tokens=False).input_ids
+    assert "byte" in nat.token_kinds(tok.convert_tokens_to_ids(["Ã"]) + partial, tok)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs: LaTeX that compiles, figures with the right axes, report.md, the CLI
+# ---------------------------------------------------------------------------------------------
+
+
+def test_latex_tables_compile(store, tmp_path, tiny_lm_dir):
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex not found: install Debian's texlive-latex-base and texlive-latex-recommended "
+                    "(.ci/run does) to compile the generated tables")
+    report = build_report([store], tmp_path / "r", options(tiny_lm_dir, published="all"))
+    texs = sorted((report.out / "tables").glob("*.tex"))
+    assert [t.name for t in texs] == ["comparison.tex", "naturalness.tex"]
+    for tex in texs:
+        doc = tmp_path / f"doc-{tex.stem}.tex"
+        doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+                       f"\\input{{{tex.as_posix()}}}\n\\end{{document}}\n")
+        run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert (tmp_path / f"doc-{tex.stem}.pdf").stat().st_size > 1000
+    tex = (report.out / "tables" / "comparison.tex").read_text()
+    assert "\\toprule" in tex and "\\bottomrule" in tex
+    assert "\\textbf{92.0{\\scriptsize$\\pm$1.2}$^\\dagger$}" in tex
+    assert "pin $\\alpha$=0.5 &" in tex  # escaped for pdflatex
+
+
+def test_latex_escapes_method_names():
+    samples = pd.DataFrame({"row": ["sparse_tsallis 50%"], "column": ["x"], "value": [1.0]})
+    tex = to_latex(summarise(samples, [Column("x", "a & b")], title="t"), "tab:x")
+    assert "sparse\\_tsallis 50\\%" in tex and "a \\& b" in tex
+
+
+def test_figures(store, tmp_path, tiny_lm_dir):
+    import matplotlib.image
+
+    report = build_report([store], tmp_path / "r", options(tiny_lm_dir))
+    for stem in ("learning_curves", "ablation_alpha"):
+        png = report.out / "figures" / f"{stem}.png"
+        assert png.stat().st_size > 0 and (report.out / "figures" / f"{stem}.pdf").stat().st_size > 0
+        assert matplotlib.image.imread(png).shape[0] > 100
+    assert not (report.out / "figures" / "ablation_q.png").exists()  # nothing varies q
+
+    results = load_results(store)
+    fig = plots.learning_curves(results.history, report.trials)
+    axes = fig.axes
+    assert [a.get_title() for a in axes] == ["SST-2", "MR"]
+    assert axes[0].get_xlabel() == "step" and axes[0].get_ylabel() == "dev accuracy (%)"
+    labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert labels == ["pin (n=3)", "pin α=0.5 (n=3)", "rlprompt (n=3)"]
+    pin = axes[0].get_lines()[0]
+    assert pin.get_xdata().tolist() == [10, 20]
+    assert pin.get_ydata() == pytest.approx([82.0, 92.0])  # mean of dev accuracy at each step
+
+    fig = plots.ablation(report.trials, "alpha")
+    left, right = fig.axes
+    assert left.get_xlabel() == "α" and left.get_ylabel() == "test accuracy (%)"
+    assert right.get_ylabel() == "prompt perplexity" and right.get_yscale() == "log"
+    line = left.get_lines()[0]
+    assert line.get_xdata().tolist() == [0.5, 1.0]
+    assert line.get_ydata() == pytest.approx([90.0, 92.0])
+    assert plots.ablation(report.trials, "q") is None
+
+
+def test_report_markdown_and_cli(store, tmp_path, tiny_lm_dir, capsys):
+    out = tmp_path / "report"
+    code = main(["report", str(store), "--out", str(out), "--reference-lm", tiny_lm_dir, "--published", "matching"])
+    assert code == 0
+    assert "report is" in capsys.readouterr().out
+    text = (out / "report.md").read_text()
+    assert "| pin | **92.0 ± 1.2**† | 71.0 ± 1.0 | **81.5** |" in text
+    assert "## Naturalness" in text and "| Method | Perplexity | Zipf mean" in text
+    assert "![Learning curves](figures/learning_curves.png)" in text
+    assert "![Ablation over α](figures/ablation_alpha.png)" in text
+    assert '"the story is nice": test accuracy 94.0%' in text  # pin's top prompt
+    assert "`t06`: RuntimeError: out of memory" in text  # the failed trial, listed
+    for link in ("tables/comparison.tex", "tables/naturalness.csv", "figures/learning_curves.pdf"):
+        assert (out / link).is_file()
+    prompts = pd.read_csv(out / "tables" / "prompts.csv")
+    assert len(prompts) == 13 and {"perplexity", "zipf_mean", "test_accuracy"} <= set(prompts.columns)
+
+    assert main(["report", str(tmp_path / "nothing-here"), "--out", str(out)]) == 2
+    assert "nothing-here' does not exist" in capsys.readouterr().err
+    assert main(["report", str(store), "--out", str(out), "--metric", "test_f1", "--reference-lm", tiny_lm_dir]) == 2
+    assert "metric 'test_f1'" in capsys.readouterr().err
+    assert main(["report", str(store), "--out", str(out), "--baseline", "pez", "--reference-lm", tiny_lm_dir]) == 2
+    assert "baseline 'pez'" in capsys.readouterr().err
