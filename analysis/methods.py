@@ -38,7 +38,7 @@ def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def _fmt(v) -> str:
+def fmt_value(v) -> str:
     if _missing(v):
         return "off"
     if isinstance(v, float) and v.is_integer():
@@ -74,9 +74,9 @@ def method_label(row: pd.Series | dict) -> str:
             best = (len(diff), name, diff)
     if best is None:
         keys = ["q"] if settings["regularizer"] == "tsallis" else []
-        return " ".join([settings["regularizer"], *(f"{SHORT[k]}={_fmt(settings[k])}" for k in [*keys, "alpha"])])
+        return " ".join([settings["regularizer"], *(f"{SHORT[k]}={fmt_value(settings[k])}" for k in [*keys, "alpha"])])
     _, name, diff = best
-    return " ".join([name, *(f"{SHORT[f]}={_fmt(settings[f])}" for f in diff)])
+    return " ".join([name, *(f"{SHORT[f]}={fmt_value(settings[f])}" for f in diff)])
 
 
 def label_methods(trials: pd.DataFrame, by: list[str] | None = None) -> pd.Series:
@@ -88,7 +88,7 @@ def label_methods(trials: pd.DataFrame, by: list[str] | None = None) -> pd.Serie
     if missing:
         raise ConfigError(f"cannot group methods by {missing}: no such column in trials.parquet "
                           f"(config fields: {sorted(c[7:] for c in trials.columns if c.startswith('config.'))})")
-    return trials[cols].apply(lambda r: ", ".join(f"{c.removeprefix('config.')}={_fmt(v)}" for c, v in r.items()),
+    return trials[cols].apply(lambda r: ", ".join(f"{c.removeprefix('config.')}={fmt_value(v)}" for c, v in r.items()),
                               axis=1).rename("method")
 
 

@@ -248,28 +248,27 @@ class NaturalnessRun:
 
 
 def naturalness(results: Results, options: NaturalnessOptions | None = None, use_cache: bool = True) -> NaturalnessRun:
-    """Naturalness of every trial's best prompt: read each store's cache, compute what is missing,
-    write each store's cache back with its own prompts (atomically)."""
+    """Naturalness of every trial's best prompt: look prompts up in the stores' caches (unless
+    ``use_cache`` is off), compute the rest, and add them to each store's cache (atomically;
+    rows of other reference LMs are kept)."""
     options = options or NaturalnessOptions()
-    wanted = prompts_to_score(results)
-    caches = {s.label: (_load_cache(s) if use_cache else pd.DataFrame()) for s in results.stores}
-    known = pd.concat([c for c in caches.values() if len(c)], ignore_index=True) if any(len(c) for c in caches.values()) \
-        else pd.DataFrame(columns=[*KEY])
-    known = known[known["reference_lm"] == options.reference_lm].drop_duplicates(subset=list(KEY))
-    have = set(map(tuple, known[list(KEY)].to_numpy().tolist()))
-    wanted["reference_lm"] = options.reference_lm
-    todo = wanted[[tuple(r) not in have for r in wanted[list(KEY)].to_numpy().tolist()]]
+    key = list(KEY)
+    wanted = prompts_to_score(results).assign(reference_lm=options.reference_lm)
+    caches = {s.label: _load_cache(s) for s in results.stores}
+    known = pd.concat([c for c in caches.values() if len(c)] + [pd.DataFrame(columns=key)], ignore_index=True)
+    known = known[known["reference_lm"] == options.reference_lm].drop_duplicates(subset=key)
+    if not use_cache:
+        known = known.iloc[:0]
+    have = set(map(tuple, known[key].to_numpy().tolist()))
+    todo = wanted[[tuple(r) not in have for r in wanted[key].to_numpy().tolist()]]
     warnings: list[str] = []
     fresh = compute(todo.drop_duplicates(subset=["prompt", "policy_lm"]), options, warnings)
-    table = pd.concat([f for f in (known, fresh) if len(f)], ignore_index=True) if len(fresh) or len(known) \
-        else pd.DataFrame(columns=[*KEY, *METRICS])
+    table = pd.concat([f for f in (known, fresh) if len(f)] or [pd.DataFrame(columns=[*key, *METRICS])],
+                      ignore_index=True).drop_duplicates(subset=key, keep="last").reset_index(drop=True)
     if len(fresh):
         for store in results.stores:
-            mine = wanted[wanted["store"] == store.label][list(KEY)]
-            rows = table.merge(mine.drop_duplicates(), on=list(KEY))
-            old = caches[store.label]
-            merged = pd.concat([f for f in (old, rows) if len(f)], ignore_index=True).drop_duplicates(
-                subset=list(KEY), keep="last")
-            if len(merged) != len(old):
-                _write_cache(store, merged)
-    return NaturalnessRun(table.drop_duplicates(subset=list(KEY)).reset_index(drop=True), len(fresh), warnings)
+            mine = table.merge(wanted.loc[wanted["store"] == store.label, key].drop_duplicates(), on=key)
+            if len(mine):
+                merged = pd.concat([f for f in (caches[store.label], mine) if len(f)], ignore_index=True)
+                _write_cache(store, merged.drop_duplicates(subset=key, keep="last"))
+    return NaturalnessRun(table, len(fresh), warnings)

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .methods import ABLATION_FIELDS, METHOD_FIELDS, SHORT, method_settings, order_methods  # noqa: E402
+from .methods import ABLATION_FIELDS, METHOD_FIELDS, SHORT, fmt_value, method_settings, order_methods  # noqa: E402
 from .published import dataset_name, order_datasets  # noqa: E402
 
 FORMATS = ("png", "pdf")
@@ -84,7 +84,7 @@ def ablation_groups(trials: pd.DataFrame, param: str) -> pd.DataFrame:
 
     def name(row) -> str:
         s = method_settings(row)
-        parts = [s["regularizer"]] + [f"{SHORT[f]}={s[f]}" for f in ABLATION_FIELDS if f != param and s[f] is not None]
+        parts = [s["regularizer"]] + [f"{SHORT[f]}={fmt_value(s[f])}" for f in ABLATION_FIELDS if f != param and s[f] is not None]
         return f"{' '.join(parts)}, {dataset_name(row['config.dataset'])}"
     return frame.assign(group=frame.apply(name, axis=1))
 
@@ -113,10 +113,14 @@ def ablation(trials: pd.DataFrame, param: str, metric: str = "test_accuracy", er
         ax.set_xlabel(SHORT.get(param, param) if param != "top_k" else "top-k (filter size)")
         if span >= 20:
             ax.set_xscale("log")
+        ax.set_xticks(sorted(frame["_x"].unique()), [fmt_value(float(x)) for x in sorted(frame["_x"].unique())])
+        ax.minorticks_off()
         ax.grid(alpha=0.3)
     left.set_ylabel(_label(metric))
     right.set_ylabel("prompt perplexity")
-    right.set_yscale("log")
+    ppl = frame["perplexity"].dropna() if "perplexity" in frame.columns else pd.Series(dtype=float)
+    if len(ppl) and ppl.min() > 0 and ppl.max() / ppl.min() >= 10:  # gibberish reaches 1e6+: log scale
+        right.set_yscale("log")
     left.legend(fontsize=8)
     fig.suptitle(f"Ablation over {SHORT.get(param, param)}: mean ± "
                  f"{'standard error' if error == 'se' else 'std'} over runs", fontsize=10)

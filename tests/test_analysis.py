@@ -229,6 +229,12 @@ def test_naturalness_cache_is_reused(store, tmp_path, tiny_lm_dir, monkeypatch):
     # another reference LM is another cache key: it has to be computed
     with pytest.raises(AssertionError, match="computed again"):
         build_report([store], tmp_path / "r3", options(tiny_lm_dir + "/"))
+    monkeypatch.undo()
+    assert build_report([store], tmp_path / "r3", options(tiny_lm_dir + "/")).computed_prompts == unique
+    assert len(pd.read_parquet(store / "naturalness.parquet")) == 2 * unique  # both reference LMs cached
+    # --no-cache recomputes, and keeps the other reference LM's rows
+    assert build_report([store], tmp_path / "r4", options(tiny_lm_dir, use_cache=False)).computed_prompts == unique
+    assert len(pd.read_parquet(store / "naturalness.parquet")) == 2 * unique
 
 
 def test_word_and_token_statistics(tiny_gpt2):
@@ -317,10 +323,14 @@ def test_figures(store, tmp_path, tiny_lm_dir):
     fig = plots.ablation(report.trials, "alpha")
     left, right = fig.axes
     assert left.get_xlabel() == "α" and left.get_ylabel() == "test accuracy (%)"
-    assert right.get_ylabel() == "prompt perplexity" and right.get_yscale() == "log"
+    assert right.get_ylabel() == "prompt perplexity"
     line = left.get_lines()[0]
     assert line.get_xdata().tolist() == [0.5, 1.0]
     assert line.get_ydata() == pytest.approx([90.0, 92.0])
+    assert left.get_legend().get_texts()[0].get_text() == "sparse_tsallis top-k=10000, SST-2"
+    sst2 = report.trials[report.trials["config.dataset"] == "sst-2"]
+    ppl = sst2[sst2["method"].isin(["pin", "pin α=0.5"])].groupby("config.alpha")["perplexity"].mean()
+    assert right.get_lines()[0].get_ydata() == pytest.approx(ppl.loc[[0.5, 1.0]].to_numpy())
     assert plots.ablation(report.trials, "q") is None
 
 
