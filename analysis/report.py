@@ -25,7 +25,7 @@ from .load import Results, ResultsError, load_results
 from .methods import ABLATION_FIELDS, SHORT, label_methods, order_methods
 from .naturalness import NaturalnessOptions, naturalness
 from .published import SOURCE, dataset_name, order_datasets, published_rows
-from .tables import Column, SummaryTable, add_published, summarise, to_latex, to_long, to_markdown
+from .tables import Column, SummaryTable, add_published, format_number, summarise, to_latex, to_long, to_markdown
 
 # Naturalness table columns: (key, header, better, decimals, scale)
 NATURALNESS_COLUMNS = (
@@ -174,8 +174,10 @@ def top_prompts_markdown(trials: pd.DataFrame, metric: str, k: int) -> str:
         lines.append(f"**{method}**\n")
         for _, r in part.iterrows():
             acc = _pct(r[metric]) if metric.endswith("accuracy") else _num(r[metric], ".4f")
+            ppl = r.get("perplexity")
             lines.append(f"- {_quote(r['best_prompt'])}: {metric.replace('_', ' ')} {acc}, "
-                         f"perplexity {_num(r.get('perplexity'))}, Zipf mean {_num(r.get('zipf_mean'), '.2f')} "
+                         f"perplexity {'–' if pd.isna(ppl) else format_number(ppl, 1)}, "
+                         f"Zipf mean {_num(r.get('zipf_mean'), '.2f')} "
                          f"({dataset_name(r['config.dataset'])}, split seed {r['config.split_seed']}, seed {r['config.seed']})")
         lines.append("")
     return "\n".join(lines)
@@ -235,10 +237,9 @@ def _report_markdown(results, trials, failed, comparison, nat_table, figures, wa
         f"## Comparison: {comparison.title}", "", to_markdown(comparison),
         "Files: [Markdown](tables/comparison.md) · [LaTeX](tables/comparison.tex) · [CSV](tables/comparison.csv)", "",
         "## Naturalness", "", to_markdown(nat_table),
-        f"Perplexity of each trial's best prompt under `{nat.reference_lm}`, the first token conditioned on "
-        f"{', '.join(f'`{c}`' for c in ctx) or 'nothing'}. Zipf: English word frequency (wordfreq; 0 = unknown word). "
-        "Dict. words: share of words with Zipf > 0. Fragments: share of the policy tokenizer's tokens that are "
-        "word pieces or byte fragments. Support and entropy: the policy's, averaged over the last 10% of steps.", "",
+        f"Each trial's best prompt; perplexity under `{nat.reference_lm}` with the first token conditioned on "
+        f"{', '.join(f'`{c}`' for c in ctx) or 'nothing'}; Zipf from wordfreq (0 = unknown word). "
+        "Every column is defined in pinbench's README, section Reports.", "",
         "Files: [Markdown](tables/naturalness.md) · [LaTeX](tables/naturalness.tex) · [CSV](tables/naturalness.csv) · "
         "[all best prompts](tables/prompts.csv)", "",
     ]

@@ -80,7 +80,7 @@ class SummaryTable:
         if AVG in self.mean.columns:
             parts.append("Avg: mean over datasets.")
         if self.published:
-            parts.append(f"Rows marked (published): {self.published_source}; not ranked.")
+            parts.append(f"(pub.): published in {self.published_source}, ± standard error where given; not ranked.")
         if self.notes:
             parts.append(self.notes)
         return " ".join(parts)
@@ -140,15 +140,17 @@ def summarise(samples: pd.DataFrame, columns: list[Column], *, title: str, rows:
 
 def add_published(table: SummaryTable, rows: dict[str, dict[str, tuple[float, float | None]]],
                   source: str) -> SummaryTable:
-    """Published rows over the table's columns (Avg recomputed over the columns shown)."""
+    """Published rows over the table's columns. Their Avg is the printed one when the table shows
+    every dataset the row has, else recomputed over the datasets shown."""
     keys = [c.key for c in table.columns if c.key != AVG]
     kept = {}
-    for name, cells in rows.items():
-        cells = {k: cells[k] for k in keys if k in cells}
+    for name, given in rows.items():
+        cells = {k: given[k] for k in keys if k in given}
         if not cells:
             continue
         if any(c.key == AVG for c in table.columns) and len(cells) == len(keys):
-            cells[AVG] = (float(np.mean([m for m, _ in cells.values()])), None)
+            printed = AVG in given and set(given) - {AVG} == set(keys)
+            cells[AVG] = given[AVG] if printed else (float(np.mean([m for m, _ in cells.values()])), None)
         kept[name] = cells
     table.published, table.published_source = kept, source
     return table
@@ -178,7 +180,7 @@ def latex_text(text: str) -> str:
     return "".join(out)
 
 
-def _number(x: float, decimals: int) -> str:
+def format_number(x: float, decimals: int) -> str:
     """Large values with a suffix, as RLPrompt reports perplexities (254K): 1.1M, not 1100000.0."""
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "K")):
         if abs(x) >= scale:
@@ -194,14 +196,14 @@ def cell(mean: float, err: float | None, decimals: int) -> str:
     """Plain text: ``62.5 ± 1.2``, ``62.5`` without an error, ``–`` without a value."""
     if _missing(mean):
         return "–"
-    return _number(mean, decimals) + ("" if _missing(err) else f" ± {_number(err, decimals)}")
+    return format_number(mean, decimals) + ("" if _missing(err) else f" ± {format_number(err, decimals)}")
 
 
 def latex_cell(mean: float, err: float | None, decimals: int) -> str:
     """LaTeX: the error small after the mean, which keeps wide tables within a column."""
     if _missing(mean):
         return "--"
-    return _number(mean, decimals) + ("" if _missing(err) else rf"{{\scriptsize$\pm${_number(err, decimals)}}}")
+    return format_number(mean, decimals) + ("" if _missing(err) else rf"{{\scriptsize$\pm${format_number(err, decimals)}}}")
 
 
 def display_frame(table: SummaryTable, render=cell, bold=lambda s: f"**{s}**", dagger: str = "†",
@@ -218,7 +220,7 @@ def display_frame(table: SummaryTable, render=cell, bold=lambda s: f"**{s}**", d
             rec[name(header(col))] = text + (dagger if table.dagger.loc[row, col.key] else "")
         records.append(rec)
     for pub, cells in table.published.items():
-        records.append({"Method": name(pub + " (published)"),
+        records.append({"Method": name(pub + " (pub.)"),
                         **{name(header(col)): render(*cells[col.key], col.decimals) if col.key in cells else render(None, None, 0)
                            for col in columns}})
     return pd.DataFrame(records)
@@ -247,7 +249,7 @@ def to_latex(table: SummaryTable, label: str) -> str:
     # Compact spacing inside the float only; the document's settings elsewhere are untouched.
     latex = latex.replace("\\centering\n", "\\centering\n\\small\n\\setlength{\\tabcolsep}{3pt}\n", 1)
     if table.published:  # a rule between our rows and the published ones
-        first = latex_text(next(iter(table.published)) + " (published)")
+        first = latex_text(next(iter(table.published)) + " (pub.)")
         latex = latex.replace(f"\n{first} &", f"\n\\midrule\n{first} &", 1)
     return latex
 
