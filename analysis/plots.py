@@ -20,6 +20,7 @@ from .methods import ABLATION_FIELDS, METHOD_FIELDS, SHORT, fmt_value, method_se
 from .published import dataset_name, order_datasets  # noqa: E402
 
 FORMATS = ("png", "pdf")
+PANELS_PER_ROW = 4
 
 
 def _spread(x: np.ndarray, error: str) -> float:
@@ -46,10 +47,14 @@ def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, metric: str = "
         raise ValueError(f"history has no '{metric}' column")
     evals = history[history[metric].notna()].merge(trials[["trial_id", "method", "config.dataset"]], on="trial_id")
     datasets = order_datasets(evals["config.dataset"].unique())
-    fig, axes = plt.subplots(1, max(len(datasets), 1), figsize=(4.5 * max(len(datasets), 1), 3.4), squeeze=False,
-                             sharey=True)
+    ncols = min(max(len(datasets), 1), PANELS_PER_ROW)
+    nrows = max(1, math.ceil(len(datasets) / ncols))
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.5 * ncols, 3.4 * nrows), squeeze=False, sharey=True)
+    axes = grid.ravel()
+    for ax in axes[max(len(datasets), 1):]:
+        ax.remove()
     scale = 100.0 if _percent(metric) else 1.0
-    for ax, dataset in zip(axes[0], datasets):
+    for ax, dataset in zip(axes, datasets):
         part = evals[evals["config.dataset"] == dataset]
         for method in order_methods(part["method"].tolist()):
             steps = part[part["method"] == method].groupby("step")[metric]
@@ -63,7 +68,8 @@ def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, metric: str = "
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0][0].set_ylabel(_label(metric))
+    for ax in grid[:, 0]:
+        ax.set_ylabel(_label(metric))
     fig.suptitle(f"Learning curves: mean ± {'standard error' if error == 'se' else 'std'} over runs", fontsize=10)
     fig.tight_layout()
     return fig
