@@ -125,9 +125,9 @@ def read_table(store: Store, name: str) -> pd.DataFrame:
         frame = pq.read_table(store.file(f"{name}.parquet"), filesystem=store.fs).to_pandas()
     except Exception as exc:  # ArrowInvalid, OSError: a truncated or foreign file
         raise ResultsError(f"cannot read results file '{display}': {exc}") from exc
-    if "schema_version" not in frame.columns:
+    if "schema_version" not in frame.columns and len(frame):
         raise ResultsError(f"results file '{display}' has no 'schema_version' column; is it a pinbench results table?")
-    versions = set(pd.unique(frame["schema_version"].dropna()).tolist())
+    versions = set(pd.unique(frame["schema_version"].dropna()).tolist()) if len(frame) else set()
     unknown = sorted(v for v in versions if v not in KNOWN_SCHEMA_VERSIONS)
     if unknown:
         raise ResultsError(f"results file '{display}' has schema version {unknown[0]}, which this pinbench does not "

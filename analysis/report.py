@@ -99,10 +99,11 @@ def prepare(results: Results, options: ReportOptions) -> tuple[pd.DataFrame, lis
     """Completed trials with method labels, best-prompt naturalness and policy statistics."""
     trials = results.completed().copy()
     if not len(trials):
-        failed = results.trials
-        first = str(failed["error"].iloc[0]).strip().splitlines()[-1:] if "error" in failed.columns and len(failed) else []
-        raise ResultsError(f"no completed trials in {', '.join(s.uri for s in results.stores)}: "
-                           f"{len(failed)} failed" + (f" (last error line: {first[0]})" if first else ""))
+        others = results.trials
+        counts = ", ".join(f"{n} {status}" for status, n in others["status"].value_counts().items())
+        errors = [e for e in others.get("error", pd.Series(dtype=str)).dropna().astype(str) if e.strip()]
+        raise ResultsError(f"no completed trials in {', '.join(s.uri for s in results.stores)} ({counts})"
+                           + (f"; first error: {errors[0].strip().splitlines()[-1]}" if errors else ""))
     _check_metric(trials, options.metric)
     trials["method"] = label_methods(trials, options.method_by).to_numpy()
     nat = naturalness(results, options.naturalness, use_cache=options.use_cache)

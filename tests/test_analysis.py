@@ -363,6 +363,10 @@ def test_report_markdown_and_cli(store, tmp_path, tiny_lm_dir, capsys):
     prompts = pd.read_csv(out / "tables" / "prompts.csv")
     assert len(prompts) == 13 and {"perplexity", "zipf_mean", "test_accuracy"} <= set(prompts.columns)
 
+    only_failed = make_store(tmp_path / "failed", tiny_lm_dir, [RUNS[6]])
+    assert main(["report", str(only_failed), "--out", str(out)]) == 2
+    assert "no completed trials" in (err := capsys.readouterr().err) and "(1 failed)" in err
+    assert "RuntimeError: out of memory" in err
     assert main(["report", str(tmp_path / "nothing-here"), "--out", str(out)]) == 2
     assert "nothing-here' does not exist" in capsys.readouterr().err
     assert main(["report", str(store), "--out", str(out), "--metric", "test_f1", "--reference-lm", tiny_lm_dir]) == 2
