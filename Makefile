@@ -34,6 +34,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/score_throughput.py --data-dir $(DATA)/few-shot
 	$(BIN)/python bench/train_step.py --data-dir $(DATA)/few-shot
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
