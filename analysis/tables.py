@@ -68,7 +68,8 @@ class SummaryTable:
     def rows(self) -> list[str]:
         return list(self.mean.index)
 
-    def caption(self) -> str:
+    def caption(self, notes: bool = True) -> str:
+        """The conventions, stated; ``notes`` (the LaTeX headers' abbreviations) where they apply."""
         ns = self.n.drop(columns=[AVG], errors="ignore").to_numpy().ravel()
         ns = ns[ns > 0]
         n_text = (f"n = {int(ns.min())}" if len(ns) and ns.min() == ns.max()
@@ -81,7 +82,7 @@ class SummaryTable:
             parts.append("Avg: mean over datasets.")
         if self.published:
             parts.append(f"(pub.): published in {self.published_source}, ± standard error where given; not ranked.")
-        if self.notes:
+        if notes and self.notes:
             parts.append(self.notes)
         return " ".join(parts)
 
@@ -231,7 +232,7 @@ def to_markdown(table: SummaryTable) -> str:
     header = "| " + " | ".join(frame.columns) + " |"
     align = "|" + "|".join([":---", *(["---:"] * (len(frame.columns) - 1))]) + "|"
     body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.to_numpy().tolist()]
-    return "\n".join([header, align, *body, "", table.caption(), ""])
+    return "\n".join([header, align, *body, "", table.caption(notes=False), ""])
 
 
 def to_latex(table: SummaryTable, label: str) -> str:
