@@ -136,19 +136,19 @@ class QPolicy(nn.Module):
             threshold = self.filter_threshold(e, logits)
             q = self.q_values(e, threshold, lm_logits=logits)
             pi = regularizer.policy(q, alpha)
+            probs = pi  # what is sampled from: pi, or RLPrompt's top-k truncation of it
+            if self.sample_top_k is not None and self.sample_top_k < self.vocab_size:
+                top = torch.topk(pi, self.sample_top_k, dim=-1)
+                probs = torch.zeros_like(pi).scatter(-1, top.indices, top.values)
             if greedy:
                 a = q.argmax(-1)
             else:
-                probs = pi
-                if self.sample_top_k is not None and self.sample_top_k < self.vocab_size:
-                    top = torch.topk(pi, self.sample_top_k, dim=-1)
-                    probs = torch.zeros_like(pi).scatter(-1, top.indices, top.values)
                 a = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
             tokens.append(a)
             hidden.append(e)
             thresholds.append(threshold)
             entropies.append(regularizer.entropy(pi))
-            supports.append((pi > 0).sum(-1).float())
+            supports.append((probs > 0).sum(-1).float())
             if t + 1 < self.prompt_length:
                 out = body(input_ids=a[:, None], past_key_values=cache, use_cache=True)
                 cache, e = out.past_key_values, out.last_hidden_state[:, -1].float()

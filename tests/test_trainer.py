@@ -168,6 +168,8 @@ def test_sample_truncation_uses_the_policys_own_top_k(small_lm):
     q = policy.q_values(rollout.hidden)
     top2 = q.topk(2, dim=-1).indices
     assert (top2 == rollout.tokens.unsqueeze(-1)).any(-1).all()
+    # the logged support is what can be sampled (2 tokens), not the softmax's whole vocabulary
+    assert (rollout.support == 2).all()
 
 
 def test_filter_threshold_masks_q_in_targets(small_lm):
