@@ -106,6 +106,7 @@ def prepare(results: Results, options: ReportOptions) -> tuple[pd.DataFrame, lis
                            + (f"; first error: {errors[0].strip().splitlines()[-1]}" if errors else ""))
     _check_metric(trials, options.metric)
     trials["method"] = label_methods(trials, options.method_by).to_numpy()
+    _baseline(options.baseline, order_methods(trials["method"].tolist()))  # a bad name fails before any scoring
     nat = naturalness(results, options.naturalness, use_cache=options.use_cache)
     per_prompt = nat.table.drop(columns=["cache_version", "reference_lm"], errors="ignore")
     trials = trials.merge(per_prompt, how="left", left_on=["best_prompt", "config.policy_lm"],
@@ -124,7 +125,9 @@ def comparison_table(trials: pd.DataFrame, options: ReportOptions) -> SummaryTab
     title = f"{split.capitalize()} {name.replace('_', ' ')}" + (" (%)" if percent else "")
     table = summarise(samples, columns, title=title, rows=methods, error=options.error,
                       baseline=_baseline(options.baseline, methods), average=len(datasets) > 1)
-    return add_published(table, published_rows(methods, options.published), SOURCE)
+    # The published numbers are test accuracies; beside another metric they would mislead.
+    published = published_rows(methods, options.published) if options.metric == "test_accuracy" else {}
+    return add_published(table, published, SOURCE)
 
 
 def naturalness_table(trials: pd.DataFrame, options: ReportOptions) -> SummaryTable:
@@ -195,6 +198,8 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
     out = Path(out)
     results = load_results(paths)
     trials, warnings, computed = prepare(results, options)
+    if options.published != "none" and options.metric != "test_accuracy":
+        warnings.append(f"published rows left out: they are test accuracies, the table shows {options.metric}")
     files: list[Path] = []
     tables_dir, figures_dir = out / "tables", out / "figures"
 

@@ -363,6 +363,12 @@ def test_report_markdown_and_cli(store, tmp_path, tiny_lm_dir, capsys):
     prompts = pd.read_csv(out / "tables" / "prompts.csv")
     assert len(prompts) == 13 and {"perplexity", "zipf_mean", "test_accuracy"} <= set(prompts.columns)
 
+    # another metric: its own numbers, and no published accuracies beside them
+    other = build_report([store], tmp_path / "reward", options(tiny_lm_dir, metric="test_reward", published="all"))
+    assert other.comparison.mean.loc["pin", "sst-2"] == pytest.approx(9.2)
+    assert other.comparison.published == {} and "published rows left out" in other.warnings[0]
+    assert "published rows left out" in (tmp_path / "reward" / "report.md").read_text()
+
     only_failed = make_store(tmp_path / "failed", tiny_lm_dir, [RUNS[6]])
     assert main(["report", str(only_failed), "--out", str(out)]) == 2
     assert "no completed trials" in (err := capsys.readouterr().err) and "(1 failed)" in err
