@@ -24,7 +24,8 @@ from analysis.naturalness import NaturalnessOptions
 from pinbench.cli import _quiet_transformers
 from pinbench.config import from_preset
 from pinbench.models import load_model
-from pinbench.results import SCHEMA_VERSION, write_results
+from pinbench.results import TABLES, frames, write_results
+from pinbench.trainer import TrainResult
 
 
 def synthetic_store(directory: Path, n: int, policy_lm: str, seed: int = 0) -> None:
@@ -32,22 +33,20 @@ def synthetic_store(directory: Path, n: int, policy_lm: str, seed: int = 0) -> N
     tok = load_model(policy_lm, "causal").tokenizer
     grid = itertools.product(["pin", "rlprompt", "pin-td"], ["sst-2", "yelp-2", "mr", "cr", "agnews", "yahoo", "subj"],
                              [13, 21, 42, 87, 100], [0, 1, 2])
-    trials, history = [], []
+    tables = {name: [] for name in TABLES}
     for i, (preset, dataset, split_seed, s) in zip(range(n), grid):
         ids = rng.integers(100, len(tok), 5).tolist()
-        config = from_preset(preset, dataset=dataset, split_seed=split_seed, seed=s, policy_lm=policy_lm).to_dict()
-        acc = float(rng.uniform(0.5, 0.95))
-        tid = f"t{i:04d}"
-        trials.append({"schema_version": SCHEMA_VERSION, "suite": "bench", "trial_id": tid, "status": "completed",
-                       "error": "", **{f"config.{k}": v for k, v in config.items()}, "best_step": 100,
-                       "best_prompt": tok.decode(ids), "best_token_ids": ids, "dev_accuracy": acc,
-                       "test_accuracy": acc, "steps": 300, "wall_time_s": 1.0})
-        for step in range(20, 301, 20):
-            history.append({"schema_version": SCHEMA_VERSION, "trial_id": tid, "step": step, "support": 10.0,
-                            "entropy": 0.5, "dev_accuracy": acc * step / 300})
-    prompts = pd.DataFrame([{"schema_version": SCHEMA_VERSION, "trial_id": t["trial_id"], "step": 100,
-                             "source": "best", "prompt": t["best_prompt"]} for t in trials])
-    write_results(directory, {"trials": pd.DataFrame(trials), "history": pd.DataFrame(history), "prompts": prompts})
+        config = from_preset(preset, dataset=dataset, split_seed=split_seed, seed=s, policy_lm=policy_lm)
+        acc, prompt = float(rng.uniform(0.5, 0.95)), tok.decode(ids)
+        result = TrainResult(config, steps_done=300, wall_time_s=1.0,
+                             best={"step": 100, "prompt": prompt, "token_ids": ids, "dev_accuracy": acc},
+                             test={"test_accuracy": acc},
+                             history=[{"step": step, "support": 10.0, "entropy": 0.5, "dev_accuracy": acc * step / 300}
+                                      for step in range(20, 301, 20)],
+                             prompts=[{"step": 100, "source": "best", "prompt": prompt, "token_ids": ids}])
+        for name, frame in frames(result, f"t{i:04d}", "bench").items():
+            tables[name].append(frame)
+    write_results(directory, {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()})
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ from analysis.published import PIN_TABLE1, published_rows
 from analysis.tables import Column, add_published, summarise, to_latex, to_markdown
 from pinbench.cli import main
 from pinbench.config import from_preset
-from pinbench.results import SCHEMA_VERSION, write_results
+from pinbench.results import TABLES, frames, write_results
+from pinbench.trainer import TrainResult
 
 # (preset, overrides, dataset, split seed, seed, test accuracy, best prompt); None: a failed trial
 RUNS = [
@@ -43,31 +44,26 @@ RUNS = [
 
 
 def make_store(directory: Path, model: str, runs=RUNS, suite: str = "handmade") -> Path:
-    """A results store in pinbench's schema, with the given test accuracies."""
-    trials, history, prompts = [], [], []
+    """A results store with the given test accuracies, written by pinbench's own results writer."""
+    tables = {name: [] for name in TABLES}
     for i, (preset, overrides, dataset, split_seed, seed, acc, prompt) in enumerate(runs):
         config = from_preset(preset, dataset=dataset, split_seed=split_seed, seed=seed, policy_lm=model,
-                             task_lm=model, steps=20, eval_every=10, **overrides).to_dict()
-        tid = f"t{i:02d}"
-        row = {"schema_version": SCHEMA_VERSION, "suite": suite, "trial_id": tid,
-               "status": "completed" if acc is not None else "failed",
-               "error": "" if acc is not None else "Traceback ...\nRuntimeError: out of memory",
-               **{f"config.{k}": v for k, v in config.items()},
-               "best_step": 20 if acc is not None else None, "best_prompt": prompt, "best_token_ids": None,
-               "dev_accuracy": acc, "test_accuracy": acc, "test_reward": None if acc is None else 10 * acc,
-               "steps": 20, "wall_time_s": 1.0}
-        trials.append(row)
-        if acc is None:
-            continue
-        support = 5.0 if config["regularizer"] == "sparse_tsallis" else 49.0
-        for step in (10, 20):
-            history.append({"schema_version": SCHEMA_VERSION, "trial_id": tid, "step": step, "reward_mean": 1.0,
-                            "entropy": 0.5, "support": support, "dev_accuracy": acc - (0.1 if step == 10 else 0.0),
-                            "greedy_prompt": prompt})
-        prompts.append({"schema_version": SCHEMA_VERSION, "trial_id": tid, "step": 20, "source": "best",
-                        "prompt": prompt, "token_ids": None, "dev_accuracy": acc, "test_accuracy": acc})
-    write_results(directory, {"trials": pd.DataFrame(trials), "history": pd.DataFrame(history),
-                              "prompts": pd.DataFrame(prompts)})
+                             task_lm=model, steps=20, eval_every=10, **overrides)
+        result = TrainResult(config, steps_done=20, wall_time_s=1.0)
+        if acc is not None:
+            support = 5.0 if config.regularizer == "sparse_tsallis" else 49.0
+            result.history = [{"step": step, "reward_mean": 1.0, "entropy": 0.5, "support": support,
+                               "dev_accuracy": acc - (0.1 if step == 10 else 0.0), "greedy_prompt": prompt}
+                              for step in (10, 20)]
+            result.best = {"step": 20, "prompt": prompt, "token_ids": None, "dev_accuracy": acc}
+            result.test = {"test_accuracy": acc, "test_reward": 10 * acc}
+            result.prompts = [{"step": 20, "source": "best", "prompt": prompt, "token_ids": None,
+                               "dev_accuracy": acc, "test_accuracy": acc}]
+        status, error = ("completed", "") if acc is not None else ("failed", "Traceback ...\nRuntimeError: out of memory")
+        for name, frame in frames(result, f"t{i:02d}", suite, status, error).items():
+            tables[name].append(frame)
+    write_results(directory, {name: pd.concat([f for f in parts if len(f)] or parts[:1], ignore_index=True)
+                              for name, parts in tables.items()})
     return directory
 
 
