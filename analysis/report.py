@@ -95,8 +95,22 @@ def _check_metric(trials: pd.DataFrame, metric: str) -> None:
         raise ConfigError(f"metric '{metric}' is not a column of trials.parquet; available: {have}")
 
 
-def prepare(results: Results, options: ReportOptions) -> tuple[pd.DataFrame, list[str], int]:
+@dataclass
+class Prepared:
+    trials: pd.DataFrame
     """Completed trials with method labels, best-prompt naturalness and policy statistics."""
+    methods: list[str]
+    """Table rows, in order."""
+    baseline: str | None
+    """The row daggers test against."""
+    warnings: list[str]
+    computed: int
+    """Prompts whose naturalness was computed now."""
+
+
+def prepare(results: Results, options: ReportOptions) -> Prepared:
+    """Label the completed trials' methods, resolve the baseline (a bad name fails before any
+    scoring), then join best-prompt naturalness and policy statistics."""
     trials = results.completed().copy()
     if not len(trials):
         others = results.trials
@@ -106,38 +120,39 @@ def prepare(results: Results, options: ReportOptions) -> tuple[pd.DataFrame, lis
                            + (f"; first error: {errors[0].strip().splitlines()[-1]}" if errors else ""))
     _check_metric(trials, options.metric)
     trials["method"] = label_methods(trials, options.method_by).to_numpy()
-    _baseline(options.baseline, order_methods(trials["method"].tolist()))  # a bad name fails before any scoring
+    methods = order_methods(trials["method"].tolist())
+    baseline = _baseline(options.baseline, methods)
     nat = naturalness(results, options.naturalness, use_cache=options.use_cache)
     per_prompt = nat.table.drop(columns=["cache_version", "reference_lm"], errors="ignore")
     trials = trials.merge(per_prompt, how="left", left_on=["best_prompt", "config.policy_lm"],
                           right_on=["prompt", "policy_lm"]).drop(columns=["prompt", "policy_lm"])
     trials = trials.merge(_policy_stats(results.history), how="left", on="trial_id")
-    return trials, nat.warnings, nat.computed
+    return Prepared(trials, methods, baseline, nat.warnings, nat.computed)
 
 
-def comparison_table(trials: pd.DataFrame, options: ReportOptions) -> SummaryTable:
+def comparison_table(prep: Prepared, options: ReportOptions) -> SummaryTable:
+    trials, methods = prep.trials, prep.methods
     datasets = order_datasets(trials["config.dataset"].unique())
     percent = options.metric.endswith("accuracy")
     columns = [Column(d, dataset_name(d), "higher", 1, 100.0 if percent else 1.0) for d in datasets]
     samples = pd.DataFrame({"row": trials["method"], "column": trials["config.dataset"], "value": trials[options.metric]})
-    methods = order_methods(trials["method"].tolist())
     split, _, name = options.metric.partition("_")
     title = f"{split.capitalize()} {name.replace('_', ' ')}" + (" (%)" if percent else "")
     table = summarise(samples, columns, title=title, rows=methods, error=options.error,
-                      baseline=_baseline(options.baseline, methods), average=len(datasets) > 1)
+                      baseline=prep.baseline, average=len(datasets) > 1)
     # The published numbers are test accuracies; beside another metric they would mislead.
     published = published_rows(methods, options.published) if options.metric == "test_accuracy" else {}
     return add_published(table, published, SOURCE)
 
 
-def naturalness_table(trials: pd.DataFrame, options: ReportOptions) -> SummaryTable:
+def naturalness_table(prep: Prepared, options: ReportOptions) -> SummaryTable:
+    trials = prep.trials
     columns = [c for c in NATURALNESS_COLUMNS if c.key in trials.columns and trials[c.key].notna().any()]
     samples = trials.melt(id_vars=["method"], value_vars=[c.key for c in columns], var_name="column") \
         .rename(columns={"method": "row"})
-    methods = order_methods(trials["method"].tolist())
     ref = options.naturalness.reference_lm
     table = summarise(samples, columns, title=f"Naturalness of the best prompts (perplexity under {ref})",
-                      rows=methods, error=options.error, baseline=_baseline(options.baseline, methods))
+                      rows=prep.methods, error=options.error, baseline=prep.baseline)
     table.notes = NATURALNESS_NOTES
     return table
 
@@ -171,9 +186,9 @@ def _num(x, fmt: str = ".1f") -> str:
     return "–" if pd.isna(x) else format(x, fmt)
 
 
-def top_prompts_markdown(trials: pd.DataFrame, metric: str, k: int) -> str:
+def top_prompts_markdown(trials: pd.DataFrame, methods: list[str], metric: str, k: int) -> str:
     lines = []
-    for method in order_methods(trials["method"].tolist()):
+    for method in methods:
         part = trials[trials["method"] == method].sort_values(metric, ascending=False).head(k)
         lines.append(f"**{method}**\n")
         for _, r in part.iterrows():
@@ -197,15 +212,16 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
     options = options or ReportOptions()
     out = Path(out)
     results = load_results(paths)
-    trials, warnings, computed = prepare(results, options)
+    prep = prepare(results, options)
+    trials, warnings = prep.trials, prep.warnings
     if options.published != "none" and options.metric != "test_accuracy":
         warnings.append(f"published rows left out: they are test accuracies, the table shows {options.metric}")
     files: list[Path] = []
     tables_dir, figures_dir = out / "tables", out / "figures"
 
-    comparison = comparison_table(trials, options)
+    comparison = comparison_table(prep, options)
     files += _write_table_set(comparison, tables_dir / "comparison", "tab:pinbench-comparison")
-    nat_table = naturalness_table(trials, options)
+    nat_table = naturalness_table(prep, options)
     files += _write_table_set(nat_table, tables_dir / "naturalness", "tab:pinbench-naturalness")
     prompts = prompts_frame(trials, options.metric)
     files.append(write_table(prompts, tables_dir / "prompts.csv"))
@@ -227,12 +243,13 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
             figures[f"Ablation over {SHORT[param]}"] = saved[0]
 
     failed = results.trials[results.trials["status"] != "completed"]
-    text = _report_markdown(results, trials, failed, comparison, nat_table, figures, warnings, options, out)
+    text = _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out)
     files.append(write_text(text, out / "report.md"))
-    return Report(out, files, comparison, nat_table, trials, computed, warnings)
+    return Report(out, files, comparison, nat_table, trials, prep.computed, warnings)
 
 
-def _report_markdown(results, trials, failed, comparison, nat_table, figures, warnings, options, out) -> str:
+def _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out) -> str:
+    trials, warnings = prep.trials, prep.warnings
     nat = options.naturalness
     ctx = trials["context_token"].dropna().unique().tolist() if "context_token" in trials.columns else []
     lines = [
@@ -258,7 +275,7 @@ def _report_markdown(results, trials, failed, comparison, nat_table, figures, wa
         lines += [f"No ablation figure: no method varies {', '.join(SHORT[f] for f in ABLATION_FIELDS)} "
                   "with everything else fixed.", ""]
     lines += [f"## Top prompts by {options.metric.replace('_', ' ')}", "",
-              top_prompts_markdown(trials, options.metric, options.top_prompts)]
+              top_prompts_markdown(trials, prep.methods, options.metric, options.top_prompts)]
     if len(failed):
         lines += ["## Failed trials", ""]
         for _, r in failed.iterrows():
