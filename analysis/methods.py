@@ -27,19 +27,15 @@ _DEFAULTS = TrainConfig().to_dict()
 
 
 def _same(a, b) -> bool:
-    if a is None or b is None or (isinstance(a, float) and math.isnan(a)) or (isinstance(b, float) and math.isnan(b)):
-        return _missing(a) and _missing(b)
+    if pd.isna(a) or pd.isna(b):
+        return pd.isna(a) and pd.isna(b)
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
     return a == b
 
 
-def _missing(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
-
-
 def fmt_value(v) -> str:
-    if _missing(v):
+    if pd.isna(v):
         return "off"
     if isinstance(v, float) and v.is_integer():
         v = int(v)
@@ -52,7 +48,7 @@ def method_settings(row: pd.Series | dict) -> dict:
     out = {}
     for f in METHOD_FIELDS:
         v = get(f"config.{f}", _DEFAULTS[f])
-        out[f] = None if _missing(v) else v
+        out[f] = None if pd.isna(v) else v
     if out["regularizer"] != "tsallis":
         out["q"] = None  # q only means something for the general Tsallis regulariser
     return out

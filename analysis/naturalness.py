@@ -25,7 +25,6 @@ Values are computed once per (prompt, reference LM, policy LM) and cached in
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -229,7 +228,7 @@ def compute(prompts: pd.DataFrame, options: NaturalnessOptions, warnings: list[s
     rows = []
     for (_, p), value in zip(prompts.iterrows(), ppl):
         ids = p["token_ids"]
-        ids = None if ids is None or (isinstance(ids, float) and math.isnan(ids)) else [int(i) for i in ids]
+        ids = [int(i) for i in ids] if isinstance(ids, (list, tuple, np.ndarray)) else None  # None or NaN: no ids
         rows.append({"prompt": p["prompt"], "reference_lm": options.reference_lm, "policy_lm": p["policy_lm"],
                      "perplexity": float(value), "context_token": ctx_text,
                      **word_stats(p["prompt"]), **token_stats(p["prompt"], ids, tokenizers[p["policy_lm"]])})

@@ -189,22 +189,18 @@ def format_number(x: float, decimals: int) -> str:
     return f"{x:.{decimals}f}"
 
 
-def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
 def cell(mean: float, err: float | None, decimals: int) -> str:
     """Plain text: ``62.5 ± 1.2``, ``62.5`` without an error, ``–`` without a value."""
-    if _missing(mean):
+    if pd.isna(mean):
         return "–"
-    return format_number(mean, decimals) + ("" if _missing(err) else f" ± {format_number(err, decimals)}")
+    return format_number(mean, decimals) + ("" if pd.isna(err) else f" ± {format_number(err, decimals)}")
 
 
 def latex_cell(mean: float, err: float | None, decimals: int) -> str:
     """LaTeX: the error small after the mean, which keeps wide tables within a column."""
-    if _missing(mean):
+    if pd.isna(mean):
         return "--"
-    return format_number(mean, decimals) + ("" if _missing(err) else rf"{{\scriptsize$\pm${format_number(err, decimals)}}}")
+    return format_number(mean, decimals) + ("" if pd.isna(err) else rf"{{\scriptsize$\pm${format_number(err, decimals)}}}")
 
 
 def display_frame(table: SummaryTable, render=cell, bold=lambda s: f"**{s}**", dagger: str = "†",
