@@ -101,8 +101,8 @@ def find_stores(uris: list[str]) -> list[Store]:
             continue
         children = sorted((c for c in fs.get_file_info(pafs.FileSelector(path)) if c.type == pafs.FileType.Directory),
                           key=lambda c: c.path)
-        found = [Store(f"{str(uri).rstrip('/')}/{c.base_name}", fs, c.path, c.base_name) for c in children
-                 if fs.get_file_info(f"{c.path}/trials.parquet").type == pafs.FileType.File]
+        candidates = [Store(f"{str(uri).rstrip('/')}/{c.base_name}", fs, c.path, c.base_name) for c in children]
+        found = [s for s in candidates if s.exists("trials.parquet")]
         if not found:
             raise ResultsError(f"no results in '{uri}': expected {', '.join(t + '.parquet' for t in TABLES)} "
                                "there or in its subdirectories (written by `pinbench sweep` or `pinbench train --out`)")

@@ -57,11 +57,12 @@ def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, metric: str = "
     for ax, dataset in zip(axes, datasets):
         part = evals[evals["config.dataset"] == dataset]
         for method in order_methods(part["method"].tolist()):
-            steps = part[part["method"] == method].groupby("step")[metric]
-            x = np.array(sorted(steps.groups))
-            mean = np.array([steps.get_group(s).mean() for s in x]) * scale
-            band = np.array([_spread(steps.get_group(s).to_numpy(), error) for s in x]) * scale
-            n = part[part["method"] == method]["trial_id"].nunique()
+            runs = part[part["method"] == method]
+            by_step = runs.groupby("step")[metric]  # sorted by step
+            means = by_step.mean()
+            x, mean = means.index.to_numpy(), means.to_numpy() * scale
+            band = by_step.agg(lambda v: _spread(v.to_numpy(), error)).to_numpy() * scale
+            n = runs["trial_id"].nunique()
             (line,) = ax.plot(x, mean, marker="o", markersize=3, label=f"{method} (n={n})")
             ax.fill_between(x, mean - band, mean + band, color=line.get_color(), alpha=0.2, linewidth=0)
         ax.set_title(dataset_name(dataset))
@@ -88,11 +89,11 @@ def ablation_groups(trials: pd.DataFrame, param: str) -> pd.DataFrame:
     if not len(frame):
         return frame.assign(group=pd.Series(dtype=str))
 
-    def name(row) -> str:
-        s = method_settings(row)
-        parts = [s["regularizer"]] + [f"{SHORT[f]}={fmt_value(s[f])}" for f in ABLATION_FIELDS if f != param and s[f] is not None]
-        return f"{' '.join(parts)}, {dataset_name(row['config.dataset'])}"
-    return frame.assign(group=frame.apply(name, axis=1))
+    def name(i) -> str:
+        s = settings.loc[i]
+        parts = [s["regularizer"]] + [f"{SHORT[f]}={fmt_value(s[f])}" for f in ABLATION_FIELDS if f != param and pd.notna(s[f])]
+        return f"{' '.join(parts)}, {dataset_name(trials.at[i, 'config.dataset'])}"
+    return frame.assign(group=[name(i) for i in frame.index])
 
 
 def ablation(trials: pd.DataFrame, param: str, metric: str = "test_accuracy", error: str = "se") -> plt.Figure | None:
