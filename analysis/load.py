@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pinbench.errors import PinbenchError
+from pinbench.io import write_table
 from pinbench.results import SCHEMA_VERSION, TABLES
 
 
@@ -49,10 +51,6 @@ class Store:
     label: str
     """Short unique name (the directory's name), used to qualify clashing trial ids."""
 
-    @property
-    def is_local(self) -> bool:
-        return isinstance(self.fs, pafs.LocalFileSystem)
-
     def file(self, name: str) -> str:
         return f"{self.path.rstrip('/')}/{name}"
 
@@ -61,6 +59,21 @@ class Store:
 
     def display(self, name: str) -> str:
         return f"{self.uri.rstrip('/')}/{name}"
+
+    def read(self, name: str, what: str = "results file", hint: str = "") -> pd.DataFrame:
+        """A Parquet file of the store; a truncated or foreign file is an error naming it."""
+        try:
+            return pq.read_table(self.file(name), filesystem=self.fs).to_pandas()
+        except Exception as exc:  # ArrowInvalid, OSError
+            raise ResultsError(f"cannot read {what} '{self.display(name)}': {exc}{hint}") from exc
+
+    def write(self, name: str, frame: pd.DataFrame) -> None:
+        """Write a Parquet file into the store: atomically on a local disk (temporary file and
+        rename); object stores replace an object whole on upload."""
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            write_table(frame, self.file(name))
+        else:
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), self.file(name), filesystem=self.fs)
 
 
 @dataclass
@@ -121,10 +134,7 @@ def read_table(store: Store, name: str) -> pd.DataFrame:
     display = store.display(f"{name}.parquet")
     if not store.exists(f"{name}.parquet"):
         raise ResultsError(f"results file '{display}' is missing (a store has {', '.join(TABLES)})")
-    try:
-        frame = pq.read_table(store.file(f"{name}.parquet"), filesystem=store.fs).to_pandas()
-    except Exception as exc:  # ArrowInvalid, OSError: a truncated or foreign file
-        raise ResultsError(f"cannot read results file '{display}': {exc}") from exc
+    frame = store.read(f"{name}.parquet")
     if "schema_version" not in frame.columns and len(frame):
         raise ResultsError(f"results file '{display}' has no 'schema_version' column; is it a pinbench results table?")
     versions = set(pd.unique(frame["schema_version"].dropna()).tolist()) if len(frame) else set()

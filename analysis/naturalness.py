@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 import wordfreq
 
-from .load import Results, ResultsError, Store
+from .load import Results, Store
 
 CACHE_FILE = "naturalness.parquet"
 CACHE_VERSION = 1
@@ -165,28 +165,10 @@ class NaturalnessOptions:
 def _load_cache(store: Store) -> pd.DataFrame:
     if not store.exists(CACHE_FILE):
         return pd.DataFrame()
-    import pyarrow.parquet as pq
-
-    try:
-        frame = pq.read_table(store.file(CACHE_FILE), filesystem=store.fs).to_pandas()
-    except Exception as exc:
-        raise ResultsError(f"cannot read naturalness cache '{store.display(CACHE_FILE)}': {exc}; "
-                           "delete it to recompute") from exc
+    frame = store.read(CACHE_FILE, "naturalness cache", "; delete it to recompute")
     if frame.get("cache_version", pd.Series([CACHE_VERSION])).ne(CACHE_VERSION).any():
         return pd.DataFrame()  # written by another pinbench version: recompute
     return frame
-
-
-def _write_cache(store: Store, frame: pd.DataFrame) -> None:
-    if store.is_local:
-        from pinbench.io import write_table
-
-        write_table(frame, store.file(CACHE_FILE))
-    else:  # object stores replace an object whole on upload
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), store.file(CACHE_FILE), filesystem=store.fs)
 
 
 def _policy_tokenizer(name: str, warnings: list[str]):
@@ -269,5 +251,5 @@ def naturalness(results: Results, options: NaturalnessOptions | None = None, use
             mine = table.merge(wanted.loc[wanted["store"] == store.label, key].drop_duplicates(), on=key)
             if len(mine):
                 merged = pd.concat([f for f in (caches[store.label], mine) if len(f)], ignore_index=True)
-                _write_cache(store, merged.drop_duplicates(subset=key, keep="last"))
+                store.write(CACHE_FILE, merged.drop_duplicates(subset=key, keep="last"))
     return NaturalnessRun(table, len(fresh), warnings)
