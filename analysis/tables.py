@@ -236,9 +236,10 @@ def to_latex(table: SummaryTable, label: str) -> str:
     columns = [c for c in table.columns if c.latex]
     body = display_frame(table, render=latex_cell, bold=lambda s: s, dagger=r"$^\dagger$", name=latex_text,
                          columns=columns, header=lambda c: c.short or c.name)
-    bold = display_frame(table, render=lambda *a: "", bold=lambda s: "\0", dagger="", name=latex_text,
-                         columns=columns) == "\0"
-    styler = body.style.hide(axis="index").apply(lambda _: np.where(bold.to_numpy(), "textbf:--rwrap;", ""), axis=None)
+    # Bold cells, laid out like ``body``: no Method column bold, no published row bold.
+    bold = np.zeros(body.shape, dtype=bool)
+    bold[:len(table.rows), 1:] = table.bold[[c.key for c in columns]].to_numpy()
+    styler = body.style.hide(axis="index").apply(lambda _: np.where(bold, "textbf:--rwrap;", ""), axis=None)
     # More than four value columns will not fit one column of a two-column paper: span both.
     latex = styler.to_latex(hrules=True, column_format="l" + "c" * (len(body.columns) - 1), position="t",
                             position_float="centering", caption=latex_text(table.caption()), label=label,
