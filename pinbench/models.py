@@ -11,6 +11,7 @@ that runs many trials holds one copy.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import logging
@@ -265,10 +266,27 @@ def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_c
     return LoadedModel(name=name, kind=kind, model=model, tokenizer=tokenizer)
 
 
+_CASTS: dict[tuple[int, torch.dtype], tuple[LoadedModel, LoadedModel]] = {}
+
+
+def cast_model(lm: LoadedModel, dtype: torch.dtype) -> LoadedModel:
+    """``lm`` with its weights in ``dtype``: ``lm`` itself if they already are, else a frozen copy
+    made once per (model, dtype) and shared by every caller (e.g. each scorer of a Ray worker)."""
+    if next(lm.model.parameters()).dtype == dtype:
+        return lm
+    key = (id(lm.model), dtype)
+    with _LOCK:
+        if key not in _CASTS:  # the original is kept in the entry, so its id cannot be reused
+            model = copy.deepcopy(lm.model).to(dtype).requires_grad_(False).eval()
+            _CASTS[key] = (lm, LoadedModel(lm.name, lm.kind, model, lm.tokenizer))
+        return _CASTS[key][1]
+
+
 def clear_cache() -> None:
     """Forget every loaded model (tests; freeing memory between unrelated jobs)."""
     with _LOCK:
         _CACHE.clear()
+        _CASTS.clear()
 
 
 @torch.no_grad()

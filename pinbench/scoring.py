@@ -17,7 +17,6 @@ tokenised on its own. That keeps the cached prefix identical to the uncached seq
 
 from __future__ import annotations
 
-import contextlib
 import string
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 
 from .data import DatasetSpec
 from .errors import ConfigError
-from .models import LoadedModel
+from .models import LoadedModel, cast_model
 
 Progress = Callable[[int], None]  # called with the number of (prompt, example) pairs just scored
 
@@ -136,7 +135,9 @@ class VerbalizerScorer:
     Args:
         lm: the task LM (``kind`` ``causal`` or ``masked``).
         spec: the dataset spec (template and verbalizers).
-        bf16: run the task LM under bfloat16 autocast (CPU or CUDA); several times faster on CPU.
+        bf16: score with a bfloat16 copy of the task LM's weights (made once per model; several
+            times faster on CPU than float32). Probabilities move by up to a few 1e-2 (see the README).
+            ``False`` scores exactly, with the model as loaded.
         max_batch_tokens: padded tokens per forward pass (memory / speed trade-off).
         max_input_tokens: inputs longer than this are truncated (keeps the first tokens).
         cache_inputs: causal LMs: cache each input's keys/values across calls.
@@ -157,8 +158,10 @@ class VerbalizerScorer:
         self.max_cached_examples = max_cached_examples
         self.pieces = parse_template(spec.template_for(lm.kind))
         self.label_ids = torch.tensor(verbalizer_ids(lm, spec.verbalizers_for(lm.kind), spec.name))
-        self.head = OutputHead(lm.model, lm.kind)
-        self.body = lm.model.base_model
+        # bf16 weights rather than autocast: autocast re-casts every weight at every forward.
+        self.model = cast_model(lm, torch.bfloat16).model if bf16 else lm.model
+        self.head = OutputHead(self.model, lm.kind)
+        self.body = self.model.base_model
         self.bos, self.eos = _special_tokens(self.tok)
         self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
         if lm.kind == "masked":
@@ -207,22 +210,16 @@ class VerbalizerScorer:
 
     # -- public API --------------------------------------------------------------------------
 
-    def _autocast(self):
-        if not self.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(self.lm.device.type, dtype=torch.bfloat16)
-
     @torch.no_grad()
     def score(self, prompts: Sequence[str], texts: Sequence[str], *, use_cache: bool = True,
               progress: Progress | None = None) -> torch.Tensor:
         """Verbalizer probabilities [len(prompts), len(texts), classes] (float32, on CPU)."""
         if not prompts or not texts:
             return torch.zeros(len(prompts), len(texts), self.spec.num_classes)
-        with self._autocast():
-            if self.lm.kind == "causal" and use_cache:
-                logits = self._score_causal(list(prompts), list(texts), progress)
-            else:
-                logits = self._score_full(list(prompts), list(texts), progress)
+        if self.lm.kind == "causal" and use_cache:
+            logits = self._score_causal(list(prompts), list(texts), progress)
+        else:
+            logits = self._score_full(list(prompts), list(texts), progress)
         return logits.softmax(-1).cpu()
 
     @torch.no_grad()
@@ -230,14 +227,13 @@ class VerbalizerScorer:
                     progress: Progress | None = None) -> torch.Tensor:
         """Reference path: one full forward per pair with the full-vocabulary head (benchmarks)."""
         out = torch.empty(len(prompts), len(texts), self.spec.num_classes)
-        with self._autocast():
-            for i, prompt in enumerate(prompts):
-                for j, text in enumerate(texts):
-                    ids, pos = self.full_ids(prompt, text)
-                    logits = self.lm.model(input_ids=torch.tensor([ids], device=self.lm.device)).logits
-                    out[i, j] = logits[0, pos, self.label_ids.to(logits.device)].float().softmax(-1).cpu()
-                    if progress:
-                        progress(1)
+        for i, prompt in enumerate(prompts):
+            for j, text in enumerate(texts):
+                ids, pos = self.full_ids(prompt, text)
+                logits = self.model(input_ids=torch.tensor([ids], device=self.lm.device)).logits
+                out[i, j] = logits[0, pos, self.label_ids.to(logits.device)].float().softmax(-1).cpu()
+                if progress:
+                    progress(1)
         return out
 
     # -- uncached path: every pair is one padded row -----------------------------------------
@@ -277,7 +273,7 @@ class VerbalizerScorer:
                 progress(len(batch))
         return out.view(len(prompts), len(texts), -1)
 
-    # -- cached causal path ------------------------------------------------------------------
+    # -- cached causal path: input-major, each input's prefix shared by all its prompts -------
 
     def _prefix_ids(self, text: str) -> list[int]:
         return self.bos + self._ids(self.prefix_pieces, text, "")
@@ -296,14 +292,10 @@ class VerbalizerScorer:
             # n keys/values are exactly those of the unpadded prefix.
             mask = (torch.arange(width)[None] < torch.tensor([len(ids_list[i]) for i in batch])[:, None]).long()
             out = self.body(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=True)
-            layers = _cache_layers(out.past_key_values)
+            layers = _cache_layers(out.cache)
             for r, i in enumerate(batch):
                 n = len(ids_list[i])
-                # Under bf16 autocast keep the cache in bf16: the suffix's new keys are bf16 too,
-                # and a mixed-dtype cache is promoted (and copied) at every layer.
-                dtype = torch.bfloat16 if self.bf16 else layers[0][0].dtype
-                kv = [(k[r:r + 1, :, :n].to(dtype, copy=True), v[r:r + 1, :, :n].to(dtype, copy=True))
-                      for k, v in layers]
+                kv = [(k[r:r + 1, :, :n].clone(), v[r:r + 1, :, :n].clone()) for k, v in layers]
                 result.append((i, PrefixCache(kv, n, out.last_hidden_state[r, n - 1].clone())))
         return [cache for _, cache in sorted(result, key=lambda x: x[0])]
 
@@ -315,83 +307,113 @@ class VerbalizerScorer:
         return [self._kv_cache.get(t) or computed[t] for t in texts]
 
     def _score_causal(self, prompts: list[str], texts: list[str], progress: Progress | None) -> torch.Tensor:
-        """Cached path for inputs with a non-empty prefix; the rest (e.g. an empty input and no
-        BOS token, or a template that starts with the prompt) have nothing to cache."""
+        """Cached path when the input comes before the prompt (its prefix is worth sharing);
+        otherwise (the input after the prompt, or an empty input without BOS: nothing to cache)
+        every pair is one padded row."""
+        if "input" not in [p.kind for p in self.prefix_pieces]:
+            return self._score_full(prompts, texts, progress)
         has_prefix = [bool(self._prefix_ids(t)) for t in texts]
-        if all(has_prefix):
-            return self._score_causal_cached(prompts, texts, progress)
         out = torch.empty(len(prompts), len(texts), self.spec.num_classes)
-        for flag, scorer in ((True, self._score_causal_cached), (False, self._score_full)):
+        for flag, scorer in ((True, self._score_packed), (False, self._score_full)):
             idx = [i for i, h in enumerate(has_prefix) if h == flag]
             if idx:
                 out[:, idx] = scorer(prompts, [texts[i] for i in idx], progress)
         return out
 
-    def _score_causal_cached(self, prompts: list[str], texts: list[str], progress: Progress | None) -> torch.Tensor:
+    def _score_packed(self, prompts: list[str], texts: list[str], progress: Progress | None) -> torch.Tensor:
+        """One row per input: its prompts' suffixes packed one after another (no padding between
+        them), all attending to the input's cached prefix and, causally, to their own block only
+        (a 4D mask). The prefix's keys and values are used once per input, never copied per prompt,
+        and the forward pass runs on the suffix tokens alone."""
         device = self.lm.device
+        # The suffix is the prompt plus any literal text up to the scored position; it does not
+        # depend on the input (the input is in the prefix), so every row has the same blocks.
+        blocks = [self._ids(self.suffix_pieces, "", p) for p in prompts]
+        packed = sum(len(b) for b in blocks)
         out = torch.empty(len(texts), len(prompts), self.spec.num_classes)
-        # Group inputs so that (inputs x prompts) rows of (prefix + suffix) tokens fit the budget.
-        prefix_len = [len(self._prefix_ids(t)) for t in texts]
-        suffix = [[self._ids(self.suffix_pieces, t, p) for p in prompts] for t in texts]
-        suffix_len = [max(len(s) for s in row) for row in suffix]
-        per_input = [len(prompts) * (prefix_len[i] + suffix_len[i]) for i in range(len(texts))]
-        order = sorted(range(len(texts)), key=lambda i: prefix_len[i])
-        groups, current, cost = [], [], 0
-        for i in order:
-            if current and cost + per_input[i] > self.max_batch_tokens:
-                groups.append(current)
-                current, cost = [], 0
-            current.append(i)
-            cost += per_input[i]
-        groups.append(current)
-        for group in groups:
+        order = sorted(range(len(texts)), key=lambda i: len(self._prefix_ids(texts[i])))
+        # Inputs per forward: the packed query tokens of the group fit the token budget.
+        per_group = max(1, self.max_batch_tokens // max(packed, 1))
+        for start in range(0, len(order), per_group):
+            group = order[start:start + per_group]
             caches = self._prefixes([texts[i] for i in group])
-            n_max = max(c.length for c in caches)
-            s_max = max(suffix_len[i] for i in group)
-            rows = len(group) * len(prompts)
-            # Rows: input-major, prompt-minor. Prefix keys/values are left-aligned, padded to n_max.
-            input_ids = torch.full((rows, s_max), self.pad_id, dtype=torch.long)
-            mask = torch.zeros(rows, n_max + s_max, dtype=torch.long)
-            position_ids = torch.zeros(rows, s_max, dtype=torch.long)
-            last = torch.zeros(rows, dtype=torch.long)
-            for g, i in enumerate(group):
-                n = caches[g].length
-                for j in range(len(prompts)):
-                    r = g * len(prompts) + j
-                    ids = suffix[i][j]
-                    input_ids[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-                    mask[r, :n] = 1
-                    mask[r, n_max : n_max + len(ids)] = 1
-                    position_ids[r] = torch.arange(n, n + s_max)
-                    last[r] = len(ids) - 1
-            # An empty suffix (empty prompt) is scored at the prefix's own last position.
-            h = torch.stack([c.last_hidden for c in caches]).repeat_interleave(len(prompts), 0)
-            if s_max > 0:
-                keys, values = [], []
-                for layer in range(len(caches[0].kv)):
-                    k0 = caches[0].kv[layer][0]
-                    k = k0.new_zeros(len(group), k0.shape[1], n_max, k0.shape[3])
-                    v = torch.zeros_like(k)
-                    for g, c in enumerate(caches):
-                        k[g, :, : c.length] = c.kv[layer][0][0]
-                        v[g, :, : c.length] = c.kv[layer][1][0]
-                    keys.append(k.repeat_interleave(len(prompts), 0))
-                    values.append(v.repeat_interleave(len(prompts), 0))
+            h = torch.stack([c.last_hidden for c in caches])[:, None].expand(-1, len(prompts), -1)
+            if packed:
+                layout = packed_layout([c.length for c in caches], [len(b) for b in blocks])
+                keys, values = _stack_prefixes(caches, layout.prefix_width)
+                input_ids = torch.tensor([i for b in blocks for i in b], dtype=torch.long)
                 hidden = self.body(
-                    input_ids=input_ids.to(device),
-                    attention_mask=mask.to(device),
-                    position_ids=position_ids.to(device),
-                    past_key_values=_make_cache(keys, values),
+                    input_ids=input_ids.expand(len(group), -1).to(device),
+                    attention_mask=layout.mask(keys[0].dtype).to(device),
+                    position_ids=layout.positions.to(device),
+                    cache=_make_cache(keys, values),
                     use_cache=True,
                 ).last_hidden_state
-                has_suffix = (last >= 0).to(device)
-                from_suffix = hidden[torch.arange(rows, device=device), last.clamp(min=0).to(device)]
-                h = torch.where(has_suffix[:, None], from_suffix, h.to(from_suffix.dtype))
-            logits = self.head.logits(h, self.label_ids.to(device)).cpu()
+                # An empty block (empty prompt, nothing after it) is scored at the prefix's end.
+                scored = hidden[:, layout.last.clamp(min=0).to(device)]
+                h = torch.where((layout.last >= 0).to(device)[None, :, None], scored, h.to(scored.dtype))
+            logits = self.head.logits(h.reshape(-1, h.shape[-1]), self.label_ids.to(device)).cpu()
             out[group] = logits.view(len(group), len(prompts), -1)
             if progress:
-                progress(rows)
+                progress(len(group) * len(prompts))
         return out.transpose(0, 1).contiguous()
+
+
+@dataclass(frozen=True)
+class PackedLayout:
+    """Where each prompt's suffix block sits in a packed row, for inputs of given prefix lengths."""
+
+    prefix_lengths: torch.Tensor  # [G] real prefix tokens per input (keys left-aligned, padded)
+    block: torch.Tensor  # [T] index of the block each packed token belongs to
+    offset: torch.Tensor  # [T] token's index inside its block
+    last: torch.Tensor  # [P] packed index of each block's last token, -1 for an empty block
+
+    @property
+    def prefix_width(self) -> int:
+        return int(self.prefix_lengths.max())
+
+    @property
+    def positions(self) -> torch.Tensor:
+        """[G, T] position ids: every block continues its input's prefix (starts at n_g)."""
+        return self.prefix_lengths[:, None] + self.offset[None, :]
+
+    def mask(self, dtype: torch.dtype) -> torch.Tensor:
+        """[G, 1, T, width + T] additive mask: a token sees its input's real prefix tokens and the
+        tokens of its own block up to itself; never padding, never another prompt's block."""
+        width = self.prefix_width
+        sees_prefix = torch.arange(width)[None, :] < self.prefix_lengths[:, None]  # [G, width]
+        same_block = self.block[:, None] == self.block[None, :]
+        causal = self.offset[:, None] >= self.offset[None, :]
+        sees_suffix = same_block & causal  # [T, T]
+        g, t = len(self.prefix_lengths), len(self.block)
+        allowed = torch.cat([sees_prefix[:, None, :].expand(g, t, width), sees_suffix.expand(g, t, t)], dim=-1)
+        blocked = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+        return blocked[:, None]
+
+
+def packed_layout(prefix_lengths: Sequence[int], block_lengths: Sequence[int]) -> PackedLayout:
+    """The layout of blocks of ``block_lengths`` tokens packed after prefixes of ``prefix_lengths``."""
+    lengths = torch.tensor(block_lengths, dtype=torch.long)
+    block = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+    starts = torch.cumsum(lengths, 0) - lengths
+    offset = torch.arange(int(lengths.sum())) - starts[block]
+    last = torch.where(lengths > 0, starts + lengths - 1, torch.full_like(lengths, -1))
+    return PackedLayout(torch.tensor(prefix_lengths, dtype=torch.long), block, offset, last)
+
+
+def _stack_prefixes(caches: Sequence[PrefixCache], width: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per layer, the group's prefix keys and values [G, heads, width, dim], left-aligned."""
+    keys, values = [], []
+    for layer in range(len(caches[0].kv)):
+        k0 = caches[0].kv[layer][0]
+        k = k0.new_zeros(len(caches), k0.shape[1], width, k0.shape[3])
+        v = torch.zeros_like(k)
+        for g, c in enumerate(caches):
+            k[g, :, : c.length] = c.kv[layer][0][0]
+            v[g, :, : c.length] = c.kv[layer][1][0]
+        keys.append(k)
+        values.append(v)
+    return keys, values
 
 
 # ---------------------------------------------------------------------------------------------

@@ -57,19 +57,24 @@ def _frozen(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
-@pytest.fixture(scope="session")
-def tiny_gpt2() -> LoadedModel:
+# The default initializer range (0.02) gives random models whose outputs barely depend on their
+# input; SHARP models (0.2) move verbalizer probabilities by ~0.5 between prompts, so a position or
+# mask bug shows up far above the 1e-4 tolerance of the exactness tests.
+SHARP = 0.2
+
+
+def build_gpt2(initializer_range: float = 0.02) -> LoadedModel:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
     tok = word_tokenizer()
     cfg = GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=32, n_layer=2, n_head=2,
-                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                     initializer_range=initializer_range)
     return LoadedModel("tiny-gpt2", "causal", _frozen(GPT2LMHeadModel(cfg)), tok)
 
 
-@pytest.fixture(scope="session")
-def tiny_llama() -> LoadedModel:
+def build_llama(initializer_range: float = 0.02) -> LoadedModel:
     """Rotary positions and grouped-query attention, like smollm2."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -77,20 +82,50 @@ def tiny_llama() -> LoadedModel:
     tok = word_tokenizer()
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                      tie_word_embeddings=True, pad_token_id=tok.pad_token_id)
+                      tie_word_embeddings=True, pad_token_id=tok.pad_token_id,
+                      initializer_range=initializer_range)
     return LoadedModel("tiny-llama", "causal", _frozen(LlamaForCausalLM(cfg)), tok)
 
 
-@pytest.fixture(scope="session")
-def tiny_roberta() -> LoadedModel:
+def build_roberta(initializer_range: float = 0.02) -> LoadedModel:
     from transformers import RobertaConfig, RobertaForMaskedLM
 
     torch.manual_seed(0)
     tok = word_tokenizer(mask=True)
     cfg = RobertaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                         num_attention_heads=2, max_position_embeddings=130, pad_token_id=tok.pad_token_id,
-                        type_vocab_size=1)
+                        type_vocab_size=1, initializer_range=initializer_range)
     return LoadedModel("tiny-roberta", "masked", _frozen(RobertaForMaskedLM(cfg)), tok)
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2() -> LoadedModel:
+    return build_gpt2()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama() -> LoadedModel:
+    return build_llama()
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta() -> LoadedModel:
+    return build_roberta()
+
+
+@pytest.fixture(scope="session")
+def sharp_gpt2() -> LoadedModel:
+    return build_gpt2(SHARP)
+
+
+@pytest.fixture(scope="session")
+def sharp_llama() -> LoadedModel:
+    return build_llama(SHARP)
+
+
+@pytest.fixture(scope="session")
+def sharp_roberta() -> LoadedModel:
+    return build_roberta(SHARP)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,11 @@
+import dataclasses
+
 import pytest
 import torch
 
 from pinbench.data import DatasetSpec, get_dataset, parse_spec
 from pinbench.errors import ConfigError
-from pinbench.scoring import VerbalizerScorer, parse_template
+from pinbench.scoring import VerbalizerScorer, packed_layout, parse_template
 
 TEXTS = ["the movie was great", "i hated the plot", "boring", "the actors were not very good and the story was awful",
          "fun film", "it is okay"]
@@ -23,7 +25,15 @@ def test_parse_template_moves_whitespace_onto_the_next_piece():
     ]
 
 
-@pytest.mark.parametrize("model", ["tiny_gpt2", "tiny_llama"])
+TOL = 1e-4  # cached == uncached == naive in float32
+
+
+def prompt_spread(probs: torch.Tensor) -> float:
+    """How far prompts move the scores: max over pairs of |p - mean over prompts of p|."""
+    return float((probs - probs.mean(0, keepdim=True)).abs().max())
+
+
+@pytest.mark.parametrize("model", ["sharp_gpt2", "sharp_llama"])
 def test_causal_cached_equals_uncached_and_naive(model, request):
     lm = request.getfixturevalue(model)
     scorer = VerbalizerScorer(lm, SENTIMENT, max_batch_tokens=64)  # small budget: many groups
@@ -32,57 +42,100 @@ def test_causal_cached_equals_uncached_and_naive(model, request):
     naive = scorer.score_naive(PROMPTS, TEXTS)
     assert cached.shape == (len(PROMPTS), len(TEXTS), 2)
     assert torch.allclose(cached.sum(-1), torch.ones(len(PROMPTS), len(TEXTS)))
-    assert (cached - uncached).abs().max() < 1e-4
-    assert (cached - naive).abs().max() < 1e-4
-    # Prompts matter: a random model still gives different scores for different prompts.
-    assert (cached[0] - cached[1]).abs().max() > 1e-6
+    assert (cached - uncached).abs().max() < TOL
+    assert (cached - naive).abs().max() < TOL
+    # The check has teeth: prompts move the probabilities by far more than the tolerance.
+    assert prompt_spread(naive) > 1000 * TOL
 
 
-def test_causal_cache_is_reused_across_calls(tiny_llama):
-    scorer = VerbalizerScorer(tiny_llama, SENTIMENT)
+@pytest.mark.parametrize("model", ["sharp_gpt2", "sharp_llama"])
+@pytest.mark.parametrize("bug", ["suffix positions off by one", "prompts see each other", "prefix padding visible"])
+def test_a_wrong_position_or_mask_in_the_cached_path_is_caught(model, bug, request, monkeypatch):
+    """Deliberately broken layouts must move the scores far beyond the exactness tolerance."""
+    from pinbench import scoring
+
+    lm = request.getfixturevalue(model)
+    texts = TEXTS + ["fun"]  # prefixes of different lengths: a group has padding
+    exact = VerbalizerScorer(lm, SENTIMENT).score(PROMPTS, texts, use_cache=False)
+    layout = scoring.packed_layout
+    if bug == "suffix positions off by one":
+        def broken(prefix_lengths, blocks):
+            good = layout(prefix_lengths, blocks)
+            return dataclasses.replace(good, offset=good.offset + 1)
+    elif bug == "prompts see each other":
+        def broken(prefix_lengths, blocks):
+            good = layout(prefix_lengths, blocks)
+            return dataclasses.replace(good, block=torch.zeros_like(good.block))
+    else:
+        def broken(prefix_lengths, blocks):
+            good = layout(prefix_lengths, blocks)
+            return dataclasses.replace(good, prefix_lengths=torch.full_like(good.prefix_lengths, good.prefix_width))
+    monkeypatch.setattr(scoring, "packed_layout", broken)
+    wrong = VerbalizerScorer(lm, SENTIMENT).score(PROMPTS, texts)
+    assert (wrong - exact).abs().max() > 100 * TOL
+
+
+def test_packed_layout_positions_and_mask():
+    layout = packed_layout([3, 1], [2, 0, 1])
+    assert layout.block.tolist() == [0, 0, 2]
+    assert layout.offset.tolist() == [0, 1, 0]
+    assert layout.last.tolist() == [1, -1, 2]
+    assert layout.positions.tolist() == [[3, 4, 3], [1, 2, 1]]
+    allowed = (layout.mask(torch.float32) == 0)[:, 0].int().tolist()
+    # columns: 3 prefix slots, then the 3 packed tokens
+    assert allowed[0] == [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 1]]
+    assert allowed[1] == [[1, 0, 0, 1, 0, 0], [1, 0, 0, 1, 1, 0], [1, 0, 0, 0, 0, 1]]
+
+
+def test_causal_cache_is_reused_across_calls(sharp_llama):
+    scorer = VerbalizerScorer(sharp_llama, SENTIMENT)
     first = scorer.score(PROMPTS[:2], TEXTS)
     assert set(scorer._kv_cache) == set(TEXTS)
     cached_state = {t: c.kv[0][0].data_ptr() for t, c in scorer._kv_cache.items()}
     second = scorer.score(PROMPTS[2:], TEXTS)
     assert {t: c.kv[0][0].data_ptr() for t, c in scorer._kv_cache.items()} == cached_state
-    assert torch.allclose(torch.cat([first, second]), scorer.score(PROMPTS, TEXTS, use_cache=False), atol=1e-5)
+    assert (torch.cat([first, second]) - scorer.score(PROMPTS, TEXTS, use_cache=False)).abs().max() < TOL
 
 
-def test_causal_template_with_input_after_prompt(tiny_gpt2):
+def test_causal_template_with_input_after_prompt(sharp_gpt2):
     spec = parse_spec("news", {"verbalizers": [" world", " sports"], "template": "{mask} {prompt} {input}",
                                "causal_template": "{prompt} news : {input} {mask}"}, "test")
-    scorer = VerbalizerScorer(tiny_gpt2, spec)
+    scorer = VerbalizerScorer(sharp_gpt2, spec)
     cached = scorer.score(PROMPTS, TEXTS)
-    assert (cached - scorer.score_naive(PROMPTS, TEXTS)).abs().max() < 1e-4
+    naive = scorer.score_naive(PROMPTS, TEXTS)
+    assert (cached - naive).abs().max() < TOL
+    assert prompt_spread(naive) > 1000 * TOL
 
 
-def test_empty_input_without_bos_is_scored(tiny_gpt2):
-    scorer = VerbalizerScorer(tiny_gpt2, SENTIMENT)
+def test_empty_input_without_bos_is_scored(sharp_gpt2):
+    scorer = VerbalizerScorer(sharp_gpt2, SENTIMENT)
     texts = ["", "fun film", ""]
-    assert (scorer.score(PROMPTS, texts) - scorer.score_naive(PROMPTS, texts)).abs().max() < 1e-4
+    naive = scorer.score_naive(PROMPTS, texts)
+    assert (scorer.score(PROMPTS, texts) - naive).abs().max() < TOL
+    assert prompt_spread(naive) > 1000 * TOL
 
 
-def test_masked_lm_fast_path_matches_full_vocabulary_head(tiny_roberta):
+def test_masked_lm_fast_path_matches_full_vocabulary_head(sharp_roberta):
     spec = parse_spec("toy", {"verbalizers": ["terrible", "great", "okay"], "template": "{input} {prompt} {mask} ."}, "t")
-    scorer = VerbalizerScorer(tiny_roberta, spec, max_batch_tokens=50)
+    scorer = VerbalizerScorer(sharp_roberta, spec, max_batch_tokens=50)
     ids, pos = scorer.full_ids("it was", "fun film")
-    tok = tiny_roberta.tokenizer
+    tok = sharp_roberta.tokenizer
     assert tok.convert_ids_to_tokens(ids) == ["<s>", "fun", "film", "it", "was", "<mask>", ".", "</s>"]
     assert pos == 5
     fast = scorer.score(PROMPTS, TEXTS)
     naive = scorer.score_naive(PROMPTS, TEXTS)
     assert fast.shape == (len(PROMPTS), len(TEXTS), 3)
-    assert (fast - naive).abs().max() < 1e-5
-    assert (fast[0] - fast[1]).abs().max() > 1e-6
+    assert (fast - naive).abs().max() < TOL / 10
+    assert prompt_spread(naive) > 1000 * TOL
 
 
-def test_masked_template_with_mask_first(tiny_roberta):
+def test_masked_template_with_mask_first(sharp_roberta):
     spec = parse_spec("news", {"verbalizers": ["world", "sports", "business", "tech"],
                                "template": "{mask} {prompt} {input}", "causal_template": "{input} {prompt} {mask}"}, "t")
-    scorer = VerbalizerScorer(tiny_roberta, spec)
+    scorer = VerbalizerScorer(sharp_roberta, spec)
     ids, pos = scorer.full_ids("news", "team won")
-    assert pos == 1 and ids[pos] == tiny_roberta.tokenizer.mask_token_id
-    assert (scorer.score(PROMPTS, TEXTS) - scorer.score_naive(PROMPTS, TEXTS)).abs().max() < 1e-5
+    assert pos == 1 and ids[pos] == sharp_roberta.tokenizer.mask_token_id
+    assert (scorer.score(PROMPTS, TEXTS) - scorer.score_naive(PROMPTS, TEXTS)).abs().max() < TOL / 10
 
 
 def test_long_inputs_are_truncated(tiny_gpt2):
@@ -98,11 +151,22 @@ def test_multi_token_verbalizer_is_an_error_naming_word_and_model(tiny_gpt2):
         VerbalizerScorer(tiny_gpt2, spec)
 
 
-def test_bf16_autocast_is_close_to_float32(tiny_llama):
-    exact = VerbalizerScorer(tiny_llama, SENTIMENT).score(PROMPTS, TEXTS)
-    fast = VerbalizerScorer(tiny_llama, SENTIMENT, bf16=True).score(PROMPTS, TEXTS)
+@pytest.mark.parametrize("model", ["sharp_llama", "sharp_roberta"])
+def test_bf16_weights_stay_close_to_float32_relative_to_the_prompt_spread(model, request):
+    lm = request.getfixturevalue(model)
+    spec = SENTIMENT if lm.kind == "causal" else parse_spec(
+        "toy", {"verbalizers": ["terrible", "great"], "template": "{input} {prompt} {mask} ."}, "t")
+    exact = VerbalizerScorer(lm, spec).score(PROMPTS, TEXTS)
+    fast_scorer = VerbalizerScorer(lm, spec, bf16=True)
+    fast = fast_scorer.score(PROMPTS, TEXTS)
     assert fast.dtype == torch.float32
-    assert (exact - fast).abs().max() < 0.05
+    assert next(fast_scorer.model.parameters()).dtype == torch.bfloat16
+    assert next(lm.model.parameters()).dtype == torch.float32  # the shared model is not cast in place
+    spread = prompt_spread(exact)
+    assert spread > 0.1
+    assert (exact - fast).abs().max() < 0.1 * spread
+    # one bf16 copy per model, shared by every scorer
+    assert VerbalizerScorer(lm, spec, bf16=True).model is fast_scorer.model
 
 
 @pytest.mark.slow
