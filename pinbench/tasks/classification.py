@@ -51,7 +51,7 @@ class FewShotClassification:
         task_lm: the frozen task LM (causal or masked).
         data_dir: root of the LM-BFF layout (e.g. ``../shared/data/few-shot``).
         split_seed: which ``16-<seed>`` split.
-        bf16: bfloat16 autocast for the task LM.
+        bf16: score with a bfloat16 copy of the task LM's weights (see ``VerbalizerScorer``).
     """
 
     # RLPrompt shapes classification rewards as 5 * zscore (PAPER.md section 6).
