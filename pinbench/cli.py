@@ -98,6 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--max-failures", type=int, default=0, help="retry a crashed trial up to N times")
     sw.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
     sw.add_argument("--dry-run", action="store_true", help="print the trial table and the count, run nothing")
+    sw.add_argument("--tracker", action="append", default=[], choices=("tensorboard", "mlflow", "wandb"),
+                    help="also log each trial as a run of this tracker, grouped by suite, with the grid "
+                         "values as parameters (repeatable; needs tensorboardX, mlflow or wandb)")
+    sw.add_argument("--checkpoint-every", type=float, default=None, metavar="SECONDS",
+                    help="a trial checkpoints at most this often, and at the end (default: 60; under "
+                         "~10, Tune forces extra experiment snapshots); --resume continues a trial from "
+                         "its last checkpoint")
+    sw.add_argument("--verbose", action="store_true",
+                    help="Ray's full output (worker logs, Tune's progress reporter) instead of the "
+                         "one-row-per-trial view")
     sw.set_defaults(func=cmd_sweep)
 
     rp = sub.add_parser("report", help="tables, naturalness metrics, figures and report.md from results",
@@ -232,6 +242,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .suite import load_suite
 
     console = Console()
+    if not console.is_terminal:  # job logs: tables at full width, not squeezed into 80 columns
+        console = Console(width=max(console.width, 160))
     overrides = {}
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -254,11 +266,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         console.print(table)
         console.print(f"{len(frame) if suite.search is None else suite.search.num_samples} trial(s)")
         return 0
+    from .trackers import check_trackers
+
+    check_trackers(args.tracker)  # before Ray starts
+    if args.checkpoint_every is not None and args.checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     _quiet_transformers()
-    from .sweep import run_sweep
+    from .sweep import CHECKPOINT_EVERY_S, run_sweep
 
     store = run_sweep(suite, results_dir=args.results, storage=args.storage, address=args.address,
-                      resume=args.resume, max_failures=args.max_failures, num_cpus=args.num_cpus)
+                      resume=args.resume, max_failures=args.max_failures, num_cpus=args.num_cpus,
+                      verbose=args.verbose, trackers=args.tracker,
+                      checkpoint_every_s=CHECKPOINT_EVERY_S if args.checkpoint_every is None else args.checkpoint_every)
     import pandas as pd
 
     trials = pd.read_parquet(store.dir / "trials.parquet")

@@ -1,9 +1,13 @@
 """Run a suite as Ray Tune trials and keep one Parquet results store up to date.
 
 Each trial is a function trainable around ``Trainer``: it reports with ``ray.tune.report`` at
-every evaluation, with a checkpoint (MLP, target, optimiser, generator, compact replay buffer),
-so a failed or interrupted trial continues where it stopped. Models are loaded once per worker
-process (``load_model`` caches them and actors are reused between trials).
+every evaluation, with a checkpoint (MLP, target, optimiser, generator, compact replay buffer) at
+most every ``checkpoint_every_s`` seconds and at the end, so a failed or interrupted trial
+continues from its last checkpoint. Models are loaded once per worker process (``load_model``
+caches them and actors are reused between trials).
+
+The driver shows one row per trial (``console.SweepConsole``) instead of Tune's own output, and
+optionally logs to TensorBoard, MLflow or W&B (``trackers``).
 
 The driver rewrites ``<results>/<suite>/{trials,history,prompts}.parquet`` each time a trial
 finishes or fails, so a long sweep can be analysed while it runs.
@@ -11,7 +15,11 @@ finishes or fails, so a long sweep can be analysed while it runs.
 
 from __future__ import annotations
 
+import logging
+import os
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -24,19 +32,41 @@ from .suite import Suite
 
 STATE_FILE = "state.pt"
 
+# Checkpoints: a trial checkpoints at most every CHECKPOINT_EVERY_S seconds (and always at the
+# end); Tune keeps the last KEEP_CHECKPOINTS of each trial. Tune forces an experiment-state
+# snapshot whenever a trial has checkpointed `num_to_keep` times since the last one (so the state
+# never points at a deleted checkpoint): with num_to_keep=1 and a checkpoint at every evaluation,
+# every report forced one ("Experiment state snapshotting has been triggered multiple times").
+# With checkpoints >= 60 s apart and 2 kept, Tune's own periodic snapshot (every ~10 s) falls
+# between two of a trial's periodic checkpoints, so none is forced (at most one, when a trial's
+# final checkpoint comes within ~10 s of its last periodic one); an interrupted trial loses at
+# most a minute of training. Keeping 2 costs one more checkpoint on disk per trial. Reports
+# without a checkpoint still reach the console and the trackers.
+CHECKPOINT_EVERY_S = 60.0
+KEEP_CHECKPOINTS = 2
+
 
 # ---------------------------------------------------------------------------------------------
 # The trial (runs inside a Ray worker)
 # ---------------------------------------------------------------------------------------------
 
 
-def _report(trainer, metrics: dict, tables: dict[str, pd.DataFrame] | None = None) -> None:
-    """``tune.report`` the step's numeric metrics and the best dev metrics so far, with a checkpoint.
-    Tune persists the checkpoint during the call, so its temporary directory is removed after."""
+def _report(trainer, metrics: dict, tables: dict[str, pd.DataFrame] | None = None,
+            checkpoint: bool = True) -> None:
+    """``tune.report`` the step's numeric metrics, the best dev metrics and prompt so far, and (if
+    ``checkpoint``) a checkpoint. Tune persists the checkpoint during the call, so its temporary
+    directory is removed after. ``best_prompt`` is the only text metric; the scheduler and the
+    searcher read their numeric metric only."""
     from ray import tune
 
     metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    metrics.update({f"best_{k}": v for k, v in trainer.result.best.items() if k.startswith("dev_")})
+    best = trainer.result.best
+    metrics.update({f"best_{k}": v for k, v in best.items() if k.startswith("dev_")})
+    if "prompt" in best:
+        metrics["best_prompt"] = str(best["prompt"])
+    if not checkpoint:
+        tune.report(metrics)
+        return
     with tempfile.TemporaryDirectory(prefix="pinbench-ckpt-") as directory:
         torch.save(trainer.state_dict(compact=True), Path(directory) / STATE_FILE)
         for name, frame in (tables or {}).items():
@@ -45,15 +75,16 @@ def _report(trainer, metrics: dict, tables: dict[str, pd.DataFrame] | None = Non
 
 
 def resolve_params(params: dict) -> dict:
-    """Tune's trial config -> {config, trial_id, suite}. Grid trials carry them ready-made; Optuna
-    trials carry the base config and the sampled values, and get an id from those values."""
+    """Tune's trial config -> {config, trial_id, suite, point}. Grid trials carry them ready-made;
+    Optuna trials carry the base config and the sampled values (their point), and get an id from
+    those values."""
     if "trial" in params:
         return params["trial"]
     from .suite import trial_id
 
     point = dict(params["sampled"])
     return {"config": {**params["base"], **point}, "trial_id": trial_id(params["suite"], point),
-            "suite": params["suite"]}
+            "suite": params["suite"], "point": point}
 
 
 def _node_id() -> str:
@@ -64,11 +95,13 @@ def _node_id() -> str:
 
 def run_trial(params: dict) -> None:
     """Ray Tune function trainable (see ``resolve_params`` for ``params``). Reports at every
-    evaluation (with a checkpoint) and once at the end with the result tables in the checkpoint."""
+    evaluation (with a checkpoint if ``params["checkpoint_every_s"]`` have passed since the last
+    one) and once at the end with the result tables in the checkpoint."""
     from ray import tune
 
     from .trainer import Trainer
 
+    every = float(params.get("checkpoint_every_s", CHECKPOINT_EVERY_S))
     params = resolve_params(params)
     config = TrainConfig(**params["config"])
     trainer = Trainer(config)
@@ -77,9 +110,15 @@ def run_trial(params: dict) -> None:
         with checkpoint.as_directory() as directory:
             trainer.load_state_dict(torch.load(Path(directory) / STATE_FILE, weights_only=True))
 
+    last_checkpoint = time.monotonic()
+
     def on_step(row: dict) -> None:  # every evaluation but the last, which the final report covers
+        nonlocal last_checkpoint
         if "greedy_prompt" in row and trainer.step_count < config.steps:
-            _report(trainer, row)
+            due = time.monotonic() - last_checkpoint >= every
+            _report(trainer, row, checkpoint=due)
+            if due:
+                last_checkpoint = time.monotonic()
 
     result = trainer.train(on_step)
     tables = frames(result, params["trial_id"], params.get("suite", ""))
@@ -134,7 +173,13 @@ class ResultsStore:
 
 
 def _trial_params(spec, suite: Suite) -> dict:
-    return {"config": spec.config.to_dict(), "trial_id": spec.trial_id, "suite": suite.name}
+    return {"config": spec.config.to_dict(), "trial_id": spec.trial_id, "suite": suite.name,
+            "point": dict(spec.point)}
+
+
+def trial_dirname(trial) -> str:
+    """Tune trial directory (and TensorBoard run) name: the pinbench trial id and Tune's id."""
+    return f"{resolve_params(trial.config)['trial_id']}_{trial.trial_id}".replace("/", "_")
 
 
 def make_callback(results_dir: str | Path, suite: Suite):
@@ -171,11 +216,14 @@ def _distribution(spec: dict):
     return (tune.loguniform if kind == "loguniform" else tune.uniform)(spec["low"], spec["high"])
 
 
-def tune_setup(suite: Suite, skip: set[str] = frozenset()) -> tuple[dict, dict]:
-    """Tune's param space and TuneConfig arguments for the suite (grid or Optuna search)."""
+def tune_setup(suite: Suite, skip: set[str] = frozenset(),
+               checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> tuple[dict, dict]:
+    """Tune's param space and TuneConfig arguments for the suite (grid or Optuna search); the
+    space is empty when every trial is in ``skip``."""
     from ray import tune
 
-    kwargs: dict = {"max_concurrent_trials": suite.max_concurrent, "reuse_actors": True}
+    kwargs: dict = {"max_concurrent_trials": suite.max_concurrent, "reuse_actors": True,
+                    "trial_dirname_creator": trial_dirname}
     # Tune takes one metric and mode; the suite parser checks that search and scheduler agree.
     target = suite.search or suite.scheduler
     if target is not None:
@@ -192,45 +240,105 @@ def tune_setup(suite: Suite, skip: set[str] = frozenset()) -> tuple[dict, dict]:
 
         search = suite.search
         base = suite.trials()[0].config.to_dict()  # search suites have no grid: one base config
-        space = {"sampled": {k: _distribution(v) for k, v in search.space.items()}, "base": base, "suite": suite.name}
+        space = {"sampled": {k: _distribution(v) for k, v in search.space.items()}, "base": base, "suite": suite.name,
+                 "checkpoint_every_s": checkpoint_every_s}
         kwargs.update(search_alg=OptunaSearch(sampler=TPESampler(seed=search.seed)), num_samples=search.num_samples)
         return space, kwargs
     trials = [_trial_params(t, suite) for t in suite.trials() if t.trial_id not in skip]
-    return ({"trial": tune.grid_search(trials)} if trials else {}), kwargs
+    space = {"trial": tune.grid_search(trials), "checkpoint_every_s": checkpoint_every_s} if trials else {}
+    return space, kwargs
+
+
+@contextmanager
+def _quiet_tune(verbose: bool):
+    """Without ``verbose``, Tune prints nothing of its own: its new output engine (Ray 2.x) prints
+    an experiment box and paths even at verbose=0, so the legacy engine is picked
+    (RAY_AIR_NEW_OUTPUT=0), which is silent at verbose=0; and Tune's INFO log lines go."""
+    tune_logger = logging.getLogger("ray.tune")
+    level, engine = tune_logger.level, os.environ.get("RAY_AIR_NEW_OUTPUT")
+    if not verbose:
+        tune_logger.setLevel(logging.WARNING)
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        yield
+    finally:
+        tune_logger.setLevel(level)
+        if engine is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = engine
+
+
+def run_config_for(suite: Suite, *, results_dir: str | Path = "results", storage: str | None = None,
+                   max_failures: int = 0, verbose: bool = False, trackers=(), progress: bool = True):
+    """Tune's RunConfig: the results-store callback, the trackers' callbacks, and either the
+    pinbench console (``progress``, Tune silent: verbose=0) or, with ``verbose``, Tune's own
+    progress reporter (verbose=2) instead."""
+    from ray import tune
+
+    from .trackers import tracker_callbacks
+
+    callbacks = [make_callback(results_dir, suite), *tracker_callbacks(trackers, suite)]
+    if progress and not verbose:
+        from .console import SweepConsole
+
+        callbacks.append(SweepConsole(suite))
+    return tune.RunConfig(
+        name=suite.name, storage_path=storage or str(Path(results_dir).resolve() / "_ray"),
+        verbose=2 if verbose else 0,
+        failure_config=tune.FailureConfig(max_failures=max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS),
+        callbacks=callbacks,
+    )
 
 
 def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str | None = None,
               address: str | None = None, resume: bool = False, max_failures: int = 0,
-              num_cpus: int | None = None, verbose: int = 1, trainable: Callable[[dict], None] = run_trial):
-    """Run (or resume) every trial of ``suite``; returns the ResultsStore. ``trainable`` wraps
-    ``run_trial`` (tests inject failures through it)."""
+              num_cpus: int | None = None, verbose: bool = False, trackers=(), progress: bool = True,
+              checkpoint_every_s: float = CHECKPOINT_EVERY_S, trainable: Callable[[dict], None] = run_trial):
+    """Run (or resume) every trial of ``suite``; returns the ResultsStore. ``verbose`` brings back
+    Ray's own output (worker logs, Tune's progress reporter) in place of the pinbench console;
+    ``trackers`` names loggers (tensorboard, mlflow, wandb); ``trainable`` wraps ``run_trial``
+    (tests inject failures through it)."""
     import ray
     from ray import tune
 
+    from .trackers import check_trackers
+
+    check_trackers(trackers)  # a missing package is an error before Ray starts
     store = ResultsStore(results_dir, suite)
-    storage_path = storage or str(Path(results_dir).resolve() / "_ray")
-    experiment = suite.name
+    run_config = run_config_for(suite, results_dir=results_dir, storage=storage, max_failures=max_failures,
+                                verbose=verbose, trackers=trackers, progress=progress)
+    experiment_path = f"{run_config.storage_path.rstrip('/')}/{suite.name}"
     if not ray.is_initialized():
-        ray.init(address=address, num_cpus=None if address else num_cpus,
-                 include_dashboard=False, log_to_driver=verbose > 1)
+        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                 log_to_driver=bool(verbose), logging_level=logging.INFO if verbose else logging.WARNING)
     trainable = tune.with_resources(trainable, {"cpu": suite.resources["cpu"], "gpu": suite.resources["gpu"]})
-    run_config = tune.RunConfig(
-        name=experiment, storage_path=storage_path, verbose=verbose,
-        failure_config=tune.FailureConfig(max_failures=max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        callbacks=[make_callback(results_dir, suite)],
-    )
-    experiment_path = f"{storage_path.rstrip('/')}/{experiment}"
     if resume and tune.Tuner.can_restore(experiment_path):
         tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True,
                                    param_space=None)
+        # The restored run config is the one pickled when the sweep started: this run's console,
+        # trackers and verbosity replace its own (its checkpoint settings stay, as its trials have them).
+        restored = getattr(tuner, "_local_tuner", None)
+        if restored is not None:
+            restored.get_run_config().callbacks = run_config.callbacks
+            restored.get_run_config().verbose = run_config.verbose
     else:
-        space, tune_kwargs = tune_setup(suite, skip=store.completed() if resume else set())
+        space, tune_kwargs = tune_setup(suite, skip=store.completed() if resume else set(),
+                                        checkpoint_every_s=checkpoint_every_s)
         if not space:
             return store
         tuner = tune.Tuner(trainable, param_space=space, run_config=run_config,
                            tune_config=tune.TuneConfig(**tune_kwargs))
-    tuner.fit()
+    try:
+        with _quiet_tune(bool(verbose)):
+            tuner.fit()
+    finally:
+        from .console import SweepConsole
+
+        for callback in run_config.callbacks:
+            if isinstance(callback, SweepConsole):
+                callback.close()  # a Live table stops even when fit() raises
     return ResultsStore(results_dir, suite)
 
 

@@ -1,10 +1,18 @@
 """Sweeps on a local Ray with tiny models (the models are saved as local directories)."""
 
+import glob
+import importlib.util
+import pickle
+import re
+import struct
 import textwrap
+from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
+from pinbench.cli import main
 from pinbench.errors import ConfigError
 from pinbench.suite import load_suite, parse_suite
 
@@ -85,6 +93,212 @@ def test_shipped_suites_validate(name):
     assert suite.trials()
 
 
+# ---- console view (no Ray run) ---------------------------------------------------------------
+
+GRID = {"name": "g", "base": {"dataset": "mr", "steps": 40},
+        "grid": {"preset": ["pin", "rlprompt"], "seed": [0, 1], "alpha": [2.0]}}
+
+
+def fake_trial(suite, index, tune_id, **attrs):
+    """A stand-in for Tune's Trial: the attributes the console reads."""
+    from pinbench.sweep import _trial_params
+
+    return SimpleNamespace(trial_id=tune_id, config={"trial": _trial_params(suite.trials()[index], suite)},
+                           last_result={}, error_file=None, **attrs)
+
+
+def test_console_lines_show_the_varying_grid_values_step_accuracy_status_and_prompt(capsys):
+    from pinbench.console import SweepConsole
+
+    suite = parse_suite(GRID)
+    console = SweepConsole(suite, live=False)
+    assert console.axes == ["preset", "seed"]  # alpha has one value: not a column
+    first, second = fake_trial(suite, 0, "t_00000"), fake_trial(suite, 3, "t_00001")
+    console.setup()
+    console.on_trial_start(0, [first, second], first)
+    console.on_trial_result(1, [first, second], first, {"step": 20, "dev_accuracy": 0.5, "best_dev_accuracy": 0.5,
+                                                        "best_prompt": "it was great"})
+    console.on_trial_result(2, [first, second], first, {"step": 30, "reward_mean": 1.0})  # no evaluation
+    first.last_result = {"step": 40, "done_training": True}
+    console.on_trial_result(3, [first, second], first, {"step": 40, "dev_accuracy": 0.25, "best_dev_accuracy": 0.5,
+                                                        "best_prompt": "it was great", "test_accuracy": 0.75,
+                                                        "done_training": True})
+    console.on_trial_complete(4, [first, second], first)
+    console.on_trial_start(5, [first, second], second)
+    console.on_trial_complete(6, [first, second], second)  # no final report: stopped early (ASHA)
+    lines = capsys.readouterr().out.splitlines()
+    tid = suite.trials()[0].trial_id
+    assert len(lines) == 7 and all(line.split()[0].count(":") == 2 for line in lines)  # elapsed h:mm:ss
+    assert lines[0].endswith(f"{tid} preset=pin seed=0 running")
+    assert lines[1].endswith(f"{tid} preset=pin seed=0 running step 20/40 dev acc 50.0% best 50.0% "
+                             "best prompt 'it was great'")
+    assert "step 30/40 dev acc 50.0% best 50.0%" in lines[2]  # the last evaluation stays
+    assert "alpha" not in lines[1].split(tid)[1]  # alpha has one value
+    assert lines[4].split(tid)[1] == (" preset=pin seed=0 completed step 40/40 dev acc 25.0% best 50.0% "
+                                      "test acc 75.0% best prompt 'it was great'")
+    assert lines[6].endswith(f"{suite.trials()[3].trial_id} preset=rlprompt seed=1 stopped")
+
+
+def test_console_error_line_names_the_exception(tmp_path, capsys):
+    from pinbench.console import SweepConsole
+
+    suite = parse_suite(GRID)
+    error_file = tmp_path / "error.txt"
+    error_file.write_text("Traceback (most recent call last):\n  ...\nRuntimeError: out of memory\n")
+    trial = fake_trial(suite, 1, "t_00000")
+    trial.error_file = str(error_file)
+    console = SweepConsole(suite, live=False)
+    console.on_trial_start(0, [trial], trial)
+    console.on_trial_recover(1, [trial], trial)
+    console.on_trial_error(2, [trial], trial)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("preset=pin seed=1 retrying RuntimeError: out of memory")
+    assert lines[2].endswith("preset=pin seed=1 failed RuntimeError: out of memory")
+
+
+def test_console_table_has_one_row_per_trial_and_pickles_without_its_display():
+    from rich.console import Console
+
+    from pinbench.console import SweepConsole
+
+    suite = parse_suite(GRID)
+    trials = [fake_trial(suite, i, f"t_0000{i}") for i in range(4)]
+    screen = Console(record=True, width=200, file=open("/dev/null", "w"))
+    console = SweepConsole(suite, live=True, console=screen)  # a Live table, on no terminal
+    console.on_trial_start(0, trials, trials[0])
+    console.on_trial_result(1, trials, trials[0], {"step": 20, "dev_accuracy": 0.5, "best_dev_accuracy": 0.625,
+                                                   "best_prompt": "so fun"})
+    console.on_step_end(2, trials)  # the others are pending
+    restored = pickle.loads(pickle.dumps(console))  # Tune pickles callbacks with the experiment
+    assert console._live is not None
+    assert restored._console is None and restored._live is None and len(restored.view.rows) == 4
+    console.close()  # the Live display prints its last table
+    assert console._live is None
+    rendered = screen.export_text()
+    header = next(line for line in rendered.splitlines() if "trial" in line and "status" in line)
+    assert [h.strip() for h in header.strip("┃│ ").split("┃" if "┃" in header else "│")] == \
+        ["trial", "preset", "seed", "step", "dev acc", "best dev acc", "status", "best prompt"]
+    assert "sweep g: 1 running, 3 pending" in rendered
+    row = next(line for line in rendered.splitlines() if suite.trials()[0].trial_id in line)
+    assert [c.strip() for c in row.strip("│ ").split("│")][1:] == \
+        ["pin", "0", "20/40", "50.0%", "62.5%", "running", "'so fun'"]
+    assert sum("│ pending " in line for line in rendered.splitlines()) == 3
+
+
+def test_console_columns_of_an_optuna_suite_are_the_searched_fields():
+    from pinbench.console import SweepView, varying_axes
+    from pinbench.sweep import resolve_params
+
+    suite = parse_suite({"name": "o", "base": {"dataset": "mr"},
+                         "search": {"space": {"alpha": {"type": "loguniform", "low": 0.1, "high": 10}}}})
+    assert varying_axes(suite) == ["alpha"]
+    view = SweepView("o", ["alpha"])
+    params = resolve_params({"sampled": {"alpha": 0.123456789}, "base": {"steps": 9}, "suite": "o"})
+    row = view.row("t_00000", params)
+    assert view.point_text(row) == "alpha=0.1235" and row.steps == 9
+
+
+# ---- trackers and --verbose (no Ray run) -------------------------------------------------------
+
+
+@pytest.fixture
+def missing(monkeypatch):
+    """Make the named modules look uninstalled."""
+    real = importlib.util.find_spec
+    gone = set()
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in gone else real(name, *a))
+    return gone
+
+
+@pytest.mark.parametrize("tracker, package", [("mlflow", "mlflow"), ("wandb", "wandb"),
+                                              ("tensorboard", "tensorboardX")])
+def test_tracker_without_its_package_is_one_line_before_ray_starts(tracker, package, missing, monkeypatch,
+                                                                   tiny_setup, tmp_path, capsys):
+    import pinbench.sweep
+
+    def no_sweep(*args, **kwargs):
+        raise AssertionError("the sweep started")
+
+    monkeypatch.setattr(pinbench.sweep, "run_sweep", no_sweep)
+    missing.add(package)
+    model_dir, spec = tiny_setup
+    suite_file = write_suite(tmp_path / "tiny.yaml", model_dir, spec)
+    code = main(["sweep", str(suite_file), "--results", str(tmp_path / "r"), "--tracker", "tensorboard",
+                 "--tracker", tracker])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [f"pinbench: error: --tracker {tracker} needs the '{package}' package, "
+                                        f"which is not installed: pip install {package}"]
+
+
+def test_run_sweep_checks_trackers_before_ray_init(missing, monkeypatch):
+    import ray
+
+    from pinbench.sweep import run_sweep
+
+    def no_init(*args, **kwargs):
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", no_init)
+    missing.add("wandb")
+    with pytest.raises(ConfigError, match="pip install wandb"):
+        run_sweep(parse_suite(GRID), trackers=["wandb"])
+    with pytest.raises(ConfigError, match="unknown tracker 'neptune'"):
+        run_sweep(parse_suite(GRID), trackers=["neptune"])
+
+
+def test_tracker_params_are_the_grid_point_and_trial_id():
+    from pinbench.trackers import tracker_params
+
+    suite = parse_suite({**GRID, "grid": {"top_k": [5, None], "seed": [0]}})
+    trial = fake_trial(suite, 1, "t_00001")
+    assert tracker_params(trial.config) == {"top_k": "None", "seed": 0, "trial_id": suite.trials()[1].trial_id}
+
+
+def test_verbose_brings_back_rays_output(monkeypatch, tiny_setup, tmp_path):
+    import os
+
+    import ray
+
+    import pinbench.sweep
+    from pinbench.console import SweepConsole
+    from pinbench.sweep import _quiet_tune, run_config_for, run_sweep
+
+    suite = parse_suite(GRID)
+    quiet, loud = run_config_for(suite), run_config_for(suite, verbose=True)
+    assert quiet.verbose == 0 and any(isinstance(c, SweepConsole) for c in quiet.callbacks)
+    assert loud.verbose == 2 and not any(isinstance(c, SweepConsole) for c in loud.callbacks)
+    monkeypatch.delenv("RAY_AIR_NEW_OUTPUT", raising=False)
+    with _quiet_tune(False):
+        assert os.environ["RAY_AIR_NEW_OUTPUT"] == "0"  # the legacy engine: silent at verbose=0
+    with _quiet_tune(True):
+        assert "RAY_AIR_NEW_OUTPUT" not in os.environ  # Ray's default engine and reporter
+    assert "RAY_AIR_NEW_OUTPUT" not in os.environ
+
+    inits = []
+
+    def fake_init(**kwargs):
+        inits.append(kwargs)
+        raise KeyboardInterrupt  # stop before Tune runs
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake_init)
+    for verbose in (False, True):
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(suite, results_dir=tmp_path, verbose=verbose)
+    assert [kw["log_to_driver"] for kw in inits] == [False, True]
+
+    calls = []
+    monkeypatch.setattr(pinbench.sweep, "run_sweep", lambda suite, **kw: calls.append(kw) or 1 / 0)
+    model_dir, spec = tiny_setup
+    suite_file = str(write_suite(tmp_path / "tiny.yaml", model_dir, spec))
+    for argv in ([], ["--verbose"]):
+        with pytest.raises(ZeroDivisionError):
+            main(["sweep", suite_file, "--results", str(tmp_path / "r"), *argv])
+    assert [kw["verbose"] for kw in calls] == [False, True]
+
+
 # ---- Ray ------------------------------------------------------------------------------------
 
 
@@ -97,12 +311,31 @@ def ray_local():
     ray.shutdown()
 
 
-def test_two_trial_sweep_writes_the_store(ray_local, tiny_setup, tmp_path):
-    from pinbench.sweep import run_sweep
-
+def test_two_trial_sweep_writes_the_store_and_prints_one_line_per_report(ray_local, tiny_setup, tmp_path, capfd,
+                                                                        caplog):
     model_dir, spec = tiny_setup
-    suite = load_suite(write_suite(tmp_path / "tiny.yaml", model_dir, spec))
-    run_sweep(suite, results_dir=tmp_path / "results", verbose=0)
+    suite_file = write_suite(tmp_path / "tiny.yaml", model_dir, spec)
+    suite = load_suite(suite_file)
+    capfd.readouterr()
+    assert main(["sweep", str(suite_file), "--results", str(tmp_path / "results")]) == 0
+    out, err = capfd.readouterr()
+    # the console: a line per trial start, report (steps 2 and 4) and end, with the grid value
+    for trial in suite.trials():
+        lines = [line.split(f" {trial.trial_id} ")[1] for line in out.splitlines()
+                 if re.match(rf"\d+:\d\d:\d\d {re.escape(trial.trial_id)} ", line)]  # not the final table
+        seed = f"seed={trial.point['seed']}"
+        assert [line.split(" dev acc")[0] for line in lines] == [
+            f"{seed} running", f"{seed} running step 2/4", f"{seed} running step 4/4", f"{seed} completed step 4/4"]
+        assert "best prompt '" in lines[-1] and "test acc" in lines[-1]
+    # ... and none of Tune's own output or its snapshot warnings (Ray's log handler holds the stderr
+    # of the ray.init in ray_local, which capfd does not see: caplog has its records)
+    for text in ("started with configuration", "Configuration for experiment", "Trial status",
+                 "snapshotting has been triggered", "Wrote the latest version"):
+        assert text not in out + err + caplog.text
+    # a trial checkpoints at most every 60 s and at the end: one checkpoint for these short trials
+    trial_dirs = sorted(Path(tmp_path / "results" / "_ray" / "tiny").glob("seed=*"))
+    assert [d.name.rsplit("_", 2)[0] for d in trial_dirs] == sorted(t.trial_id for t in suite.trials())
+    assert [len(list(d.glob("checkpoint_*"))) for d in trial_dirs] == [1, 1]
     store = tmp_path / "results" / "tiny"
     trials = pd.read_parquet(store / "trials.parquet")
     history = pd.read_parquet(store / "history.parquet")
@@ -135,7 +368,7 @@ def _fail_first_attempt_of(trial_seed, marker_dir):
 
 
 def test_crashed_trial_is_retried_under_max_failures(ray_local, tiny_setup, tmp_path):
-    import cloudpickle
+    from ray import cloudpickle  # the copy Ray serialises the trainable with
 
     from pinbench.sweep import run_sweep
 
@@ -182,6 +415,38 @@ def test_optuna_search_runs_the_asked_number_of_samples(ray_local, tiny_setup, t
     assert trials["config.alpha"].nunique() == 3
 
 
+def _hparams(event_file):
+    """The hparams of a TensorBoard event file (TFRecord framing: length, crc, data, crc)."""
+    from tensorboardX.proto import event_pb2, plugin_hparams_pb2
+
+    data, i, params = Path(event_file).read_bytes(), 0, None
+    while i < len(data):
+        (n,) = struct.unpack("<Q", data[i:i + 8])
+        event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+        i += n + 16
+        for value in event.summary.value:
+            if value.metadata.plugin_data.plugin_name == "hparams":
+                info = plugin_hparams_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                if info.HasField("session_start_info"):
+                    params = {k: getattr(v, v.WhichOneof("kind")) for k, v in info.session_start_info.hparams.items()}
+    return params
+
+
+def test_tensorboard_tracker_writes_a_run_per_trial_with_the_grid_values_as_hparams(ray_local, tiny_setup, tmp_path):
+    if importlib.util.find_spec("tensorboardX") is None:
+        pytest.skip("tensorboardX is not installed (pip install tensorboardX)")
+    from pinbench.sweep import run_sweep
+
+    model_dir, spec = tiny_setup
+    suite = load_suite(write_suite(tmp_path / "tiny.yaml", model_dir, spec, grid="{seed: [0, 1], alpha: [0.5]}"))
+    run_sweep(suite, results_dir=tmp_path / "results", trackers=["tensorboard"], progress=False)
+    experiment = tmp_path / "results" / "_ray" / "tiny"
+    for trial in suite.trials():
+        events = glob.glob(str(experiment / f"{glob.escape(trial.trial_id)}_*" / "events.out.tfevents.*"))
+        assert len(events) == 1
+        assert _hparams(events[0]) == {"seed": float(trial.point["seed"]), "alpha": 0.5, "trial_id": trial.trial_id}
+
+
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tiny_setup, tmp_path):
     import signal
     import subprocess
@@ -196,8 +461,10 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tiny_setup,
     suite_file.write_text(suite_file.read_text().replace("steps: 4", "steps: 30"))
     results = tmp_path / "results"
     store = results / "tiny" / "trials.parquet"
+    # --checkpoint-every 0: a checkpoint at every evaluation, so the interrupted trial continues from one
     proc = subprocess.Popen([sys.executable, "-m", "pinbench.cli", "sweep", str(suite_file), "--results", str(results),
-                             "--num-cpus", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--num-cpus", "2", "--checkpoint-every", "0"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not store.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
