@@ -37,7 +37,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="model weights dtype")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
-                   help="bfloat16 autocast for the task LM (default on; several times faster on CPU)")
+                   help="score with a bfloat16 copy of the task LM's weights (default on; several times "
+                        "faster on CPU; --no-bf16 scores exactly in the loaded dtype)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub")
 
 
