@@ -5,8 +5,8 @@ the step is at the forward-pass bound.
 Usage: python bench/train_step.py --data-dir ../shared/data/few-shot [--steps 10] [--warmup 2]
 
 The bound of a step's scoring is a bare forward of the prompt tokens of its new (prompt, example)
-pairs (bench/score_throughput.py: `bound`), measured here for the same model and threads and
-scaled to the pairs each step scored. "at bound" is that bound's share of the whole step: the part
+pairs (bench/score_throughput.py: `bound`), measured here on the very prompts the timed steps
+scored, same model, dtype and threads. "at bound" is that bound's share of the whole step: the part
 no scorer can remove. Scoring dominates early, while every sampled prompt is new; later steps
 re-sample prompts the run has already scored, which the trainer does not score again.
 """
@@ -14,10 +14,13 @@ re-sample prompts the run has already scored, which the trainer does not score a
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 
-from score_throughput import bound, random_prompts, timed
+import torch
+
+from score_throughput import bound, timed
 
 from pinbench.cli import _quiet_transformers
 from pinbench.config import from_preset
@@ -42,17 +45,20 @@ def main() -> None:
                                       steps=args.warmup + args.steps, eval_every=10**9, seed=args.seed))
         for _ in range(args.warmup):
             trainer.step()
+        seen = set(trainer._scores)
         start = time.perf_counter()
         rows = [trainer.step() for _ in range(args.steps)]
         total = time.perf_counter() - start
+        scored = [p for split, p in trainer._scores if (split, p) not in seen and split == "train"]
         mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("sample_s", "score_s", "update_s", "new_prompts")}
-        # The bound per scored pair, for this task's scorer, template and model dtype.
+        # The bound of the pairs those steps scored: their prompts x the training examples, bare.
         scorer = trainer.task.scorer
         texts = trainer.task.split("train").texts
-        prompts = random_prompts(trainer.policy.lm.tokenizer, 16, trainer.config.prompt_length, 1234)
-        bound(scorer, scorer.model, prompts[:1], texts[:2])  # warm-up
-        _, seconds = timed(lambda: bound(scorer, scorer.model, prompts, texts))
-        bound_s = seconds / (len(prompts) * len(texts)) * mean["new_prompts"] * len(texts)
+        # (pinbench before 0.2 scored under autocast and had no weight copy: bound it in bf16 too)
+        model = getattr(scorer, "model", None) or copy.deepcopy(scorer.lm.model).to(torch.bfloat16)
+        bound(scorer, model, scored[:1], texts[:2])  # warm-up
+        _, seconds = timed(lambda: bound(scorer, model, scored, texts))
+        bound_s = seconds / args.steps
         step_s = total / args.steps
         summary[preset] = {"steps_per_s": args.steps / total, **mean, "bound_s": bound_s,
                            "score_over_bound": mean["score_s"] / bound_s if bound_s else None,

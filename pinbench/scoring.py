@@ -176,6 +176,7 @@ class VerbalizerScorer:
             self.prefix_pieces, self.suffix_pieces = self.pieces[:prompt_at], self.pieces[prompt_at:]
         self._token_cache: dict[tuple[str, str], list[int]] = {}
         self._kv_cache: dict[str, PrefixCache] = {}
+        self._stack_memo: tuple[tuple[str, ...], tuple[list, list]] | None = None
 
     # -- tokenisation ------------------------------------------------------------------------
 
@@ -306,6 +307,17 @@ class VerbalizerScorer:
             self._kv_cache.update(computed)
         return [self._kv_cache.get(t) or computed[t] for t in texts]
 
+    def _stacked(self, key: tuple[str, ...], caches: list[PrefixCache], width: int):
+        """The group's prefix keys/values stacked per layer. A training run scores the same inputs
+        at every step, so the last stacking is kept (the new tokens' keys are concatenated to
+        a copy, never written into it)."""
+        if self._stack_memo is None or self._stack_memo[0] != key:
+            stacked = _stack_prefixes(caches, width)
+            if not self.cache_inputs:
+                return stacked
+            self._stack_memo = (key, stacked)
+        return self._stack_memo[1]
+
     def _score_causal(self, prompts: list[str], texts: list[str], progress: Progress | None) -> torch.Tensor:
         """Cached path when the input comes before the prompt (its prefix is worth sharing);
         otherwise (the input after the prompt, or an empty input without BOS: nothing to cache)
@@ -340,7 +352,7 @@ class VerbalizerScorer:
             h = torch.stack([c.last_hidden for c in caches])[:, None].expand(-1, len(prompts), -1)
             if packed:
                 layout = packed_layout([c.length for c in caches], [len(b) for b in blocks])
-                keys, values = _stack_prefixes(caches, layout.prefix_width)
+                keys, values = self._stacked(tuple(texts[i] for i in group), caches, layout.prefix_width)
                 input_ids = torch.tensor([i for b in blocks for i in b], dtype=torch.long)
                 hidden = self.body(
                     input_ids=input_ids.expand(len(group), -1).to(device),

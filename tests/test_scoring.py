@@ -95,6 +95,10 @@ def test_causal_cache_is_reused_across_calls(sharp_llama):
     second = scorer.score(PROMPTS[2:], TEXTS)
     assert {t: c.kv[0][0].data_ptr() for t, c in scorer._kv_cache.items()} == cached_state
     assert (torch.cat([first, second]) - scorer.score(PROMPTS, TEXTS, use_cache=False)).abs().max() < TOL
+    # another set of inputs in between: the stacked prefixes of the first set are not reused for it
+    other = scorer.score(PROMPTS, TEXTS[3:] + TEXTS[:1])
+    assert (other - scorer.score(PROMPTS, TEXTS[3:] + TEXTS[:1], use_cache=False)).abs().max() < TOL
+    assert (scorer.score(PROMPTS, TEXTS) - torch.cat([first, second])).abs().max() < TOL
 
 
 def test_causal_template_with_input_after_prompt(sharp_gpt2):
