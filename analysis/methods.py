@@ -12,14 +12,15 @@ import math
 
 import pandas as pd
 
-from pinbench.config import PRESETS, TrainConfig
+from pinbench.config import PRESETS, TrainConfig, preset_values
 from pinbench.errors import ConfigError
 
 # The settings that make a method (the rest, such as the dataset or the seed, vary within a row).
-METHOD_FIELDS = ("regularizer", "alpha", "q", "top_k", "sample_top_k", "objective", "replay_size")
+METHOD_FIELDS = ("regularizer", "alpha", "q", "top_k", "sample_top_k", "objective", "replay_size",
+                 "reward_scale")
 # How a field is written in a label.
 SHORT = {"alpha": "α", "q": "q", "top_k": "top-k", "sample_top_k": "sample top-k", "objective": "obj",
-         "replay_size": "replay"}
+         "replay_size": "replay", "reward_scale": "scale"}
 # Swept hyperparameters the ablation views plot against.
 ABLATION_FIELDS = ("alpha", "q", "top_k")
 
@@ -62,7 +63,7 @@ def method_label(row: pd.Series | dict) -> str:
     for name, preset in PRESETS.items():
         if preset["regularizer"] != settings["regularizer"]:
             continue
-        full = {**_DEFAULTS, **preset}
+        full = {**_DEFAULTS, **preset_values(name)}
         if settings["regularizer"] != "tsallis":
             full["q"] = None
         diff = [f for f in METHOD_FIELDS[1:] if not _same(settings[f], full[f])]

@@ -248,6 +248,17 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
     return Report(out, files, comparison, nat_table, trials, prep.computed, warnings)
 
 
+def _method_legend(methods) -> list[str]:
+    """What each preset row is (e.g. which reading of PIN), for the rows named after a preset."""
+    from pinbench.config import PRESET_DESCRIPTIONS
+
+    named = [m for m in methods if m.split(" ")[0] in PRESET_DESCRIPTIONS]
+    if not named:
+        return []
+    heads = dict.fromkeys(m.split(" ")[0] for m in named)
+    return ["Methods: " + "; ".join(f"**{h}**: {PRESET_DESCRIPTIONS[h]}" for h in heads) + ".", ""]
+
+
 def _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out) -> str:
     trials, warnings = prep.trials, prep.warnings
     nat = options.naturalness
@@ -259,6 +270,7 @@ def _report_markdown(results, prep, failed, comparison, nat_table, figures, opti
         f"Generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}.", "",
         f"## Comparison: {comparison.title}", "", to_markdown(comparison),
         "Files: [Markdown](tables/comparison.md) · [LaTeX](tables/comparison.tex) · [CSV](tables/comparison.csv)", "",
+        *_method_legend(trials["method"].unique()),
         "## Naturalness", "", to_markdown(nat_table),
         f"Each trial's best prompt; perplexity under `{nat.reference_lm}` with the first token conditioned on "
         f"{', '.join(f'`{c}`' for c in ctx) or 'nothing'}; Zipf from wordfreq (0 = unknown word). "

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import PRESETS, TrainConfig, field_types
+from .config import PRESETS, TrainConfig, field_types, preset_values
 from .errors import ConfigError
 
 SUITE_KEYS = {"name", "description", "base", "grid", "search", "scheduler", "resources", "max_concurrent"}
@@ -113,7 +113,7 @@ def trial_id(suite: str, point: dict) -> str:
 def make_trial(suite: Suite, point: dict) -> TrialSpec:
     values = {**suite.base, **point}
     preset = values.pop("preset", None)
-    merged = {**(PRESETS[preset] if preset else {}), **values}
+    merged = {**(preset_values(preset) if preset else {}), **values}
     try:
         config = TrainConfig(**merged)
     except ConfigError as exc:

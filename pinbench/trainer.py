@@ -58,7 +58,8 @@ class ReplayBuffer:
         self.size = min(self.size + n, self.capacity)
 
     def sample(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        index = torch.randperm(self.size, generator=generator, device=generator.device)[: min(n, self.size)]
+        """n trajectories drawn uniformly with replacement (the authors' buffer: np.random.randint)."""
+        index = torch.randint(self.size, (n,), generator=generator, device=generator.device)
         return {k: v[index] for k, v in self._data.items()}
 
     def state_dict(self) -> dict:
@@ -157,24 +158,28 @@ class Trainer:
         raw = torch.tensor([m["reward"] for m in self.score(texts, "train")])
         t2 = time.perf_counter()
         shaped = shape_rewards(raw, self.reward_scale, self.reward_shift).to(rollout.hidden.device)
+        batch = {"tokens": rollout.tokens, "hidden": rollout.hidden, "threshold": rollout.threshold,
+                 "reward": shaped}
         if self.buffer is not None:
             self.buffer.add(rollout, shaped)
-            batch = self.buffer.sample(cfg.replay_batch, self.generator)
-        else:
-            batch = {"tokens": rollout.tokens, "hidden": rollout.hidden, "threshold": rollout.threshold,
-                     "reward": shaped}
-        loss = self.loss(batch["tokens"], batch["hidden"], batch["threshold"], batch["reward"])
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.mlp.parameters(), cfg.grad_clip)
-        self.optimizer.step()
-        self.policy.polyak_update(cfg.polyak)
+            # The authors' off-policy modules only explore until the buffer holds one replay batch.
+            warming_up = cfg.replay_warmup and self.buffer.size < cfg.replay_batch
+            batch = None if warming_up else self.buffer.sample(cfg.replay_batch, self.generator)
+        loss = grad_norm = None  # no update this step (replay warm-up)
+        if batch is not None:
+            loss = self.loss(batch["tokens"], batch["hidden"], batch["threshold"], batch["reward"])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.mlp.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.policy.polyak_update(cfg.polyak)
         t3 = time.perf_counter()
         self.step_count += 1
         row = {
             "step": self.step_count,
             "reward_mean": float(raw.mean()), "reward_max": float(raw.max()),
-            "loss": float(loss.detach()), "grad_norm": float(grad_norm),
+            "loss": None if loss is None else float(loss.detach()),
+            "grad_norm": None if grad_norm is None else float(grad_norm),
             "entropy": float(rollout.entropy.mean()), "support": float(rollout.support.mean()),
             "unique_prompts": len(set(texts)), "new_prompts": len(self._scores) - scored_before,
             "sample_s": t1 - t0, "score_s": t2 - t1, "update_s": t3 - t2,
@@ -273,6 +278,7 @@ def build_task(config: TrainConfig):
         load_dataset_file(config.dataset_file)
     kind = config.task_lm_kind or guess_kind(config.task_lm)
     task_lm = load_model(config.task_lm, kind, device=config.device)
-    task = FewShotClassification(config.dataset, task_lm, config.data_dir, config.split_seed, bf16=config.bf16)
+    task = FewShotClassification(config.dataset, task_lm, config.data_dir, config.split_seed, bf16=config.bf16,
+                                 exact_eval=config.exact_eval)
     task.check_splits(["train", "dev"] + (["test"] if config.test else []))
     return task

@@ -169,7 +169,10 @@ def test_method_labels():
     assert method_label(row("pin")) == "pin"
     assert method_label(row("rlprompt", seed=4, dataset="mr")) == "rlprompt"
     assert method_label(row("pin", alpha=0.3)) == "pin α=0.3"
-    assert method_label(row("pin", top_k=None)) == "pin top-k=off"
+    assert method_label(row("pin", top_k=None)) == "pin-no-filter"  # the paper's ablation is a preset
+    assert method_label(row("pin-released")) == "pin-released"
+    assert method_label(row("pin", top_k=5000)) == "pin top-k=5000"
+    assert method_label(row("rlprompt", reward_scale=1.0)) == "rlprompt scale=1"
     assert method_label(row(regularizer="tsallis", q=1.5)) == "tsallis q=1.5 α=1"
     frame = pd.DataFrame([row("pin", alpha=0.3), row("pin", alpha=2.0)])
     assert label_methods(frame, ["alpha"]).tolist() == ["alpha=0.3", "alpha=2"]

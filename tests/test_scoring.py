@@ -190,3 +190,23 @@ def test_smollm2_cached_equals_uncached_on_sst2(smollm2, few_shot_dir):
     # ...but not dbpedia's: the error names the word, the dataset and the model.
     with pytest.raises(ConfigError, match=r"' Album' of dataset 'dbpedia' is 2 tokens .*'smollm2-135m'"):
         VerbalizerScorer(smollm2, get_dataset("dbpedia"))
+
+
+def test_reported_splits_are_scored_exactly_while_training_rewards_use_bf16(tiny_setup, sharp_llama):
+    from pinbench.data import load_dataset_file
+    from pinbench.tasks.classification import FewShotClassification
+
+    _, spec_file = tiny_setup
+    load_dataset_file(spec_file)
+    prompts = ["it was", "overall the film was really", "the"]
+    fast = FewShotClassification("toy", sharp_llama, None, 5, bf16=True)
+    exact = FewShotClassification("toy", sharp_llama, None, 5, bf16=False)
+    for split in ("dev", "test"):  # the numbers a user reports: exact, bit for bit
+        assert torch.equal(fast.evaluate(prompts, split).probs, exact.evaluate(prompts, split).probs)
+    # the training signal is the bf16 scorer's (the train split has the same rows as dev here)
+    train = fast.evaluate(prompts, "train").probs
+    assert not torch.equal(train, exact.evaluate(prompts, "train").probs)
+    assert (train - exact.evaluate(prompts, "train").probs).abs().max() < 0.1
+    # opting out scores dev like training
+    loose = FewShotClassification("toy", sharp_llama, None, 5, bf16=True, exact_eval=False)
+    assert torch.equal(loose.evaluate(prompts, "dev").probs, train)

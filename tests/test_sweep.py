@@ -85,12 +85,26 @@ def test_missing_suite_file():
         load_suite("nope.yaml")
 
 
-@pytest.mark.parametrize("name", ["quickstart", "paper-fsc", "tsallis-ablation"])
+@pytest.mark.parametrize("name", ["quickstart", "paper-fsc", "tsallis-ablation", "cpu-study"])
 def test_shipped_suites_validate(name):
     from conftest import REPO
 
     suite = load_suite(REPO / "suites" / f"{name}.yaml", {"data_dir": "/data"})
     assert suite.trials()
+
+
+def test_cpu_study_runs_both_pin_readings_the_ablation_and_rlprompt_at_the_codes_scales():
+    from conftest import REPO
+
+    trials = load_suite(REPO / "suites" / "cpu-study.yaml", {"data_dir": "/data"}).trials()
+    by_preset: dict = {}
+    for t in trials:
+        by_preset.setdefault(t.point["preset"], []).append(t.config)
+    assert set(by_preset) == {"pin", "pin-released", "pin-no-filter", "rlprompt"}
+    assert all(len(configs) >= 3 for configs in by_preset.values())  # n >= 3 seeds per method
+    assert {c.reward_scale for c in by_preset["rlprompt"]} == {5.0}
+    assert {c.reward_scale for c in by_preset["pin-released"]} == {1.0}
+    assert {(c.regularizer, c.top_k) for c in by_preset["pin-no-filter"]} == {("sparse_tsallis", None)}
 
 
 # ---- console view (no Ray run) ---------------------------------------------------------------
