@@ -162,8 +162,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     kind = args.task_lm_kind or guess_kind(args.task_lm)
     lm = load_model(args.task_lm, kind, dtype=args.dtype, device=args.device,
                     trust_remote_code=args.trust_remote_code)
+    # eval's scores are the reported numbers: exact unless the user opts into bf16 for every split
     task = FewShotClassification(args.dataset, lm, args.data_dir, args.split_seed, bf16=args.bf16,
-                                 max_batch_tokens=args.batch_tokens)
+                                 exact_eval=not args.bf16, max_batch_tokens=args.batch_tokens)
     split = task.split(args.split)
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
