@@ -38,6 +38,14 @@ def random_prompts(tokenizer, n: int, length: int, seed: int) -> list[str]:
     return [tokenizer.decode(row) for row in ids.tolist()]
 
 
+def scoring_model(scorer: VerbalizerScorer) -> torch.nn.Module:
+    """The weights the scorer runs; a bf16 copy for pinbench before 0.2, whose scorer had no weight
+    copy (it ran under autocast), so that before/after runs have the same bound."""
+    if hasattr(scorer, "model"):
+        return scorer.model
+    return copy.deepcopy(scorer.lm.model).to(torch.bfloat16) if scorer.bf16 else scorer.lm.model
+
+
 def timed(fn, repeat: int = 1, before=None) -> tuple[torch.Tensor, float]:
     """The result and the fastest of ``repeat`` timed calls (``before`` runs untimed before each):
     this VM's timings vary by +-20% from call to call, the minimum much less."""
@@ -100,7 +108,7 @@ def main() -> None:
 
     fp32 = VerbalizerScorer(lm, spec)
     bf16 = VerbalizerScorer(lm, spec, bf16=True)
-    bf16_model = getattr(bf16, "model", None) or copy.deepcopy(lm.model).to(torch.bfloat16)
+    bf16_model = scoring_model(bf16)
     for scorer in (fp32, bf16):  # warm-up (thread pools, allocator, the bf16 copy)
         scorer.score(prompts[:1], texts[:2], use_cache=False)
     runs, n = {}, args.repeat

@@ -14,13 +14,10 @@ re-sample prompts the run has already scored, which the trainer does not score a
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 
-import torch
-
-from score_throughput import bound, timed
+from score_throughput import bound, scoring_model, timed
 
 from pinbench.cli import _quiet_transformers
 from pinbench.config import from_preset
@@ -54,8 +51,7 @@ def main() -> None:
         # The bound of the pairs those steps scored: their prompts x the training examples, bare.
         scorer = trainer.task.scorer
         texts = trainer.task.split("train").texts
-        # (pinbench before 0.2 scored under autocast and had no weight copy: bound it in bf16 too)
-        model = getattr(scorer, "model", None) or copy.deepcopy(scorer.lm.model).to(torch.bfloat16)
+        model = scoring_model(scorer)
         bound(scorer, model, scored[:1], texts[:2])  # warm-up
         _, seconds = timed(lambda: bound(scorer, model, scored, texts))
         bound_s = seconds / args.steps

@@ -271,7 +271,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     from .trackers import check_trackers
 
-    check_trackers(args.tracker)  # before Ray starts
+    check_trackers(args.tracker)  # before the sweep module, Ray or any model is loaded
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     _quiet_transformers()

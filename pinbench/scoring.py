@@ -434,11 +434,7 @@ def _stack_prefixes(caches: Sequence[PrefixCache], width: int) -> tuple[list[tor
 
 
 def _cache_layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    if hasattr(cache, "layers"):
-        return [(layer.keys, layer.values) for layer in cache.layers]
-    if hasattr(cache, "key_cache"):
-        return list(zip(cache.key_cache, cache.value_cache))
-    return [(k, v) for k, v in cache]
+    return [(layer.keys, layer.values) for layer in cache.layers]  # transformers >= 5.24
 
 
 def _make_cache(keys: list[torch.Tensor], values: list[torch.Tensor]):

@@ -303,10 +303,8 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
     import ray
     from ray import tune
 
-    from .trackers import check_trackers
-
-    check_trackers(trackers)  # a missing package is an error before Ray starts
     store = ResultsStore(results_dir, suite)
+    # The trackers' callbacks are built here, before Ray starts: a missing package fails now.
     run_config = run_config_for(suite, results_dir=results_dir, storage=storage, max_failures=max_failures,
                                 verbose=verbose, trackers=trackers, progress=progress)
     experiment_path = f"{run_config.storage_path.rstrip('/')}/{suite.name}"
