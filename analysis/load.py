@@ -21,22 +21,11 @@ import pyarrow.parquet as pq
 
 from pinbench.errors import PinbenchError
 from pinbench.io import write_table
-from pinbench.results import SCHEMA_VERSION, TABLES
+from pinbench.results import KNOWN_SCHEMA_VERSIONS, REQUIRED_COLUMNS, TABLES, upgrade
 
 
 class ResultsError(PinbenchError):
     """A results store is missing, empty, malformed or from an unknown schema version."""
-
-
-KNOWN_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
-
-# The columns the analysis relies on, per table (the README documents all of them).
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "trials": ("schema_version", "trial_id", "status", "config.dataset", "config.regularizer",
-               "config.alpha", "config.seed", "config.split_seed", "config.policy_lm", "best_prompt"),
-    "history": ("schema_version", "trial_id", "step"),
-    "prompts": ("schema_version", "trial_id", "step", "source", "prompt"),
-}
 
 
 @dataclass
@@ -142,6 +131,7 @@ def read_table(store: Store, name: str) -> pd.DataFrame:
     if unknown:
         raise ResultsError(f"results file '{display}' has schema version {unknown[0]}, which this pinbench does not "
                            f"know (known: {sorted(KNOWN_SCHEMA_VERSIONS)}); upgrade pinbench to read it")
+    frame = upgrade(frame, name)
     if len(frame):
         missing = [c for c in REQUIRED_COLUMNS[name] if c not in frame.columns]
         if missing:

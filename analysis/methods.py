@@ -1,91 +1,103 @@
-"""What a table row is: a method label for each trial, derived from its config.
+"""What a table row is: a method label for each trial, from what the trial recorded.
 
-A trial whose method settings equal a preset's is that preset (``pin``, ``rlprompt``); one that
-differs from the closest preset with the same regulariser is labelled by the difference
-(``pin α=0.3``), so an alpha ablation gives one row per alpha. ``by=[...]`` labels with chosen
-config fields instead (``alpha=0.3, seed=1``).
+Every trial records its method and preset (results schema 2). A trial whose method fields equal its
+preset's is that preset (``pin``, ``rlprompt``); one that changed some is labelled by the change
+(``pin α=0.3``), so an alpha ablation gives one row per alpha. A trial without a preset is its
+method plus the fields it changed from the method's defaults (``rl regularizer=tsallis q=1.5``).
+``by=[...]`` labels with chosen columns instead (``method.alpha=0.3, run.seed=1``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pandas as pd
 
-from pinbench.config import PRESETS, TrainConfig, preset_values
 from pinbench.errors import ConfigError
+from pinbench.methods import PRESETS
+from pinbench.registry import METHODS
 
-# The settings that make a method (the rest, such as the dataset or the seed, vary within a row).
-METHOD_FIELDS = ("regularizer", "alpha", "q", "top_k", "sample_top_k", "objective", "replay_size",
-                 "reward_scale")
-# How a field is written in a label.
-SHORT = {"alpha": "α", "q": "q", "top_k": "top-k", "sample_top_k": "sample top-k", "objective": "obj",
+# How a field is written in a label (others: their own name).
+SHORT = {"alpha": "α", "top_k": "top-k", "sample_top_k": "sample top-k", "objective": "obj",
          "replay_size": "replay", "reward_scale": "scale"}
-# Swept hyperparameters the ablation views plot against.
-ABLATION_FIELDS = ("alpha", "q", "top_k")
+# Swept hyperparameters the ablation views plot against (``method.<field>`` columns).
+ABLATION_FIELDS = ("method.alpha", "method.q", "method.top_k")
 
-_DEFAULTS = TrainConfig().to_dict()
+
+def short(column: str) -> str:
+    name = column.split(".", 1)[-1]
+    return SHORT.get(name, name)
 
 
 def _same(a, b) -> bool:
-    if pd.isna(a) or pd.isna(b):
-        return pd.isna(a) and pd.isna(b)
+    if a is None or b is None or (isinstance(a, float) and math.isnan(a)) or (isinstance(b, float) and math.isnan(b)):
+        return (a is None or (isinstance(a, float) and math.isnan(a))) and \
+            (b is None or (isinstance(b, float) and math.isnan(b)))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
     return a == b
 
 
 def fmt_value(v) -> str:
-    if pd.isna(v):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
         return "off"
     if isinstance(v, float) and v.is_integer():
         v = int(v)
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def method_settings(row: pd.Series | dict) -> dict:
-    """The METHOD_FIELDS of a trials row (``config.<field>`` columns; absent ones take defaults)."""
-    get = row.get
-    out = {}
-    for f in METHOD_FIELDS:
-        v = get(f"config.{f}", _DEFAULTS[f])
-        out[f] = None if pd.isna(v) else v
-    if out["regularizer"] != "tsallis":
-        out["q"] = None  # q only means something for the general Tsallis regulariser
-    return out
+def _reference(method: str, preset: str | None, task: str) -> dict:
+    """The method fields a trial is compared with: its preset's for its task, else the defaults."""
+    try:
+        config_class = METHODS.get(method).config_class
+    except ConfigError:  # a plug-in method not importable here: compare with nothing
+        return {}
+    setup = getattr(config_class, "SETUP_FIELDS", ())
+    values = {f"method.{f.name}": (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+              for f in dataclasses.fields(config_class) if f.name not in setup}
+    if preset in PRESETS:
+        preset_values = PRESETS[preset].values_for(task) if (not PRESETS[preset].per_task
+                                                             or task in PRESETS[preset].per_task) else PRESETS[preset].values
+        values.update({k: v for k, v in preset_values.items() if k in values})
+    return values
+
+
+def _value(row, column):
+    v = row.get(column)
+    return None if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)) else v
 
 
 def method_label(row: pd.Series | dict) -> str:
-    """``pin``, ``rlprompt``, ``pin α=0.3`` or, with no preset of the same regulariser,
-    ``tsallis q=1.5 α=1``."""
-    settings = method_settings(row)
-    best: tuple[int, str, list[str]] | None = None
-    for name, preset in PRESETS.items():
-        if preset["regularizer"] != settings["regularizer"]:
-            continue
-        full = {**_DEFAULTS, **preset_values(name)}
-        if settings["regularizer"] != "tsallis":
-            full["q"] = None
-        diff = [f for f in METHOD_FIELDS[1:] if not _same(settings[f], full[f])]
-        if best is None or len(diff) < best[0]:
-            best = (len(diff), name, diff)
-    if best is None:
-        keys = ["q"] if settings["regularizer"] == "tsallis" else []
-        return " ".join([settings["regularizer"], *(f"{SHORT[k]}={fmt_value(settings[k])}" for k in [*keys, "alpha"])])
-    _, name, diff = best
-    return " ".join([name, *(f"{SHORT[f]}={fmt_value(settings[f])}" for f in diff)])
+    """``pin``, ``pin α=0.3``, or with no preset ``rl regularizer=tsallis q=1.5``."""
+    preset = _value(row, "preset")
+    reference = _reference(row["method"], preset, row.get("task", "classification"))
+    diff = [c for c, v in reference.items() if c in row and not _same(_value(row, c), v)]
+    head = preset or row["method"]
+    return " ".join([head, *(f"{short(c)}={fmt_value(_value(row, c))}" for c in diff)])
+
+
+def method_settings(trials: pd.DataFrame) -> pd.DataFrame:
+    """The ``method.*`` columns of the trials and their preset (what an ablation line holds fixed)."""
+    cols = [c for c in trials.columns if c.startswith("method.")]
+    return trials[cols].assign(preset=trials["preset"].fillna(""))
 
 
 def label_methods(trials: pd.DataFrame, by: list[str] | None = None) -> pd.Series:
-    """A method label per trial: derived from the config (``method_label``) or from ``by`` fields."""
+    """A method label per trial: from what it recorded (``method_label``) or from ``by`` columns."""
     if not by:
         return trials.apply(method_label, axis=1).rename("method")
-    cols = [b if b in trials.columns else f"config.{b}" for b in by]
-    missing = [b for b, c in zip(by, cols) if c not in trials.columns]
-    if missing:
-        raise ConfigError(f"cannot group methods by {missing}: no such column in trials.parquet "
-                          f"(config fields: {sorted(c[7:] for c in trials.columns if c.startswith('config.'))})")
-    return trials[cols].apply(lambda r: ", ".join(f"{c.removeprefix('config.')}={fmt_value(v)}" for c, v in r.items()),
+    sections = ("run.", "task.", "method.")
+    cols = []
+    for b in by:
+        matches = [b] if b in trials.columns else [s + b for s in sections if s + b in trials.columns]
+        if len(matches) != 1:
+            fields = sorted(c for c in trials.columns if c.startswith(sections))
+            raise ConfigError(f"cannot group methods by '{b}': "
+                              + ("no such column in trials.parquet" if not matches else f"it is {matches}")
+                              + f" (fields: {fields})")
+        cols.append(matches[0])
+    return trials[cols].apply(lambda r: ", ".join(f"{c}={fmt_value(v)}" for c, v in r.items()),
                               axis=1).rename("method")
 
 

@@ -185,13 +185,18 @@ def _policy_tokenizer(name: str, warnings: list[str]):
         return None
 
 
+def prompt_tokenizers(trials: pd.DataFrame) -> pd.Series:
+    """The tokenizer each trial's prompt tokens came from ("" for text-only prompts)."""
+    return trials["prompt_tokenizer"].fillna("").astype(str)
+
+
 def prompts_to_score(results: Results) -> pd.DataFrame:
     """The unique (store, prompt, policy_lm) of every trial's best prompt, with its token ids."""
     trials = results.completed()
     trials = trials[trials["best_prompt"].notna()]
     ids = trials["best_token_ids"] if "best_token_ids" in trials.columns else pd.Series(None, index=trials.index)
     frame = pd.DataFrame({"store": trials["store"], "prompt": trials["best_prompt"].astype(str),
-                          "policy_lm": trials["config.policy_lm"].astype(str), "token_ids": ids})
+                          "policy_lm": prompt_tokenizers(trials), "token_ids": ids})
     return frame.drop_duplicates(subset=["store", "prompt", "policy_lm"]).reset_index(drop=True)
 
 
@@ -206,7 +211,9 @@ def compute(prompts: pd.DataFrame, options: NaturalnessOptions, warnings: list[s
                     trust_remote_code=options.trust_remote_code)
     _, ctx_text = context_token(lm.tokenizer)
     ppl = perplexities(prompts["prompt"].tolist(), lm, options.batch_size)
-    tokenizers = {name: _policy_tokenizer(name, warnings) for name in prompts["policy_lm"].unique()}
+    # A prompt with no tokenizer recorded (a method that writes text) is tokenised by the reference LM.
+    tokenizers = {name: _policy_tokenizer(name, warnings) if name else lm.tokenizer
+                  for name in prompts["policy_lm"].unique()}
     rows = []
     for (_, p), value in zip(prompts.iterrows(), ppl):
         ids = p["token_ids"]

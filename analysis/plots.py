@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .methods import ABLATION_FIELDS, METHOD_FIELDS, SHORT, fmt_value, method_settings, order_methods  # noqa: E402
+from .methods import ABLATION_FIELDS, fmt_value, method_settings, order_methods, short  # noqa: E402
 from .published import dataset_name, order_datasets  # noqa: E402
 
 FORMATS = ("png", "pdf")
@@ -42,11 +42,11 @@ def _label(metric: str) -> str:
 def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, metric: str = "dev_accuracy",
                     error: str = "se") -> plt.Figure:
     """One panel per dataset; per method the mean over runs at each evaluated step and a band of
-    ± error. ``trials`` needs ``method`` and ``config.dataset``."""
+    ± error. ``trials`` needs ``method`` and ``dataset``."""
     if metric not in history.columns:
         raise ValueError(f"history has no '{metric}' column")
-    evals = history[history[metric].notna()].merge(trials[["trial_id", "method", "config.dataset"]], on="trial_id")
-    datasets = order_datasets(evals["config.dataset"].unique())
+    evals = history[history[metric].notna()].merge(trials[["trial_id", "method", "dataset"]], on="trial_id")
+    datasets = order_datasets(evals["dataset"].unique())
     ncols = min(max(len(datasets), 1), PANELS_PER_ROW)
     nrows = max(1, math.ceil(len(datasets) / ncols))
     fig, grid = plt.subplots(nrows, ncols, figsize=(4.5 * ncols, 3.4 * nrows), squeeze=False, sharey=True)
@@ -55,7 +55,7 @@ def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, metric: str = "
         ax.remove()
     scale = 100.0 if _percent(metric) else 1.0
     for ax, dataset in zip(axes, datasets):
-        part = evals[evals["config.dataset"] == dataset]
+        part = evals[evals["dataset"] == dataset]
         for method in order_methods(part["method"].tolist()):
             runs = part[part["method"] == method]
             by_step = runs.groupby("step")[metric]  # sorted by step
@@ -79,9 +79,9 @@ def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, metric: str = "
 def ablation_groups(trials: pd.DataFrame, param: str) -> pd.DataFrame:
     """Trials of groups (same method settings but ``param``, same dataset) where ``param`` takes at
     least two values; ``group`` names the line."""
-    settings = pd.DataFrame([method_settings(r) for _, r in trials.iterrows()], index=trials.index)
-    others = [f for f in METHOD_FIELDS if f != param]
-    keys = settings[others].apply(lambda r: " ".join(map(str, r)), axis=1) + " | " + trials["config.dataset"].astype(str)
+    settings = method_settings(trials)
+    others = [f for f in settings.columns if f != param]
+    keys = settings[others].apply(lambda r: " ".join(map(str, r)), axis=1) + " | " + trials["dataset"].astype(str)
     frame = trials.assign(_key=keys.to_numpy(), _x=pd.to_numeric(settings[param], errors="coerce"))
     frame = frame[frame["_x"].notna()]
     varied = frame.groupby("_key")["_x"].nunique()
@@ -91,8 +91,9 @@ def ablation_groups(trials: pd.DataFrame, param: str) -> pd.DataFrame:
 
     def name(i) -> str:
         s = settings.loc[i]
-        parts = [s["regularizer"]] + [f"{SHORT[f]}={fmt_value(s[f])}" for f in ABLATION_FIELDS if f != param and pd.notna(s[f])]
-        return f"{' '.join(parts)}, {dataset_name(trials.at[i, 'config.dataset'])}"
+        varying = [f for f in ABLATION_FIELDS if f != param and f in frame.columns and frame[f].nunique() > 1]
+        parts = [trials.at[i, "method"].split(" ")[0]] + [f"{short(f)}={fmt_value(s[f])}" for f in varying]
+        return f"{' '.join(parts)}, {dataset_name(trials.at[i, 'dataset'])}"
     return frame.assign(group=[name(i) for i in frame.index])
 
 
@@ -117,7 +118,7 @@ def ablation(trials: pd.DataFrame, param: str, metric: str = "test_accuracy", er
             ax.errorbar(xs[keep], means, yerr=errs, marker="o", capsize=3, label=group)
     span = frame["_x"].max() / max(frame["_x"].min(), 1e-12)
     for ax in (left, right):
-        ax.set_xlabel(SHORT.get(param, param) if param != "top_k" else "top-k (filter size)")
+        ax.set_xlabel(short(param) if param != "top_k" else "top-k (filter size)")
         if span >= 20:
             ax.set_xscale("log")
         ax.set_xticks(sorted(frame["_x"].unique()), [fmt_value(float(x)) for x in sorted(frame["_x"].unique())])
@@ -129,7 +130,7 @@ def ablation(trials: pd.DataFrame, param: str, metric: str = "test_accuracy", er
     if len(ppl) and ppl.min() > 0 and ppl.max() / ppl.min() >= 10:  # gibberish reaches 1e6+: log scale
         right.set_yscale("log")
     left.legend(fontsize=8)
-    fig.suptitle(f"Ablation over {SHORT.get(param, param)}: mean ± "
+    fig.suptitle(f"Ablation over {short(param)}: mean ± "
                  f"{'standard error' if error == 'se' else 'std'} over runs", fontsize=10)
     fig.tight_layout()
     return fig

@@ -1,4 +1,4 @@
-"""Published numbers to set beside ours (PAPER.md section 10) and the papers' dataset names.
+"""Published numbers to set beside ours (PIN, Choi et al. ACL 2024, Table 1; docs/presets.md) and the papers' dataset names.
 
 PIN Table 1 (Choi et al., ACL 2024): few-shot classification test accuracy (%) with a RoBERTa-large
 task LM, mean over the 5 LM-BFF splits, standard error in parentheses where given; "+" marks

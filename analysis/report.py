@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 from dataclasses import dataclass, field
@@ -22,8 +23,8 @@ from pinbench.io import write_table, write_text
 
 from . import plots
 from .load import Results, ResultsError, load_results
-from .methods import ABLATION_FIELDS, SHORT, label_methods, order_methods
-from .naturalness import NaturalnessOptions, naturalness
+from .methods import ABLATION_FIELDS, label_methods, order_methods, short
+from .naturalness import NaturalnessOptions, naturalness, prompt_tokenizers
 from .published import SOURCE, dataset_name, order_datasets, published_rows
 from .tables import Column, SummaryTable, add_published, format_number, summarise, to_latex, to_long, to_markdown
 
@@ -47,12 +48,14 @@ LAST_FRACTION = 0.1  # support and entropy: mean over the last 10% of logged ste
 
 @dataclass
 class ReportOptions:
-    metric: str = "test_accuracy"
-    """The comparison table's metric: a test_<metric> or dev_<metric> column of trials.parquet."""
+    metric: str | None = None
+    """The comparison table's metric: a test_<metric> or dev_<metric> column of trials.parquet;
+    None takes what the trials recorded: their task's selection metric on its report split."""
     error: str = "se"
     """Error bars and ± in tables: se (standard error) or std (standard deviation)."""
     baseline: str | None = "auto"
-    """Row the daggers test against: a method label, 'auto' (rlprompt when present) or None."""
+    """Row the daggers test against: a method label, 'auto' or None. 'auto' is rlprompt when it is
+    a row (the method PIN's claim is made against), else no daggers; the caption says which."""
     published: str = "none"
     """Published rows (PIN Table 1) in the comparison table: none, matching or all."""
     method_by: list[str] | None = None
@@ -89,6 +92,26 @@ def _policy_stats(history: pd.DataFrame) -> pd.DataFrame:
     return history.groupby("trial_id")[["step", *cols]].apply(tail).reset_index()
 
 
+def default_metric(trials: pd.DataFrame) -> str:
+    """The metric the trials recorded as theirs: the selection metric on the report split
+    (``test_accuracy``), else on the selection split; trials of tasks that disagree need --metric."""
+    picks = set()
+    for _, r in trials.drop_duplicates(["selection_metric", "selection_split", "report_split"]).iterrows():
+        split = r["report_split"] if isinstance(r["report_split"], str) and \
+            f"{r['report_split']}_{r['selection_metric']}" in trials.columns else r["selection_split"]
+        picks.add(f"{split}_{r['selection_metric']}")
+    if len(picks) != 1:
+        raise ConfigError(f"these trials select prompts by different metrics ({sorted(picks)}): pass --metric")
+    return picks.pop()
+
+
+def metric_direction(trials: pd.DataFrame, metric: str) -> str:
+    """'higher' or 'lower' is better, from the trials' recorded selection mode for that metric."""
+    name = metric.split("_", 1)[1] if "_" in metric else metric
+    modes = trials.loc[trials["selection_metric"] == name, "selection_mode"].dropna().unique()
+    return "lower" if len(modes) == 1 and modes[0] == "min" else "higher"
+
+
 def _check_metric(trials: pd.DataFrame, metric: str) -> None:
     if metric not in trials.columns:
         have = sorted(c for c in trials.columns if c.startswith(("test_", "dev_")))
@@ -118,24 +141,29 @@ def prepare(results: Results, options: ReportOptions) -> Prepared:
         errors = [e for e in others.get("error", pd.Series(dtype=str)).dropna().astype(str) if e.strip()]
         raise ResultsError(f"no completed trials in {', '.join(s.uri for s in results.stores)} ({counts})"
                            + (f"; first error: {errors[0].strip().splitlines()[-1]}" if errors else ""))
+    if options.metric is None:
+        options.metric = default_metric(trials)
     _check_metric(trials, options.metric)
+    trials["method_name"] = trials["method"]  # the registry name; "method" becomes the row label
     trials["method"] = label_methods(trials, options.method_by).to_numpy()
     methods = order_methods(trials["method"].tolist())
     baseline = _baseline(options.baseline, methods)
     nat = naturalness(results, options.naturalness, use_cache=options.use_cache)
     per_prompt = nat.table.drop(columns=["cache_version", "reference_lm"], errors="ignore")
-    trials = trials.merge(per_prompt, how="left", left_on=["best_prompt", "config.policy_lm"],
-                          right_on=["prompt", "policy_lm"]).drop(columns=["prompt", "policy_lm"])
+    trials = trials.assign(_tokenizer=prompt_tokenizers(trials).to_numpy())
+    trials = trials.merge(per_prompt, how="left", left_on=["best_prompt", "_tokenizer"],
+                          right_on=["prompt", "policy_lm"]).drop(columns=["prompt", "policy_lm", "_tokenizer"])
     trials = trials.merge(_policy_stats(results.history), how="left", on="trial_id")
     return Prepared(trials, methods, baseline, nat.warnings, nat.computed)
 
 
 def comparison_table(prep: Prepared, options: ReportOptions) -> SummaryTable:
     trials, methods = prep.trials, prep.methods
-    datasets = order_datasets(trials["config.dataset"].unique())
+    datasets = order_datasets(trials["dataset"].unique())
     percent = options.metric.endswith("accuracy")
-    columns = [Column(d, dataset_name(d), "higher", 1, 100.0 if percent else 1.0) for d in datasets]
-    samples = pd.DataFrame({"row": trials["method"], "column": trials["config.dataset"], "value": trials[options.metric]})
+    better = metric_direction(trials, options.metric)
+    columns = [Column(d, dataset_name(d), better, 1, 100.0 if percent else 1.0) for d in datasets]
+    samples = pd.DataFrame({"row": trials["method"], "column": trials["dataset"], "value": trials[options.metric]})
     split, _, name = options.metric.partition("_")
     title = f"{split.capitalize()} {name.replace('_', ' ')}" + (" (%)" if percent else "")
     table = summarise(samples, columns, title=title, rows=methods, error=options.error,
@@ -166,12 +194,12 @@ def _baseline(choice: str | None, methods: list[str]) -> str | None:
 
 
 def prompts_frame(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
-    cols = ["method", "config.dataset", "config.split_seed", "config.seed", "trial_id", "best_prompt", "best_step",
+    cols = ["method", "task", "preset", "dataset", "task.split_seed", "run.seed", "trial_id", "best_prompt", "best_step",
             *[c for c in trials.columns if c.startswith(("dev_", "test_"))],
             *[c.key for c in NATURALNESS_COLUMNS if c.key in trials.columns]]
     frame = trials[[c for c in dict.fromkeys(cols) if c in trials.columns]]
     frame = frame.sort_values(["method", metric], ascending=[True, False])
-    return frame.rename(columns=lambda c: c.removeprefix("config."))
+    return frame.rename(columns={"task.split_seed": "split_seed", "run.seed": "seed"})
 
 
 def _quote(prompt: str) -> str:
@@ -197,9 +225,14 @@ def top_prompts_markdown(trials: pd.DataFrame, methods: list[str], metric: str, 
             lines.append(f"- {_quote(r['best_prompt'])}: {metric.replace('_', ' ')} {acc}, "
                          f"perplexity {'–' if pd.isna(ppl) else format_number(ppl, 1)}, "
                          f"Zipf mean {_num(r.get('zipf_mean'), '.2f')} "
-                         f"({dataset_name(r['config.dataset'])}, split seed {r['config.split_seed']}, seed {r['config.seed']})")
+                         f"({dataset_name(r['dataset'])}{_split_seed(r)}, seed {r['run.seed']})")
         lines.append("")
     return "\n".join(lines)
+
+
+def _split_seed(row) -> str:
+    v = row.get("task.split_seed")
+    return "" if v is None or pd.isna(v) else f", split seed {int(v)}"
 
 
 def _write_table_set(table: SummaryTable, stem: Path, label: str) -> list[Path]:
@@ -209,7 +242,7 @@ def _write_table_set(table: SummaryTable, stem: Path, label: str) -> list[Path]:
 
 
 def build_report(paths: list[str | Path], out: str | Path, options: ReportOptions | None = None) -> Report:
-    options = options or ReportOptions()
+    options = dataclasses.replace(options or ReportOptions())  # its metric may be resolved below
     out = Path(out)
     results = load_results(paths)
     prep = prepare(results, options)
@@ -227,7 +260,8 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
     files.append(write_table(prompts, tables_dir / "prompts.csv"))
 
     figures: dict[str, Path] = {}
-    dev_metric = "dev_" + options.metric.split("_", 1)[1]
+    splits = trials["selection_split"].dropna().unique()
+    dev_metric = f"{splits[0] if len(splits) == 1 else 'dev'}_" + options.metric.split("_", 1)[1]
     if dev_metric in results.history.columns and results.history[dev_metric].notna().any():
         fig = plots.learning_curves(results.history, trials, dev_metric, options.error)
         saved = plots.save(fig, figures_dir / "learning_curves")
@@ -238,9 +272,9 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
     for param in ABLATION_FIELDS:
         fig = plots.ablation(trials, param, options.metric, options.error)
         if fig is not None:
-            saved = plots.save(fig, figures_dir / f"ablation_{param}")
+            saved = plots.save(fig, figures_dir / f"ablation_{param.split('.')[-1]}")
             files += saved
-            figures[f"Ablation over {SHORT[param]}"] = saved[0]
+            figures[f"Ablation over {short(param)}"] = saved[0]
 
     failed = results.trials[results.trials["status"] != "completed"]
     text = _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out)
@@ -250,13 +284,21 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
 
 def _method_legend(methods) -> list[str]:
     """What each preset row is (e.g. which reading of PIN), for the rows named after a preset."""
-    from pinbench.config import PRESET_DESCRIPTIONS
+    from pinbench.methods import PRESETS
 
-    named = [m for m in methods if m.split(" ")[0] in PRESET_DESCRIPTIONS]
+    named = [m for m in methods if m.split(" ")[0] in PRESETS]
     if not named:
         return []
     heads = dict.fromkeys(m.split(" ")[0] for m in named)
-    return ["Methods: " + "; ".join(f"**{h}**: {PRESET_DESCRIPTIONS[h]}" for h in heads) + ".", ""]
+    return ["Methods: " + "; ".join(f"**{h}**: {PRESETS[h].description}" for h in heads) + ".", ""]
+
+
+def _baseline_note(prep) -> list[str]:
+    if prep.baseline is None:
+        return ["No daggers: no baseline row (the default baseline is rlprompt when it is a row; --baseline "
+                "names another).", ""]
+    return [f"†: the row's mean differs from {prep.baseline}'s (Welch's t-test, p < 0.05); the baseline is "
+            "rlprompt when it is a row unless --baseline names another.", ""]
 
 
 def _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out) -> str:
@@ -271,6 +313,7 @@ def _report_markdown(results, prep, failed, comparison, nat_table, figures, opti
         f"## Comparison: {comparison.title}", "", to_markdown(comparison),
         "Files: [Markdown](tables/comparison.md) · [LaTeX](tables/comparison.tex) · [CSV](tables/comparison.csv)", "",
         *_method_legend(trials["method"].unique()),
+        *_baseline_note(prep), 
         "## Naturalness", "", to_markdown(nat_table),
         f"Each trial's best prompt; perplexity under `{nat.reference_lm}` with the first token conditioned on "
         f"{', '.join(f'`{c}`' for c in ctx) or 'nothing'}; Zipf from wordfreq (0 = unknown word). "
@@ -284,7 +327,7 @@ def _report_markdown(results, prep, failed, comparison, nat_table, figures, opti
             rel = path.relative_to(out)
             lines += [f"### {title}", "", f"![{title}]({rel.as_posix()}) ([PDF]({rel.with_suffix('.pdf').as_posix()}))", ""]
     if not any(t.startswith("Ablation") for t in figures):
-        lines += [f"No ablation figure: no method varies {', '.join(SHORT[f] for f in ABLATION_FIELDS)} "
+        lines += [f"No ablation figure: no method varies {', '.join(short(f) for f in ABLATION_FIELDS)} "
                   "with everything else fixed.", ""]
     lines += [f"## Top prompts by {options.metric.replace('_', ' ')}", "",
               top_prompts_markdown(trials, prep.methods, options.metric, options.top_prompts)]

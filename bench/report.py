@@ -22,10 +22,9 @@ import pandas as pd
 from analysis import ReportOptions, build_report
 from analysis.naturalness import NaturalnessOptions
 from pinbench.cli import _quiet_transformers
-from pinbench.config import from_preset
 from pinbench.models import load_model
 from pinbench.results import TABLES, frames, write_results
-from pinbench.trainer import TrainResult
+from pinbench.run import RunResult, make_spec
 
 
 def synthetic_store(directory: Path, n: int, policy_lm: str, seed: int = 0) -> None:
@@ -36,9 +35,10 @@ def synthetic_store(directory: Path, n: int, policy_lm: str, seed: int = 0) -> N
     tables = {name: [] for name in TABLES}
     for i, (preset, dataset, split_seed, s) in zip(range(n), grid):
         ids = rng.integers(100, len(tok), 5).tolist()
-        config = from_preset(preset, dataset=dataset, split_seed=split_seed, seed=s, policy_lm=policy_lm)
+        spec = make_spec({"preset": preset, "dataset": dataset, "split_seed": split_seed, "seed": s,
+                          "policy_lm": policy_lm})
         acc, prompt = float(rng.uniform(0.5, 0.95)), tok.decode(ids)
-        result = TrainResult(config, steps_done=300, wall_time_s=1.0,
+        result = RunResult(spec, prompt_tokenizer=policy_lm, steps_done=300, wall_time_s=1.0,
                              best={"step": 100, "prompt": prompt, "token_ids": ids, "dev_accuracy": acc},
                              test={"test_accuracy": acc},
                              history=[{"step": step, "support": 10.0, "entropy": 0.5, "dev_accuracy": acc * step / 300}

@@ -27,9 +27,9 @@ import time
 import torch
 
 from pinbench.cli import _quiet_transformers
-from pinbench.data import get_dataset, read_split
+from pinbench.tasks.classification.data import get_dataset, read_split
 from pinbench.models import load_model
-from pinbench.scoring import VerbalizerScorer
+from pinbench.tasks.classification.scoring import VerbalizerScorer
 
 
 def random_prompts(tokenizer, n: int, length: int, seed: int) -> list[str]:

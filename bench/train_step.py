@@ -20,8 +20,8 @@ import time
 from score_throughput import bound, scoring_model, timed
 
 from pinbench.cli import _quiet_transformers
-from pinbench.config import from_preset
-from pinbench.trainer import Trainer
+from pinbench.methods.rl.trainer import Trainer
+from pinbench.run import make_spec
 
 
 def main() -> None:
@@ -38,15 +38,16 @@ def main() -> None:
           f"{'new prompts':>12s} {'score/bound':>12s} {'at bound':>9s}")
     summary = {}
     for preset in args.presets:
-        trainer = Trainer(from_preset(preset, dataset=args.dataset, data_dir=args.data_dir, test=False,
-                                      steps=args.warmup + args.steps, eval_every=10**9, seed=args.seed))
+        trainer = Trainer(make_spec({"preset": preset, "dataset": args.dataset, "data_dir": args.data_dir,
+                                     "test": False, "steps": args.warmup + args.steps, "eval_every": 10**9,
+                                     "seed": args.seed}))
         for _ in range(args.warmup):
             trainer.step()
-        seen = set(trainer._scores)
+        seen = set(trainer.book.scores)
         start = time.perf_counter()
         rows = [trainer.step() for _ in range(args.steps)]
         total = time.perf_counter() - start
-        scored = [p for split, p in trainer._scores if (split, p) not in seen and split == "train"]
+        scored = [p for split, p in trainer.book.scores if (split, p) not in seen and split == "train"]
         mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("sample_s", "score_s", "update_s", "new_prompts")}
         # The bound of the pairs those steps scored: their prompts x the training examples, bare.
         scorer = trainer.task.scorer

@@ -1,11 +1,12 @@
 """The `pinbench` command line.
 
-    pinbench eval     score prompts on a few-shot classification split
-    pinbench train    optimise a prompt with RL
+    pinbench eval     score prompts on a task's split (few-shot classification)
+    pinbench train    optimise a prompt (a method on a task: RL presets pin, rlprompt, ...)
     pinbench sweep    run a suite of trials on Ray Tune
     pinbench report   tables, naturalness metrics, figures and report.md from results
     pinbench models   list the built-in offline models
     pinbench datasets list the registered datasets
+    pinbench list     the registered tasks, methods and presets
 
 Errors the user can fix (a missing file, an unknown model, a bad key) print one line and exit 2.
 """
@@ -13,6 +14,7 @@ Errors the user can fix (a missing file, an unknown model, a bad key) print one 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -52,7 +54,61 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-seed", type=int, default=13, help="LM-BFF split seed (13, 21, 42, 87, 100)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _preset_names() -> list[str]:
+    from .methods import PRESETS
+
+    return list(PRESETS)
+
+
+def _add_field_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> None:
+    """A flag per field of the run, the task and the method that ``argv`` chooses (their defaults
+    if it chooses none); a name that two sections share is spelled ``--section.field``. The help
+    is each field's docstring."""
+    from .fields import field_docs, type_name
+    from .registry import import_plugins
+    from .run import section_classes
+
+    pre = argparse.ArgumentParser(add_help=False)
+    for flag in ("--task", "--method", "--preset"):
+        pre.add_argument(flag, default=None)
+    pre.add_argument("--plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(argv or [])
+    try:
+        import_plugins(known.plugin)
+        method = known.method
+        if method is None and known.preset is not None:
+            from .methods import get_preset
+
+            method = get_preset(known.preset).method
+        sections = section_classes(known.task or "classification", method or "rl")
+    except PinbenchError:  # reported when the command runs (make_spec gives the full message)
+        from .run import section_classes as classes
+
+        sections = classes("classification", "rl")
+    counts: dict[str, int] = {}
+    for cls in sections.values():
+        for f in dataclasses.fields(cls):
+            counts[f.name] = counts.get(f.name, 0) + 1
+    for section, cls in sections.items():
+        group = parser.add_argument_group(f"{section} fields ({section}.<field>)")
+        docs = field_docs(cls)
+        for name in (f.name for f in dataclasses.fields(cls)):
+            flag = name.replace("_", "-") if counts[name] == 1 else f"{section}.{name}"
+            group.add_argument(f"--{flag}", dest=f"cfg__{section}__{name}", default=None,
+                               metavar=type_name(cls, name).upper().replace(" ", "_"), help=docs.get(name, ""))
+
+
+def _key_values(items: list[str], flag: str = "--set") -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{flag} expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pinbench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,19 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per forward pass")
     ev.set_defaults(func=cmd_eval)
 
-    tr = sub.add_parser("train", help="optimise a prompt with RL (PIN, RLPrompt, ...)",
-                        description="Train a prompt policy. Any config field can be set; unset fields "
-                                    "come from --preset, else from the defaults.")
-    tr.add_argument("--preset", default=None, help="pin, pin-td or rlprompt")
+    tr = sub.add_parser("train", help="optimise a prompt: a method (or preset) on a task",
+                        description="Run a method on a task. Every field of the run, the task and the method "
+                                    "is a flag (the groups below, for the chosen --task and --method); "
+                                    "unset fields come from --preset, else from the defaults.")
+    tr.add_argument("--task", default=None, help="task (default: classification; see `pinbench list`)")
+    tr.add_argument("--method", default=None, help="method (default: the preset's, else rl)")
+    tr.add_argument("--preset", default=None, help="a method's named recipe: " + ", ".join(_preset_names()))
+    tr.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                    help="import a module that registers more tasks or methods (repeatable)")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="set any field by its dotted key (method.alpha=0.5; repeatable)")
     tr.add_argument("--out", type=Path, default=None,
                     help="write config.json and trials/history/prompts.parquet here")
-    from .config import field_docs, field_types
-
-    docs = field_docs()
-    for name, (base, optional) in field_types().items():
-        kind = f"{base.__name__}{' or none' if optional else ''}"
-        tr.add_argument(f"--{name.replace('_', '-')}", dest=f"cfg_{name}", default=None, metavar=kind.upper().replace(" ", "_"),
-                        help=docs.get(name, ""))
+    _add_field_flags(tr, argv)
     tr.set_defaults(func=cmd_train)
 
     sw = sub.add_parser("sweep", help="run a suite of trials on Ray Tune")
@@ -117,8 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "naturalness tables (Markdown, LaTeX, CSV), figures (PNG, PDF) and report.md.")
     rp.add_argument("results", nargs="+", help="results directories: a store (with trials.parquet) or a root of stores")
     rp.add_argument("--out", type=Path, default=Path("report"), help="output directory (default: report)")
-    rp.add_argument("--metric", default="test_accuracy",
-                    help="comparison metric, a test_* or dev_* column of trials.parquet (default: test_accuracy)")
+    rp.add_argument("--metric", default=None,
+                    help="comparison metric, a test_* or dev_* column of trials.parquet (default: the metric the "
+                         "trials' task selects by, on its report split: test_accuracy for classification)")
     rp.add_argument("--error", choices=("se", "std"), default="se",
                     help="± and error bars: standard error or standard deviation over runs (default: se)")
     rp.add_argument("--baseline", default="auto",
@@ -137,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_report)
 
     sub.add_parser("models", help="list the built-in offline models").set_defaults(func=cmd_models)
+    ls = sub.add_parser("list", help="the registered tasks, methods and presets")
+    ls.add_argument("--plugin", action="append", default=[], metavar="MODULE")
+    ls.set_defaults(func=cmd_list)
     ds = sub.add_parser("datasets", help="list registered datasets")
     ds.add_argument("--dataset-file", action="append", default=[], metavar="YAML")
     ds.set_defaults(func=cmd_datasets)
@@ -148,23 +209,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from .data import load_dataset_file
     from .io import check_table_path, write_table
-    from .models import guess_kind, load_model
-    from .tasks.classification import FewShotClassification
+    from .run import make_spec
+    from .tasks.classification.data import load_dataset_file
 
     console = Console()
     if args.predictions is not None:
         check_table_path(args.predictions)  # fail before scoring, not after
     _quiet_transformers()
-    for f in args.dataset_file:
+    for f in args.dataset_file[1:]:  # the first one is the task's own dataset_file
         load_dataset_file(f)
-    kind = args.task_lm_kind or guess_kind(args.task_lm)
-    lm = load_model(args.task_lm, kind, dtype=args.dtype, device=args.device,
-                    trust_remote_code=args.trust_remote_code)
     # eval's scores are the reported numbers: exact unless the user opts into bf16 for every split
-    task = FewShotClassification(args.dataset, lm, args.data_dir, args.split_seed, bf16=args.bf16,
-                                 exact_eval=not args.bf16, max_batch_tokens=args.batch_tokens)
+    spec = make_spec({"task": "classification", "task.dataset": args.dataset, "task.data_dir": args.data_dir,
+                      "task.dataset_file": args.dataset_file[0] if args.dataset_file else None,
+                      "task.split_seed": args.split_seed, "task.task_lm": args.task_lm,
+                      "task.task_lm_kind": args.task_lm_kind, "task.task_lm_dtype": args.dtype,
+                      "task.trust_remote_code": args.trust_remote_code, "task.bf16": args.bf16,
+                      "task.exact_eval": not args.bf16, "task.max_batch_tokens": args.batch_tokens,
+                      "run.device": args.device}, "pinbench eval")
+    task = spec.task_class.build(spec.task_config, spec.run)
     split = task.split(args.split)
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
@@ -189,33 +252,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .config import from_preset, parse_value
     from .results import write_run
-    from .trainer import Trainer
+    from .run import make_spec
 
     console = Console()
-    overrides = {k[4:]: parse_value(k[4:], v) for k, v in vars(args).items()
-                 if k.startswith("cfg_") and v is not None}
-    config = from_preset(args.preset, **overrides)
+    values: dict = {"task": args.task, "method": args.method, "preset": args.preset, "plugins": args.plugin}
+    for key, value in vars(args).items():
+        if key.startswith("cfg__") and value is not None:
+            _, section, name = key.split("__", 2)
+            values[f"{section}.{name}"] = value
+    values.update(_key_values(args.set))
+    spec = make_spec(values, "pinbench train", from_strings=True)
+    config = spec.run
     _quiet_transformers()
-    trainer = Trainer(config)
+    trainer = spec.method_class(spec)
     status = "completed"
     with Progress(TextColumn("[bold]{task.fields[name]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("reward {task.fields[reward]:.1f}  best dev acc {task.fields[best]}  greedy {task.fields[prompt]!r}"),
+                  TextColumn("reward {task.fields[reward]:.1f}  best {task.fields[best]}  greedy {task.fields[prompt]!r}"),
                   console=console) as bar:
-        job = bar.add_task("train", total=config.steps, name=args.preset or config.regularizer, reward=0.0,
+        task = spec.task_class
+        metric = f"{task.selection_split}_{task.selection_metric}"
+        job = bar.add_task("train", total=config.steps, name=args.preset or spec.method, reward=0.0,
                            best="-", prompt="")
 
         def on_step(row: dict) -> None:
             best = trainer.result.best
-            fields = {"reward": row["reward_mean"]}
-            if best:
-                fields["best"] = f"{100 * best['dev_accuracy']:.1f}%" if "dev_accuracy" in best else "-"
+            fields = {"reward": row.get("reward_mean", float("nan"))}
+            if best and metric in best:
+                fields["best"] = f"{best[metric]:.4g}"
             if "greedy_prompt" in row:
                 fields["prompt"] = row["greedy_prompt"]
                 if not console.is_terminal:  # logs (cluster jobs, CI): a line per evaluation
-                    console.print(f"step {row['step']}/{config.steps} reward {row['reward_mean']:.2f} "
-                                  f"dev acc {row.get('dev_accuracy', float('nan')):.4f} greedy {row['greedy_prompt']!r}")
+                    console.print(f"step {row['step']}/{config.steps} reward {fields['reward']:.2f} "
+                                  f"{metric} {row.get(metric, float('nan')):.4f} greedy {row['greedy_prompt']!r}")
             bar.update(job, advance=1, **fields)
 
         try:
@@ -226,8 +295,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             result.steps_done = trainer.step_count
     best, test = result.best, result.test
     if best:
-        console.print(f"best dev prompt (step {best['step']}): {best['prompt']!r}  "
-                      + "  ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith("dev_")))
+        split = spec.task_class.selection_split
+        console.print(f"best {split} prompt (step {best['step']}): {best['prompt']!r}  "
+                      + "  ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith(f"{split}_")))
     if test:
         console.print("test: " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()))
     console.print(f"{result.steps_done} steps in {result.wall_time_s:.0f} s ({status})")
@@ -241,20 +311,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .config import parse_value
+    import yaml
+
     from .suite import load_suite
 
     console = Console()
     if not console.is_terminal:  # job logs: tables at full width, not squeezed into 80 columns
         console = Console(width=max(console.width, 160))
-    overrides = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = parse_value(key.strip(), value.strip())
+    # --set values are YAML scalars (0.5, none, true), type-checked by the suite like its own values
+    overrides = {k: (None if v.lower() in ("none", "null") else yaml.safe_load(v)) if v else v
+                 for k, v in _key_values(args.set).items()}
     if args.data_dir is not None:
-        overrides["data_dir"] = str(Path(args.data_dir).resolve())
+        overrides["task.data_dir"] = str(Path(args.data_dir).resolve())
     suite = load_suite(args.suite, overrides)
     if args.dry_run:
         from .sweep import describe
@@ -285,8 +353,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     trials = pd.read_parquet(store.dir / "trials.parquet")
     table = Table(title=f"{suite.name}: results in {store.dir}")
-    cols = [c for c in ("trial_id", "status", "dev_accuracy", "test_accuracy", "wall_time_s", "best_prompt")
-            if c in trials.columns]
+    metrics = [c for c in trials.columns if c.startswith(("dev_", "test_", "train_")) and c.endswith(
+        tuple(trials["selection_metric"].dropna().unique()) or ("accuracy",))]
+    cols = [c for c in ("trial_id", "status", *metrics, "wall_time_s", "best_prompt") if c in trials.columns]
     for col in cols:
         table.add_column(col, no_wrap=col != "best_prompt")
     for _, row in trials.iterrows():
@@ -352,8 +421,24 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_list(args: argparse.Namespace) -> int:
+    from .methods import PRESETS
+    from .registry import METHODS, TASKS, import_plugins
+
+    import_plugins(args.plugin)
+    for registry in (TASKS, METHODS):
+        print(f"{registry.kind}s:")
+        for name in registry.names():
+            cls = registry.get(name)
+            print(f"  {name:16s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+    print("presets:")
+    for name, preset in PRESETS.items():
+        print(f"  {name:16s} ({preset.method}) {preset.description}")
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from .data import load_dataset_file, registry
+    from .tasks.classification.data import load_dataset_file, registry
 
     for f in args.dataset_file:
         load_dataset_file(f)
@@ -363,7 +448,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.func(args)
     except PinbenchError as exc:

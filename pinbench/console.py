@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ray.tune import Callback
 
+from .errors import ConfigError
 from .suite import Suite
 
 STATUSES = ("running", "retrying", "completed", "stopped", "failed", "pending")
@@ -41,6 +42,30 @@ def _percent(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
+def _metric_text(name: str, v) -> str:
+    """Accuracies as percentages, other metrics with 3 significant digits."""
+    if v is None:
+        return "-"
+    return _percent(v) if name.endswith("accuracy") else f"{v:.3g}"
+
+
+def _short(name: str) -> str:
+    return name.replace("accuracy", "acc").replace("_", " ")
+
+
+def _metric_names(config: dict) -> tuple[str, str | None]:
+    """The trial's selection metric (``dev_accuracy``) and report metric (``test_accuracy``), from
+    its task's declaration."""
+    from .registry import TASKS
+
+    try:
+        task = TASKS.get(config.get("task") or "classification")
+    except (ConfigError, ImportError):  # a task the driver cannot import: the classification names
+        return "dev_accuracy", "test_accuracy"
+    report = f"{task.report_split}_{task.selection_metric}" if task.report_split else None
+    return f"{task.selection_split}_{task.selection_metric}", report
+
+
 @dataclass
 class TrialRow:
     trial_id: str
@@ -48,10 +73,14 @@ class TrialRow:
     steps: int | None = None
     status: str = "pending"
     step: int | None = None
-    dev_accuracy: float | None = None
-    best_dev_accuracy: float | None = None
+    selection_metric: str = "dev_accuracy"
+    """The task's selection metric as reported (``dev_accuracy``); ``current`` and ``best`` are its values."""
+    report_metric: str | None = "test_accuracy"
+    """The chosen prompt's final metric (``test_accuracy``), the value ``final``."""
+    current: float | None = None
+    best: float | None = None
     best_prompt: str | None = None
-    test_accuracy: float | None = None
+    final: float | None = None
     error: str = ""
 
 
@@ -67,16 +96,19 @@ class SweepView:
     def row(self, key: str, params: dict) -> TrialRow:
         """The row of Tune trial ``key`` (``params`` as ``sweep.resolve_params`` returns them)."""
         if key not in self.rows:
-            self.rows[key] = TrialRow(params["trial_id"], dict(params.get("point", {})),
-                                      params.get("config", {}).get("steps"))
+            config = params.get("config", {})
+            selection, report = _metric_names(config)
+            self.rows[key] = TrialRow(params["trial_id"], dict(params.get("point", {})), config.get("run.steps"),
+                                      selection_metric=selection, report_metric=report)
         return self.rows[key]
 
     def report(self, row: TrialRow, result: dict) -> None:
-        """Take a trial report's metrics (the last dev accuracy stays when a report has none)."""
+        """Take a trial report's metrics (the last selection metric stays when a report has none)."""
         row.step = result.get("step", row.step)
-        for name in ("dev_accuracy", "best_dev_accuracy", "best_prompt", "test_accuracy"):
-            if result.get(name) is not None:
-                setattr(row, name, result[name])
+        for attr, name in (("current", row.selection_metric), ("best", f"best_{row.selection_metric}"),
+                           ("best_prompt", "best_prompt"), ("final", row.report_metric)):
+            if name is not None and result.get(name) is not None:
+                setattr(row, attr, result[name])
 
     # -- formats ---------------------------------------------------------------------------
 
@@ -97,10 +129,11 @@ class SweepView:
         parts = [self.elapsed(), row.trial_id, self.point_text(row), row.status]
         if row.step is not None:
             parts.append(f"step {self.step_text(row)}")
-        if row.dev_accuracy is not None or row.best_dev_accuracy is not None:
-            parts.append(f"dev acc {_percent(row.dev_accuracy)} best {_percent(row.best_dev_accuracy)}")
-        if row.status == "completed" and row.test_accuracy is not None:
-            parts.append(f"test acc {_percent(row.test_accuracy)}")
+        metric = row.selection_metric
+        if row.current is not None or row.best is not None:
+            parts.append(f"{_short(metric)} {_metric_text(metric, row.current)} best {_metric_text(metric, row.best)}")
+        if row.status == "completed" and row.final is not None:
+            parts.append(f"{_short(row.report_metric)} {_metric_text(row.report_metric, row.final)}")
         if row.best_prompt is not None:
             parts.append(f"best prompt {row.best_prompt!r}")
         if row.error:
@@ -120,14 +153,17 @@ class SweepView:
         for axis in self.axes:
             table.add_column(axis)
         table.add_column("step", justify="right")
-        table.add_column("dev acc", justify="right")
-        table.add_column("best dev acc", justify="right")
+        metrics = {r.selection_metric for r in self.rows.values()} or {"dev_accuracy"}
+        metric = metrics.pop() if len(metrics) == 1 else "selection metric"
+        table.add_column(_short(metric), justify="right")
+        table.add_column(f"best {_short(metric)}", justify="right")
         table.add_column("status")
         table.add_column("best prompt", overflow="fold")
         for row in self.rows.values():
             style = STATUS_STYLE.get(row.status, "")
             table.add_row(row.trial_id, *[_value(row.point.get(a, "")) for a in self.axes], self.step_text(row),
-                          _percent(row.dev_accuracy), _percent(row.best_dev_accuracy),
+                          _metric_text(row.selection_metric, row.current),
+                          _metric_text(row.selection_metric, row.best),
                           f"[{style}]{row.status}[/]" if style else row.status,
                           "" if row.best_prompt is None else repr(row.best_prompt))
         return table

@@ -1,45 +1,73 @@
-"""The results store: three Parquet tables shared by `pinbench train --out` and sweeps.
+"""The results store's schema, its writer and its upgrade path: one module owns the tables.
 
-    trials.parquet   one row per trial: identity, every config field, status, best and test metrics
-    history.parquet  one row per (trial, step): per-step training metrics, dev metrics where evaluated
-    prompts.parquet  one row per evaluated prompt: greedy prompts at each evaluation, and the best
+    trials.parquet   one row per trial: identity (task, method, preset, dataset, selection rule,
+                     prompt tokenizer), every config field (``run.*``, ``task.*``, ``method.*``),
+                     status, the chosen prompt and its selection and report metrics
+    history.parquet  one row per (trial, iteration): the method's metrics, selection metrics where evaluated
+    prompts.parquet  one row per evaluated prompt, and the chosen one (source ``best``)
 
 Every table carries ``schema_version``; the columns are documented in the README ("Results").
-Files are written atomically (temporary file + rename).
+Version 1 (flat ``config.*`` columns, RL on classification only) is upgraded on read. Files are
+written atomically (temporary file + rename). ``analysis.load`` reads stores through this module.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pandas as pd
 
 from .io import write_table, write_text
-from .trainer import TrainResult
+from .run import RunResult, RunSpec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+KNOWN_SCHEMA_VERSIONS = frozenset({1, 2})
 TABLES = ("trials", "history", "prompts")
 
+# What a trials row says about itself, so analysis never infers it from settings.
+IDENTITY = ("task", "method", "preset", "dataset", "selection_split", "selection_metric", "selection_mode",
+            "report_split", "prompt_tokenizer")
 
-def trial_row(result: TrainResult, trial_id: str, suite: str = "", status: str = "completed",
+# The columns the analysis relies on, per table (after upgrading).
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "trials": ("schema_version", "trial_id", "status", *IDENTITY, "run.seed", "best_prompt"),
+    "history": ("schema_version", "trial_id", "step"),
+    "prompts": ("schema_version", "trial_id", "step", "source", "prompt"),
+}
+
+
+def identity(spec: RunSpec) -> dict:
+    """The trial's task, method, preset, dataset and selection rule, from its spec."""
+    task = spec.task_class
+    metric = task.metric(task.selection_metric)
+    tokenizer = getattr(spec.method_config, "policy_lm", None)
+    return {"task": spec.task, "method": spec.method, "preset": spec.preset,
+            "dataset": task.dataset_name(spec.task_config), "selection_split": task.selection_split,
+            "selection_metric": task.selection_metric, "selection_mode": "max" if metric.higher_is_better else "min",
+            "report_split": task.report_split, "prompt_tokenizer": tokenizer}
+
+
+def trial_row(result: RunResult, trial_id: str, suite: str = "", status: str = "completed",
               error: str = "") -> dict:
-    """One trials.parquet row: identity, config fields (prefixed ``config.``), results."""
-    best = result.best
-    row = {
-        "schema_version": SCHEMA_VERSION, "suite": suite, "trial_id": trial_id,
-        "status": status, "error": error,
-        **{f"config.{k}": v for k, v in result.config.to_dict().items()},
-        "best_step": best.get("step"), "best_prompt": best.get("prompt"),
-        "best_token_ids": best.get("token_ids"),
-        "steps": result.steps_done, "wall_time_s": result.wall_time_s,
-    }
-    row.update({k: v for k, v in best.items() if k.startswith("dev_")})
+    """One trials.parquet row: identity, config fields (``run.*``, ``task.*``, ``method.*``), results."""
+    spec, best = result.spec, result.best
+    row = {"schema_version": SCHEMA_VERSION, "suite": suite, "trial_id": trial_id, "status": status,
+           "error": error, **identity(spec)}
+    if result.prompt_tokenizer is not None:
+        row["prompt_tokenizer"] = result.prompt_tokenizer
+    row.update({k: v for k, v in spec.to_dict().items() if "." in k})
+    row.update({"best_step": best.get("step"), "best_prompt": best.get("prompt"),
+                "best_token_ids": best.get("token_ids"), "steps": result.steps_done,
+                "wall_time_s": result.wall_time_s})
+    split = spec.task_class.selection_split
+    row.update({k: v for k, v in best.items() if k.startswith(f"{split}_")})
     row.update(result.test)
     return row
 
 
-def frames(result: TrainResult, trial_id: str, suite: str = "", status: str = "completed",
+def frames(result: RunResult, trial_id: str, suite: str = "", status: str = "completed",
            error: str = "") -> dict[str, pd.DataFrame]:
     trials = pd.DataFrame([trial_row(result, trial_id, suite, status, error)])
     history = pd.DataFrame(result.history)
@@ -53,15 +81,99 @@ def frames(result: TrainResult, trial_id: str, suite: str = "", status: str = "c
 def write_results(out_dir: str | Path, tables: dict[str, pd.DataFrame]) -> dict[str, Path]:
     """Write the three tables under ``out_dir`` (atomically, each file)."""
     out_dir = Path(out_dir)
-    paths = {}
-    for name in TABLES:
-        paths[name] = write_table(tables[name], out_dir / f"{name}.parquet")
-    return paths
+    return {name: write_table(tables[name], out_dir / f"{name}.parquet") for name in TABLES}
 
 
-def write_run(out_dir: str | Path, result: TrainResult, trial_id: str = "run",
+def write_run(out_dir: str | Path, result: RunResult, trial_id: str = "run",
               status: str = "completed") -> dict[str, Path]:
     """Everything `pinbench train --out` writes: the three tables and a readable config.json."""
     paths = write_results(out_dir, frames(result, trial_id, status=status))
-    paths["config"] = write_text(json.dumps(result.config.to_dict(), indent=2) + "\n", Path(out_dir) / "config.json")
+    paths["config"] = write_text(json.dumps(result.spec.nested(), indent=2) + "\n", Path(out_dir) / "config.json")
     return paths
+
+
+class ResultsStore:
+    """``<root>/<suite>/`` with the three tables; one entry per trial id, rewritten atomically
+    (the sweep's driver owns it)."""
+
+    def __init__(self, root: str | Path, suite_name: str):
+        self.dir = Path(root) / suite_name
+        self.suite_name = suite_name
+        self._tables: dict[str, dict[str, pd.DataFrame]] = {}
+        if (self.dir / "trials.parquet").is_file():
+            loaded = {name: pd.read_parquet(self.dir / f"{name}.parquet") for name in TABLES}
+            for tid in loaded["trials"]["trial_id"]:
+                self._tables[tid] = {name: df[df["trial_id"] == tid] for name, df in loaded.items()}
+
+    def completed(self) -> set[str]:
+        return {tid for tid, t in self._tables.items() if t["trials"]["status"].iloc[0] == "completed"}
+
+    def add_completed(self, directory: str | Path) -> str:
+        tables = {name: pd.read_parquet(Path(directory) / f"{name}.parquet") for name in TABLES}
+        tid = str(tables["trials"]["trial_id"].iloc[0])
+        self._tables[tid] = tables
+        self.flush()
+        return tid
+
+    def add_failed(self, trial_id: str, spec: RunSpec, error: str) -> None:
+        result = RunResult(spec)
+        self._tables[trial_id] = frames(result, trial_id, self.suite_name, status="failed", error=error)
+        self.flush()
+
+    def flush(self) -> None:
+        merged = {}
+        for name in TABLES:
+            parts = [t[name] for t in self._tables.values() if len(t[name])]
+            merged[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"schema_version": [], "trial_id": []})
+        write_results(self.dir, merged)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading older stores
+# ---------------------------------------------------------------------------------------------
+
+
+def upgrade(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """A table of any known version in the current layout. Version 1 trials (RL on few-shot
+    classification, flat ``config.<field>`` columns) get their sections and identity. Version 1 did
+    not record a preset: as its reports did, a trial's preset is the one of its regulariser that
+    differs from it in the fewest method fields (labels then name the differences)."""
+    if table != "trials" or not len(frame) or "config.dataset" not in frame.columns:
+        return frame
+    from .methods.rl.config import PRESETS, RLConfig
+    from .run import RunConfig
+    from .tasks.classification.task import ClassificationConfig
+
+    frame = frame.copy()
+    sections = {"run": RunConfig, "task": ClassificationConfig, "method": RLConfig}
+    owner = {f.name: s for s, cls in sections.items() for f in dataclasses.fields(cls)}
+    frame = frame.rename(columns={c: f"{owner[c[7:]]}.{c[7:]}" for c in frame.columns
+                                  if c.startswith("config.") and c[7:] in owner})
+    frame = frame.drop(columns=[c for c in frame.columns if c.startswith("config.")])
+
+    def preset_of(row) -> str | None:
+        best = None
+        for name, preset in PRESETS.items():
+            values = {k: v for k, v in preset.values_for("classification").items() if k.startswith("method.")}
+            if values["method.regularizer"] != row.get("method.regularizer"):
+                continue
+            diff = sum(not _same(row.get(k), v) for k, v in values.items())
+            if best is None or diff < best[0]:
+                best = (diff, name)
+        return None if best is None else best[1]
+
+    frame["task"], frame["method"] = "classification", "rl"
+    frame["preset"] = frame.apply(preset_of, axis=1)
+    frame["dataset"] = frame["task.dataset"]
+    frame["selection_split"], frame["selection_metric"], frame["selection_mode"] = "dev", "accuracy", "max"
+    frame["report_split"] = "test"
+    frame["prompt_tokenizer"] = frame["method.policy_lm"]
+    return frame
+
+
+def _same(a, b) -> bool:
+    if a is None or (isinstance(a, float) and pd.isna(a)):
+        return b is None
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+    return a == b

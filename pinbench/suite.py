@@ -1,12 +1,14 @@
 """Suites: declarative YAML files listing the trials of a sweep, validated into dataclasses.
 
     name: tsallis-ablation
-    base:                    # TrainConfig fields for every trial (``preset`` picks a preset first)
+    plugins: []              # optional: modules that register more tasks or methods
+    base:                    # settings of every trial: task, method, preset and fields
+      task: classification   # (the default); ``preset`` picks a method's recipe first
       preset: pin
-      dataset: sst-2
-      steps: 300
-    grid:                    # axes over any TrainConfig field (or ``preset``): the cartesian product
-      alpha: [0.5, 1.0, 2.0]
+      task.dataset: sst-2    # dotted keys name the section: run.*, task.*, method.*
+      steps: 300             # a bare key is fine where one section has it (run.steps)
+    grid:                    # axes over any key (or task, method, preset): the cartesian product
+      method.alpha: [0.5, 1.0, 2.0]
       seed: [0, 1, 2]
     search:                  # optional: Optuna samples these instead of (or on top of) the grid
       method: optuna
@@ -15,8 +17,8 @@
       metric: best_dev_accuracy     # reported at every evaluation and at the end
       mode: max
       space:
-        alpha: {type: loguniform, low: 0.1, high: 10}
-        top_k: {type: choice, values: [1000, 10000, null]}
+        method.alpha: {type: loguniform, low: 0.1, high: 10}
+        method.top_k: {type: choice, values: [1000, 10000, null]}
     scheduler:               # optional ASHA early stopping on a reported metric
       type: asha
       metric: dev_accuracy
@@ -39,10 +41,12 @@ from pathlib import Path
 
 import yaml
 
-from .config import PRESETS, TrainConfig, field_types, preset_values
 from .errors import ConfigError
+from .fields import check_value
+from .run import RunSpec, make_spec, resolve_key, section_classes
 
-SUITE_KEYS = {"name", "description", "base", "grid", "search", "scheduler", "resources", "max_concurrent"}
+SUITE_KEYS = {"name", "description", "plugins", "base", "grid", "search", "scheduler", "resources",
+              "max_concurrent"}
 SEARCH_KEYS = {"method", "num_samples", "seed", "metric", "mode", "space"}
 SCHEDULER_KEYS = {"type", "metric", "mode", "grace_period", "reduction_factor", "max_t"}
 DISTRIBUTIONS = {"uniform": ("low", "high"), "loguniform": ("low", "high"), "int": ("low", "high"),
@@ -86,6 +90,7 @@ class Suite:
     max_concurrent: int | None = None
     description: str = ""
     source: str = "<memory>"
+    plugins: tuple[str, ...] = ()
 
     def trials(self) -> list["TrialSpec"]:
         """The grid's trials (one trial of base settings when the grid is empty)."""
@@ -96,11 +101,11 @@ class Suite:
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """One trial: its id, the grid point that defines it and the full config."""
+    """One trial: its id, the grid point that defines it and the resolved run."""
 
     trial_id: str
     point: dict
-    config: TrainConfig
+    spec: RunSpec
 
 
 def trial_id(suite: str, point: dict) -> str:
@@ -112,40 +117,15 @@ def trial_id(suite: str, point: dict) -> str:
 
 def make_trial(suite: Suite, point: dict) -> TrialSpec:
     values = {**suite.base, **point}
-    preset = values.pop("preset", None)
-    merged = {**(preset_values(preset) if preset else {}), **values}
-    try:
-        config = TrainConfig(**merged)
-    except ConfigError as exc:
-        raise ConfigError(f"{suite.source}: trial {point or '(base)'}: {exc}") from None
-    return TrialSpec(trial_id(suite.name, point), point, config)
+    if suite.plugins:
+        values["plugins"] = list(suite.plugins)
+    where = f"{suite.source}: trial {point or '(base)'}"
+    return TrialSpec(trial_id(suite.name, point), point, make_spec(values, where))
 
 
 # ---------------------------------------------------------------------------------------------
 # Validation
 # ---------------------------------------------------------------------------------------------
-
-
-def _check_value(source: str, where: str, key: str, value):
-    """Type-check one TrainConfig value (or preset name); errors name file and key."""
-    if key == "preset":
-        if value not in PRESETS:
-            raise ConfigError(f"{source}: {where}.preset: unknown preset {value!r}; expected one of {sorted(PRESETS)}")
-        return value
-    types = field_types()
-    if key not in types:
-        raise ConfigError(f"{source}: {where}: unknown key '{key}'; expected a TrainConfig field "
-                          f"({', '.join(sorted(types))}) or 'preset'")
-    base, optional = types[key]
-    if value is None and optional:
-        return None
-    ok = isinstance(value, base) and not (base is int and isinstance(value, bool))
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        ok, value = True, float(value)
-    if not ok:
-        raise ConfigError(f"{source}: {where}.{key}: expected {base.__name__}{' or null' if optional else ''}, "
-                          f"got {value!r} ({type(value).__name__})")
-    return value
 
 
 def _mapping(source: str, key: str, value, allowed: set[str] | None = None) -> dict:
@@ -158,16 +138,17 @@ def _mapping(source: str, key: str, value, allowed: set[str] | None = None) -> d
     return value
 
 
-def _parse_search(source: str, raw) -> Search:
+def _parse_search(source: str, raw, base: RunSpec) -> Search:
     raw = _mapping(source, "search", raw, SEARCH_KEYS)
     if raw.get("method", "optuna") != "optuna":
         raise ConfigError(f"{source}: search.method: only 'optuna' is supported, got {raw['method']!r}")
     space = _mapping(source, "search.space", raw.get("space"))
     if not space:
         raise ConfigError(f"{source}: search.space: needs at least one field to search")
+    sections = section_classes(base.task, base.method)
+    names = {"task": base.task, "method": base.method}
     for name, dist in space.items():
-        if name not in field_types():
-            raise ConfigError(f"{source}: search.space: unknown key '{name}'; expected a TrainConfig field")
+        section, field_name = resolve_key(name, sections, f"{source}: search.space", names)
         dist = _mapping(source, f"search.space.{name}", dist)
         kind = dist.get("type")
         if kind not in DISTRIBUTIONS:
@@ -180,7 +161,7 @@ def _parse_search(source: str, raw) -> Search:
             if not isinstance(dist["values"], list) or not dist["values"]:
                 raise ConfigError(f"{source}: search.space.{name}.values: a non-empty list is required")
             for v in dist["values"]:
-                _check_value(source, "search.space", name, v)
+                check_value(sections[section], field_name, v, f"{source}: search.space.{name}")
         elif not dist["low"] < dist["high"]:
             raise ConfigError(f"{source}: search.space.{name}: low must be below high")
     n = raw.get("num_samples", 10)
@@ -210,15 +191,19 @@ def parse_suite(raw, source: str = "<memory>") -> Suite:
     name = raw.get("name")
     if not isinstance(name, str) or not name or "/" in name:
         raise ConfigError(f"{source}: 'name' must be a non-empty string without '/', got {name!r}")
-    base = dict(_mapping(source, "base", raw.get("base", {})))
-    base = {k: _check_value(source, "base", k, v) for k, v in base.items()}
+    plugins = raw.get("plugins") or []
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError(f"{source}: plugins: expected a list of module names, got {plugins!r}")
+    base = dict(_mapping(source, "base", raw.get("base", {}) or {}))
+    if "plugins" in base:
+        raise ConfigError(f"{source}: base.plugins: list plug-in modules at the top level ('plugins:')")
     grid = {}
     for key, values in _mapping(source, "grid", raw.get("grid", {}) or {}).items():
         if not isinstance(values, list):
             raise ConfigError(f"{source}: grid.{key}: expected a list of values, got {values!r}")
         if not values:
             raise ConfigError(f"{source}: grid.{key}: an empty list makes zero trials")
-        grid[key] = [_check_value(source, "grid", key, v) for v in values]
+        grid[key] = list(values)  # each grid point is checked as a whole trial below
     resources = dict(_mapping(source, "resources", raw.get("resources", {"cpu": 1, "gpu": 0}), {"cpu", "gpu"}))
     for key in ("cpu", "gpu"):
         value = resources.setdefault(key, 1 if key == "cpu" else 0)
@@ -227,9 +212,10 @@ def parse_suite(raw, source: str = "<memory>") -> Suite:
     max_concurrent = raw.get("max_concurrent")
     if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
         raise ConfigError(f"{source}: max_concurrent: expected an integer >= 1, got {max_concurrent!r}")
+    base_spec = make_spec({**base, "plugins": plugins}, f"{source}: base")
     suite = Suite(
-        name=name, base=base, grid=grid,
-        search=_parse_search(source, raw["search"]) if raw.get("search") is not None else None,
+        name=name, base=base, grid=grid, plugins=tuple(plugins),
+        search=_parse_search(source, raw["search"], base_spec) if raw.get("search") is not None else None,
         scheduler=_parse_scheduler(source, raw["scheduler"]) if raw.get("scheduler") is not None else None,
         resources=resources, max_concurrent=max_concurrent,
         description=str(raw.get("description", "")), source=source,

@@ -1,7 +1,8 @@
 """Run a suite as Ray Tune trials and keep one Parquet results store up to date.
 
-Each trial is a function trainable around ``Trainer``: it reports with ``ray.tune.report`` at
-every evaluation, with a checkpoint (MLP, target, optimiser, generator, compact replay buffer) at
+Each trial is a function trainable around the trial's method (``methods.base.Method``): it reports with ``ray.tune.report`` at
+every evaluation, with a checkpoint (the method's state: for RL the MLP, target, optimiser, generator, compact replay
+buffer) at
 most every ``checkpoint_every_s`` seconds and at the end, so a failed or interrupted trial
 continues from its last checkpoint. Models are loaded once per worker process (``load_model``
 caches them and actors are reused between trials).
@@ -26,8 +27,8 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from .config import TrainConfig
-from .results import TABLES, frames, write_results
+from .results import ResultsStore, frames
+from .run import make_spec
 from .suite import Suite
 
 STATE_FILE = "state.pt"
@@ -75,9 +76,9 @@ def _report(trainer, metrics: dict, tables: dict[str, pd.DataFrame] | None = Non
 
 
 def resolve_params(params: dict) -> dict:
-    """Tune's trial config -> {config, trial_id, suite, point}. Grid trials carry them ready-made;
-    Optuna trials carry the base config and the sampled values (their point), and get an id from
-    those values."""
+    """Tune's trial config -> {config, trial_id, suite, point}; ``config`` is a spec's dotted dict
+    (``RunSpec.to_dict``). Grid trials carry them ready-made; Optuna trials carry the base config and
+    the sampled values (their point), and get an id from those values."""
     if "trial" in params:
         return params["trial"]
     from .suite import trial_id
@@ -99,12 +100,10 @@ def run_trial(params: dict) -> None:
     one) and once at the end with the result tables in the checkpoint."""
     from ray import tune
 
-    from .trainer import Trainer
-
     every = float(params.get("checkpoint_every_s", CHECKPOINT_EVERY_S))
     params = resolve_params(params)
-    config = TrainConfig(**params["config"])
-    trainer = Trainer(config)
+    spec = make_spec(params["config"], f"trial {params['trial_id']}")
+    trainer = spec.method_class(spec)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
@@ -114,7 +113,7 @@ def run_trial(params: dict) -> None:
 
     def on_step(row: dict) -> None:  # every evaluation but the last, which the final report covers
         nonlocal last_checkpoint
-        if "greedy_prompt" in row and trainer.step_count < config.steps:
+        if "greedy_prompt" in row and trainer.step_count < spec.run.steps:
             due = time.monotonic() - last_checkpoint >= every
             _report(trainer, row, checkpoint=due)
             if due:
@@ -131,49 +130,8 @@ def run_trial(params: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class ResultsStore:
-    """``<root>/<suite>/`` with the three tables; one entry per trial id, rewritten atomically."""
-
-    def __init__(self, root: str | Path, suite: Suite):
-        self.dir = Path(root) / suite.name
-        self.suite = suite
-        self._tables: dict[str, dict[str, pd.DataFrame]] = {}
-        self._load_existing()
-
-    def _load_existing(self) -> None:
-        if not (self.dir / "trials.parquet").is_file():
-            return
-        loaded = {name: pd.read_parquet(self.dir / f"{name}.parquet") for name in TABLES}
-        for tid in loaded["trials"]["trial_id"]:
-            self._tables[tid] = {name: df[df["trial_id"] == tid] for name, df in loaded.items()}
-
-    def completed(self) -> set[str]:
-        return {tid for tid, t in self._tables.items() if t["trials"]["status"].iloc[0] == "completed"}
-
-    def add_completed(self, directory: str | Path) -> str:
-        tables = {name: pd.read_parquet(Path(directory) / f"{name}.parquet") for name in TABLES}
-        tid = str(tables["trials"]["trial_id"].iloc[0])
-        self._tables[tid] = tables
-        self.flush()
-        return tid
-
-    def add_failed(self, trial_id: str, config: dict, error: str) -> None:
-        from .trainer import TrainResult
-
-        result = TrainResult(TrainConfig(**config))
-        self._tables[trial_id] = frames(result, trial_id, self.suite.name, status="failed", error=error)
-        self.flush()
-
-    def flush(self) -> None:
-        merged = {}
-        for name in TABLES:
-            parts = [t[name] for t in self._tables.values() if len(t[name])]
-            merged[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"schema_version": [], "trial_id": []})
-        write_results(self.dir, merged)
-
-
 def _trial_params(spec, suite: Suite) -> dict:
-    return {"config": spec.config.to_dict(), "trial_id": spec.trial_id, "suite": suite.name,
+    return {"config": spec.spec.to_dict(), "trial_id": spec.trial_id, "suite": suite.name,
             "point": dict(spec.point)}
 
 
@@ -193,14 +151,15 @@ def make_callback(results_dir: str | Path, suite: Suite):
             if checkpoint is not None:
                 with checkpoint.as_directory() as directory:
                     if (Path(directory) / "trials.parquet").is_file():
-                        ResultsStore(results_dir, suite).add_completed(directory)
+                        ResultsStore(results_dir, suite.name).add_completed(directory)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             params = resolve_params(trial.config)
             error = ""
             if trial.error_file and Path(trial.error_file).is_file():
                 error = Path(trial.error_file).read_text(errors="replace")[-4000:]
-            ResultsStore(results_dir, suite).add_failed(params["trial_id"], params["config"], error or "trial failed")
+            spec = make_spec(params["config"], f"trial {params['trial_id']}")
+            ResultsStore(results_dir, suite.name).add_failed(params["trial_id"], spec, error or "trial failed")
 
     return StoreCallback()
 
@@ -239,7 +198,7 @@ def tune_setup(suite: Suite, skip: set[str] = frozenset(),
         from ray.tune.search.optuna import OptunaSearch
 
         search = suite.search
-        base = suite.trials()[0].config.to_dict()  # search suites have no grid: one base config
+        base = suite.trials()[0].spec.to_dict()  # search suites have no grid: one base config
         space = {"sampled": {k: _distribution(v) for k, v in search.space.items()}, "base": base, "suite": suite.name,
                  "checkpoint_every_s": checkpoint_every_s}
         kwargs.update(search_alg=OptunaSearch(sampler=TPESampler(seed=search.seed)), num_samples=search.num_samples)
@@ -303,7 +262,7 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
     import ray
     from ray import tune
 
-    store = ResultsStore(results_dir, suite)
+    store = ResultsStore(results_dir, suite.name)
     # The trackers' callbacks are built here, before Ray starts: a missing package fails now.
     run_config = run_config_for(suite, results_dir=results_dir, storage=storage, max_failures=max_failures,
                                 verbose=verbose, trackers=trackers, progress=progress)
@@ -337,7 +296,7 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
         for callback in run_config.callbacks:
             if isinstance(callback, SweepConsole):
                 callback.close()  # a Live table stops even when fit() raises
-    return ResultsStore(results_dir, suite)
+    return ResultsStore(results_dir, suite.name)
 
 
 def describe(suite: Suite) -> pd.DataFrame:

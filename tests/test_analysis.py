@@ -20,9 +20,8 @@ from analysis.naturalness import NaturalnessOptions
 from analysis.published import PIN_TABLE1, published_rows
 from analysis.tables import Column, add_published, summarise, to_latex, to_markdown
 from pinbench.cli import main
-from pinbench.config import from_preset
-from pinbench.results import TABLES, frames, write_results
-from pinbench.trainer import TrainResult
+from pinbench.results import TABLES, frames, trial_row, write_results
+from pinbench.run import RunResult, make_spec
 
 # (preset, overrides, dataset, split seed, seed, test accuracy, best prompt); None: a failed trial
 RUNS = [
@@ -47,11 +46,11 @@ def make_store(directory: Path, model: str, runs=RUNS, suite: str = "handmade") 
     """A results store with the given test accuracies, written by pinbench's own results writer."""
     tables = {name: [] for name in TABLES}
     for i, (preset, overrides, dataset, split_seed, seed, acc, prompt) in enumerate(runs):
-        config = from_preset(preset, dataset=dataset, split_seed=split_seed, seed=seed, policy_lm=model,
-                             task_lm=model, steps=20, eval_every=10, **overrides)
-        result = TrainResult(config, steps_done=20, wall_time_s=1.0)
+        spec = make_spec({"preset": preset, "dataset": dataset, "split_seed": split_seed, "seed": seed,
+                          "policy_lm": model, "task_lm": model, "steps": 20, "eval_every": 10, **overrides})
+        result = RunResult(spec, steps_done=20, wall_time_s=1.0, prompt_tokenizer=model)
         if acc is not None:
-            support = 5.0 if config.regularizer == "sparse_tsallis" else 49.0
+            support = 5.0 if spec.method_config.regularizer == "sparse_tsallis" else 49.0
             result.history = [{"step": step, "reward_mean": 1.0, "entropy": 0.5, "support": support,
                                "dev_accuracy": acc - (0.1 if step == 10 else 0.0), "greedy_prompt": prompt}
                               for step in (10, 20)]
@@ -163,21 +162,48 @@ def test_published_rows_in_the_table_are_not_ranked(store, tmp_path, tiny_lm_dir
     assert "\\midrule\nPIN (pub.)" in tex
 
 
-def test_method_labels():
+def test_method_labels_come_from_the_recorded_preset_and_its_changes():
     def row(preset=None, **kw):
-        return {f"config.{k}": v for k, v in from_preset(preset, **kw).to_dict().items()}
+        return trial_row(RunResult(make_spec({"preset": preset, **kw})), "t")
     assert method_label(row("pin")) == "pin"
     assert method_label(row("rlprompt", seed=4, dataset="mr")) == "rlprompt"
     assert method_label(row("pin", alpha=0.3)) == "pin α=0.3"
-    assert method_label(row("pin", top_k=None)) == "pin-no-filter"  # the paper's ablation is a preset
+    assert method_label(row("pin-no-filter")) == "pin-no-filter"
+    # the recorded preset decides, not the settings: pin with the filter off is pin changed, even
+    # though its settings equal the pin-no-filter preset's
+    assert method_label(row("pin", top_k=None)) == "pin top-k=off"
     assert method_label(row("pin-released")) == "pin-released"
     assert method_label(row("pin", top_k=5000)) == "pin top-k=5000"
     assert method_label(row("rlprompt", reward_scale=1.0)) == "rlprompt scale=1"
-    assert method_label(row(regularizer="tsallis", q=1.5)) == "tsallis q=1.5 α=1"
+    assert method_label(row(regularizer="tsallis", q=1.2)) == "rl regularizer=tsallis q=1.2"
     frame = pd.DataFrame([row("pin", alpha=0.3), row("pin", alpha=2.0)])
-    assert label_methods(frame, ["alpha"]).tolist() == ["alpha=0.3", "alpha=2"]
+    assert label_methods(frame, ["alpha"]).tolist() == ["method.alpha=0.3", "method.alpha=2"]
     with pytest.raises(Exception, match="no such column"):
         label_methods(frame, ["nope"])
+
+
+def test_a_version_1_store_is_upgraded_on_read(tmp_path):
+    """Schema 1 wrote flat config.<field> columns and no identity: reading it gives the sections,
+    the task, the method and the closest preset of its regulariser (the rule version 1 labelled by)."""
+    v1 = {"schema_version": 1, "suite": "old", "status": "completed", "error": "", "best_prompt": "great",
+          "best_step": 10, "test_accuracy": 0.8, "steps": 20, "wall_time_s": 1.0,
+          "config.dataset": "sst-2", "config.split_seed": 13, "config.seed": 0, "config.policy_lm": "gpt2",
+          "config.task_lm": "gpt2", "config.steps": 20, "config.regularizer": "sparse_tsallis", "config.alpha": 1.0,
+          "config.top_k": 10000, "config.sample_top_k": None, "config.objective": "mc", "config.replay_size": 64000,
+          "config.replay_batch": 256, "config.replay_warmup": True, "config.reward_scale": 1.0,
+          "config.reward_shift": 0.0, "config.lr": 5e-5, "config.prompts_per_step": 16, "config.q": 1.5,
+          "config.mlp_hidden": 2048, "config.prompt_length": 5, "config.grad_clip": 5.0, "config.polyak": 0.001}
+    trials = pd.DataFrame([{**v1, "trial_id": "a"}, {**v1, "trial_id": "b", "config.alpha": 0.3}])
+    trials.to_parquet(tmp_path / "trials.parquet")
+    for name, cols in (("history", {"step": [1]}), ("prompts", {"step": [1], "source": ["best"], "prompt": ["great"]})):
+        pd.DataFrame({"schema_version": [1], "trial_id": ["a"], **cols}).to_parquet(tmp_path / f"{name}.parquet")
+    loaded = load_results(tmp_path).trials.set_index("trial_id")
+    assert loaded.loc["a", "task"] == "classification" and loaded.loc["a", "method"] == "rl"
+    assert loaded.loc["a", "preset"] == "pin" and loaded.loc["b", "preset"] == "pin"  # the closest, as v1 labelled
+    assert loaded.loc["a", "run.seed"] == 0 and loaded.loc["a", "task.split_seed"] == 13
+    assert loaded.loc["b", "method.alpha"] == 0.3 and loaded.loc["a", "prompt_tokenizer"] == "gpt2"
+    assert not [c for c in loaded.columns if c.startswith("config.")]
+    assert [method_label(loaded.loc[t].to_dict() | {"trial_id": t}) for t in ("a", "b")] == ["pin", "pin α=0.3"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,8 +219,8 @@ def test_load_errors_name_the_file(tmp_path, tiny_lm_dir):
         load_results(tmp_path / "nowhere")
     bad = make_store(tmp_path / "bad", tiny_lm_dir)
     trials = pd.read_parquet(bad / "trials.parquet")
-    trials.drop(columns=["config.dataset"]).to_parquet(bad / "trials.parquet")
-    with pytest.raises(ResultsError, match=r"bad/trials.parquet' lacks column\(s\) \['config.dataset'\]"):
+    trials.drop(columns=["dataset"]).to_parquet(bad / "trials.parquet")
+    with pytest.raises(ResultsError, match=r"bad/trials.parquet' lacks column\(s\) \['dataset'\]"):
         load_results(bad)
     trials.assign(schema_version=99).to_parquet(bad / "trials.parquet")
     with pytest.raises(ResultsError, match="bad/trials.parquet' has schema version 99"):
@@ -331,18 +357,18 @@ def test_figures(store, tmp_path, tiny_lm_dir):
     assert pin.get_xdata().tolist() == [10, 20]
     assert pin.get_ydata() == pytest.approx([82.0, 92.0])  # mean of dev accuracy at each step
 
-    fig = plots.ablation(report.trials, "alpha")
+    fig = plots.ablation(report.trials, "method.alpha")
     left, right = fig.axes
     assert left.get_xlabel() == "α" and left.get_ylabel() == "test accuracy (%)"
     assert right.get_ylabel() == "prompt perplexity"
     line = left.get_lines()[0]
     assert line.get_xdata().tolist() == [0.5, 1.0]
     assert line.get_ydata() == pytest.approx([90.0, 92.0])
-    assert left.get_legend().get_texts()[0].get_text() == "sparse_tsallis top-k=10000, SST-2"
-    sst2 = report.trials[report.trials["config.dataset"] == "sst-2"]
-    ppl = sst2[sst2["method"].isin(["pin", "pin α=0.5"])].groupby("config.alpha")["perplexity"].mean()
+    assert left.get_legend().get_texts()[0].get_text() == "pin, SST-2"
+    sst2 = report.trials[report.trials["dataset"] == "sst-2"]
+    ppl = sst2[sst2["method"].isin(["pin", "pin α=0.5"])].groupby("method.alpha")["perplexity"].mean()
     assert right.get_lines()[0].get_ydata() == pytest.approx(ppl.loc[[0.5, 1.0]].to_numpy())
-    assert plots.ablation(report.trials, "q") is None
+    assert plots.ablation(report.trials, "method.q") is None
 
 
 def test_report_markdown_and_cli(store, tmp_path, tiny_lm_dir, capsys):

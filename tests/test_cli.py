@@ -1,3 +1,5 @@
+import json
+
 import pandas as pd
 import pytest
 
@@ -77,7 +79,11 @@ def test_train_writes_the_results_tables(tiny_setup, tmp_path, capsys):
     prompts = pd.read_parquet(out / "prompts.parquet")
     assert len(trials) == 1 and trials.loc[0, "status"] == "completed"
     assert trials.loc[0, "schema_version"] == SCHEMA_VERSION
-    assert trials.loc[0, "config.regularizer"] == "sparse_tsallis" and trials.loc[0, "config.top_k"] == 20
+    assert trials.loc[0, "method.regularizer"] == "sparse_tsallis" and trials.loc[0, "method.top_k"] == 20
+    # the run records what it is: task, method, preset, selection rule, the prompt tokens' tokenizer
+    assert trials.loc[0, ["task", "method", "preset", "dataset"]].tolist() == ["classification", "rl", "pin", "toy"]
+    assert trials.loc[0, ["selection_split", "selection_metric", "selection_mode"]].tolist() == ["dev", "accuracy", "max"]
+    assert trials.loc[0, "prompt_tokenizer"] == str(model_dir) and trials.loc[0, "run.steps"] == 4
     assert {"best_prompt", "best_token_ids", "dev_accuracy", "dev_reward", "test_accuracy", "test_reward",
             "wall_time_s", "steps"} <= set(trials.columns)
     assert list(history["step"]) == [1, 2, 3, 4]
@@ -89,7 +95,8 @@ def test_train_writes_the_results_tables(tiny_setup, tmp_path, capsys):
     assert best["prompt"] == trials.loc[0, "best_prompt"]
     assert list(best["token_ids"]) == list(trials.loc[0, "best_token_ids"])
     assert best["test_accuracy"] == trials.loc[0, "test_accuracy"]
-    assert (out / "config.json").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["preset"] == "pin" and config["method_config"]["top_k"] == 20 and config["run"]["steps"] == 4
 
 
 def test_train_fails_before_training_when_a_split_is_missing(tiny_setup, few_shot_dir, capsys):
@@ -102,4 +109,16 @@ def test_train_fails_before_training_when_a_split_is_missing(tiny_setup, few_sho
 
 def test_train_rejects_a_bad_option_value(capsys):
     assert main(["train", "--alpha", "-1"]) == 2
-    assert "config 'alpha' = -1.0 is invalid" in capsys.readouterr().err
+    assert "pinbench train: method 'rl': 'alpha' = -1.0 is invalid" in capsys.readouterr().err
+    assert main(["train", "--set", "method.colour=red"]) == 2
+    assert "unknown key 'method.colour': the fields of method 'rl' are policy_lm," in capsys.readouterr().err
+    assert main(["train", "--task", "poetry"]) == 2
+    assert "unknown task 'poetry'; known: classification" in capsys.readouterr().err
+
+
+def test_list_names_the_registered_tasks_methods_and_presets(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "classification" in out and "  rl " in out
+    for preset in ("pin", "pin-td", "pin-released", "pin-no-filter", "rlprompt"):
+        assert f"  {preset} " in out

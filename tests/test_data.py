@@ -2,7 +2,7 @@ import textwrap
 
 import pytest
 
-from pinbench.data import get_dataset, load_dataset_file, read_split, registry
+from pinbench.tasks.classification.data import get_dataset, load_dataset_file, read_split, registry
 from pinbench.errors import ConfigError, DataError
 
 EXPECTED_CLASSES = {"sst-2": 2, "yelp-2": 2, "mr": 2, "cr": 2, "sst-5": 5, "yelp-5": 5, "agnews": 4,

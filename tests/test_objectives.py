@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pinbench.errors import ConfigError
-from pinbench.objectives import OBJECTIVES, get_objective, mc_loss, pcl_loss, td_loss
+from pinbench.methods.rl.objectives import OBJECTIVES, get_objective, mc_loss, pcl_loss, td_loss
 
 B, L = 3, 4
 

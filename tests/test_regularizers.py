@@ -4,7 +4,7 @@ import torch
 from scipy.optimize import minimize
 
 from pinbench.errors import ConfigError
-from pinbench.regularizers import Shannon, SparseTsallis, Tsallis, make_regularizer, sparsemax_threshold
+from pinbench.methods.rl.regularizers import Shannon, SparseTsallis, Tsallis, make_regularizer, sparsemax_threshold
 
 
 @pytest.fixture(autouse=True)

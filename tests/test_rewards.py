@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from pinbench import rewards
+from pinbench.methods.rl import shaping
+from pinbench.tasks.classification import rewards
 
 
 def test_gap_reward_hand_computed():
@@ -26,16 +27,26 @@ def test_accuracy_counts_argmax_hits():
     assert rewards.accuracy(probs, torch.tensor([0, 1, 1, 0])).tolist() == [0.5]
 
 
-def test_zscore_and_shaping():
-    r = torch.tensor([1.0, 2.0, 3.0, 6.0])
-    z = rewards.zscore(r)
-    expected = (r - 3.0) / (r.std() + 1e-4)
-    assert torch.allclose(z, expected)
-    assert z.mean().abs() < 1e-6
-    shaped = rewards.shape_rewards(r, scale=100.0, shift=-20.0)
-    assert torch.allclose(shaped, 100 * expected - 20)
+def test_zscore_uses_the_population_std_as_the_authors_np_std():
+    r = torch.tensor([1.0, 2.0, 3.0, 6.0])  # mean 3; population variance (4 + 1 + 0 + 9) / 4 = 3.5
+    z = shaping.zscore(r)
+    std = 3.5 ** 0.5  # 1.8708..., not the unbiased 2.1602
+    assert z.tolist() == pytest.approx([-2 / (std + 1e-4), -1 / (std + 1e-4), 0.0, 3 / (std + 1e-4)], rel=1e-6)
+    shaped = shaping.shape_rewards(r, scale=100.0, shift=-20.0)
+    assert shaped[3].item() == pytest.approx(100 * 3 / (std + 1e-4) - 20, rel=1e-6)
+
+
+def test_grouped_rewards_are_zscored_per_column_then_averaged():
+    # 2 prompts x 2 groups: column 0 is (0, 2) -> z = (-1, 1); column 1 is (5, 1) -> z = (1, -1)
+    # with population std 1 each (minus eps); the mean over columns is 0 for both prompts.
+    r = torch.tensor([[0.0, 5.0], [2.0, 3.0]])
+    assert shaping.shape_rewards(r).tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+    r = torch.tensor([[0.0, 5.0], [2.0, 1.0]])  # column 1 now (5, 1): std 2 -> z = (1, -1)
+    assert shaping.shape_rewards(r, scale=2.0).tolist() == pytest.approx([0.0, 0.0], abs=1e-4)
+    r = torch.tensor([[0.0, 1.0], [2.0, 3.0]])  # both columns favour prompt 1: z = (-1, 1) each
+    assert shaping.shape_rewards(r, scale=2.0, shift=1.0).tolist() == pytest.approx([-1.0, 3.0], abs=1e-3)
 
 
 def test_zscore_of_one_or_equal_rewards_is_zero():
-    assert rewards.zscore(torch.tensor([5.0])).tolist() == [0.0]
-    assert rewards.zscore(torch.tensor([2.0, 2.0, 2.0])).abs().max() == 0
+    assert shaping.zscore(torch.tensor([5.0])).tolist() == [0.0]
+    assert shaping.zscore(torch.tensor([2.0, 2.0, 2.0])).abs().max() == 0

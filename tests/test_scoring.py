@@ -3,9 +3,9 @@ import dataclasses
 import pytest
 import torch
 
-from pinbench.data import DatasetSpec, get_dataset, parse_spec
+from pinbench.tasks.classification.data import DatasetSpec, get_dataset, parse_spec
 from pinbench.errors import ConfigError
-from pinbench.scoring import VerbalizerScorer, packed_layout, parse_template
+from pinbench.tasks.classification.scoring import VerbalizerScorer, packed_layout, parse_template
 
 TEXTS = ["the movie was great", "i hated the plot", "boring", "the actors were not very good and the story was awful",
          "fun film", "it is okay"]
@@ -52,7 +52,7 @@ def test_causal_cached_equals_uncached_and_naive(model, request):
 @pytest.mark.parametrize("bug", ["suffix positions off by one", "prompts see each other", "prefix padding visible"])
 def test_a_wrong_position_or_mask_in_the_cached_path_is_caught(model, bug, request, monkeypatch):
     """Deliberately broken layouts must move the scores far beyond the exactness tolerance."""
-    from pinbench import scoring
+    from pinbench.tasks.classification import scoring
 
     lm = request.getfixturevalue(model)
     texts = TEXTS + ["fun"]  # prefixes of different lengths: a group has padding
@@ -175,7 +175,7 @@ def test_bf16_weights_stay_close_to_float32_relative_to_the_prompt_spread(model,
 
 @pytest.mark.slow
 def test_smollm2_cached_equals_uncached_on_sst2(smollm2, few_shot_dir):
-    from pinbench.data import read_split
+    from pinbench.tasks.classification.data import read_split
 
     spec = get_dataset("sst-2")
     texts = read_split(spec, "train", 13, few_shot_dir).texts[:8]
@@ -193,7 +193,7 @@ def test_smollm2_cached_equals_uncached_on_sst2(smollm2, few_shot_dir):
 
 
 def test_reported_splits_are_scored_exactly_while_training_rewards_use_bf16(tiny_setup, sharp_llama):
-    from pinbench.data import load_dataset_file
+    from pinbench.tasks.classification.data import load_dataset_file
     from pinbench.tasks.classification import FewShotClassification
 
     _, spec_file = tiny_setup

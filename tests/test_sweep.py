@@ -46,16 +46,23 @@ BASE = {"name": "s", "base": {"dataset": "sst-2"}}
 
 @pytest.mark.parametrize("raw, message", [
     ({**BASE, "gird": {}}, r"unknown key\(s\) \['gird'\]"),
-    ({**BASE, "base": {"alpah": 1.0}}, "base: unknown key 'alpah'"),
-    ({**BASE, "base": {"steps": "many"}}, r"base.steps: expected int, got 'many'"),
-    ({**BASE, "grid": {"alpha": ["high"]}}, r"grid.alpha: expected float, got 'high'"),
-    ({**BASE, "grid": {"regularizer": ["shannon", "mode2"]}}, "config 'regularizer' = 'mode2' is invalid"),
+    ({**BASE, "base": {"alpah": 1.0}}, r"base: unknown key 'alpah'; run: seed, .*; task 'classification': "
+                                        r"dataset, .*; method 'rl': policy_lm, "),
+    ({**BASE, "base": {"method.alpah": 1.0}}, "base: unknown key 'method.alpah': the fields of method 'rl' are"),
+    ({**BASE, "base": {"model.alpha": 1.0}}, "base: unknown key 'model.alpha': sections are run, task, method"),
+    ({**BASE, "base": {"task": "poetry"}}, "unknown task 'poetry'; known: classification"),
+    ({**BASE, "base": {"steps": "many"}}, r"base: run.steps: expected int, got 'many'"),
+    ({**BASE, "grid": {"alpha": ["high"]}}, r"trial \{'alpha': 'high'\}: method.alpha: expected float, got 'high'"),
+    ({**BASE, "grid": {"regularizer": ["shannon", "mode2"]}}, "method 'rl': 'regularizer' = 'mode2' is invalid"),
+    ({**BASE, "plugins": ["no_such_plugin_module"]}, "plug-in module 'no_such_plugin_module' cannot be imported"),
     ({**BASE, "grid": {"seed": []}}, r"grid.seed: an empty list makes zero trials"),
     ({**BASE, "grid": {"seed": 3}}, r"grid.seed: expected a list of values"),
     ({**BASE, "grid": {"preset": ["pin", "pim"]}}, r"unknown preset 'pim'"),
     ({**BASE, "resources": {"gpus": 1}}, r"resources: unknown key\(s\) \['gpus'\]"),
     ({**BASE, "max_concurrent": 0}, "max_concurrent: expected an integer >= 1"),
     ({**BASE, "search": {"space": {"alpha": {"type": "gaussian"}}}}, r"search.space.alpha.type"),
+    ({**BASE, "search": {"space": {"method.alhpa": {"type": "uniform", "low": 0, "high": 1}}}},
+     r"search.space: unknown key 'method.alhpa'"),
     ({**BASE, "scheduler": {"type": "pbt"}}, r"scheduler.type: only 'asha'"),
     ({"base": {}}, "'name' must be a non-empty string"),
 ])
@@ -71,13 +78,27 @@ def test_grid_expands_to_the_product_with_presets_first():
     trials = suite.trials()
     assert len(trials) == 6
     assert len({t.trial_id for t in trials}) == 6
-    by_point = {(t.point["preset"], t.point["seed"]): t.config for t in trials}
-    assert by_point[("rlprompt", 2)].regularizer == "shannon" and by_point[("rlprompt", 2)].seed == 2
-    assert by_point[("pin", 0)].objective == "mc"
+    by_point = {(t.point["preset"], t.point["seed"]): t.spec for t in trials}
+    assert by_point[("rlprompt", 2)].method_config.regularizer == "shannon" and by_point[("rlprompt", 2)].run.seed == 2
+    assert by_point[("pin", 0)].method_config.objective == "mc"
     # base settings override the preset; grid values override both
-    assert all(t.config.alpha == 3.0 and t.config.steps == 50 and t.config.dataset == "mr" for t in trials)
+    assert all(t.spec.method_config.alpha == 3.0 and t.spec.run.steps == 50 and t.spec.task_config.dataset == "mr"
+               for t in trials)
     # ids are stable across loads (resume relies on this)
     assert [t.trial_id for t in suite.trials()] == [t.trial_id for t in trials]
+
+
+def test_dotted_and_bare_keys_address_the_same_fields_and_grids_may_vary_the_method():
+    bare = parse_suite({"name": "d", "base": {"dataset": "mr", "alpha": 0.5, "seed": 3}}).trials()[0].spec
+    dotted = parse_suite({"name": "d", "base": {"task.dataset": "mr", "method.alpha": 0.5, "run.seed": 3}}
+                         ).trials()[0].spec
+    assert bare == dotted and dotted.method_config.alpha == 0.5 and dotted.run.seed == 3
+    grid = parse_suite({"name": "d", "grid": {"method": ["rl"], "task": ["classification"], "run.seed": [0, 1]}})
+    assert [t.spec.run.seed for t in grid.trials()] == [0, 1]
+    with pytest.raises(ConfigError, match="preset 'pin' is a recipe of method 'rl', not 'other'"):
+        from pinbench.run import make_spec
+
+        make_spec({"preset": "pin", "method": "other"})
 
 
 def test_missing_suite_file():
@@ -89,17 +110,17 @@ def test_missing_suite_file():
 def test_shipped_suites_validate(name):
     from conftest import REPO
 
-    suite = load_suite(REPO / "suites" / f"{name}.yaml", {"data_dir": "/data"})
+    suite = load_suite(REPO / "suites" / f"{name}.yaml", {"task.data_dir": "/data"})
     assert suite.trials()
 
 
 def test_cpu_study_runs_both_pin_readings_the_ablation_and_rlprompt_at_the_codes_scales():
     from conftest import REPO
 
-    trials = load_suite(REPO / "suites" / "cpu-study.yaml", {"data_dir": "/data"}).trials()
+    trials = load_suite(REPO / "suites" / "cpu-study.yaml", {"task.data_dir": "/data"}).trials()
     by_preset: dict = {}
     for t in trials:
-        by_preset.setdefault(t.point["preset"], []).append(t.config)
+        by_preset.setdefault(t.point["preset"], []).append(t.spec.method_config)
     assert set(by_preset) == {"pin", "pin-released", "pin-no-filter", "rlprompt"}
     assert all(len(configs) >= 3 for configs in by_preset.values())  # n >= 3 seeds per method
     assert {c.reward_scale for c in by_preset["rlprompt"]} == {5.0}
@@ -207,7 +228,7 @@ def test_console_columns_of_an_optuna_suite_are_the_searched_fields():
                          "search": {"space": {"alpha": {"type": "loguniform", "low": 0.1, "high": 10}}}})
     assert varying_axes(suite) == ["alpha"]
     view = SweepView("o", ["alpha"])
-    params = resolve_params({"sampled": {"alpha": 0.123456789}, "base": {"steps": 9}, "suite": "o"})
+    params = resolve_params({"sampled": {"alpha": 0.123456789}, "base": {"run.steps": 9}, "suite": "o"})
     row = view.row("t_00000", params)
     assert view.point_text(row) == "alpha=0.1235" and row.steps == 9
 
@@ -356,7 +377,7 @@ def test_two_trial_sweep_writes_the_store_and_prints_one_line_per_report(ray_loc
     prompts = pd.read_parquet(store / "prompts.parquet")
     assert sorted(trials["trial_id"]) == sorted(t.trial_id for t in suite.trials())
     assert (trials["status"] == "completed").all()
-    assert sorted(trials["config.seed"]) == [0, 1]
+    assert sorted(trials["run.seed"]) == [0, 1]
     assert {"best_prompt", "best_token_ids", "dev_accuracy", "test_accuracy", "wall_time_s"} <= set(trials.columns)
     assert (trials["suite"] == "tiny").all()
     assert (trials["wall_time_s"] > 0).all() and (trials["steps"] == 4).all()
@@ -372,8 +393,8 @@ def _fail_first_attempt_of(trial_seed, marker_dir):
 
     def trainable(params):
         config = params["trial"]["config"]
-        marker = Path(marker_dir) / f"attempt-{config['seed']}"
-        if config["seed"] == trial_seed and not marker.exists():
+        marker = Path(marker_dir) / f"attempt-{config['run.seed']}"
+        if config["run.seed"] == trial_seed and not marker.exists():
             marker.touch()
             raise RuntimeError("transient failure on the first attempt")
         run_trial(params)
@@ -403,7 +424,7 @@ def test_a_trial_that_keeps_failing_is_recorded_while_others_complete(ray_local,
     # split seed 6 has no files: that trial raises on every attempt
     suite = load_suite(write_suite(tmp_path / "tiny.yaml", model_dir, spec, grid="split_seed: [5, 6]"))
     run_sweep(suite, results_dir=tmp_path / "results", verbose=0, max_failures=1)
-    trials = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet").set_index("config.split_seed")
+    trials = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet").set_index("task.split_seed")
     assert trials.loc[5, "status"] == "completed"
     assert trials.loc[6, "status"] == "failed"
     assert "toy/16-6/train.tsv' does not exist" in trials.loc[6, "error"]
@@ -425,8 +446,8 @@ def test_optuna_search_runs_the_asked_number_of_samples(ray_local, tiny_setup, t
     run_sweep(suite, results_dir=tmp_path / "results", verbose=0)
     trials = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet")
     assert len(trials) == 3 and (trials["status"] == "completed").all()
-    assert trials["config.alpha"].between(0.1, 10.0).all() and set(trials["config.top_k"]) <= {5, 20}
-    assert trials["config.alpha"].nunique() == 3
+    assert trials["method.alpha"].between(0.1, 10.0).all() and set(trials["method.top_k"]) <= {5, 20}
+    assert trials["method.alpha"].nunique() == 3
 
 
 def _hparams(event_file):

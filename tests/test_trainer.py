@@ -3,12 +3,16 @@
 import pytest
 import torch
 
-from pinbench.config import PRESETS, TrainConfig, from_preset, parse_value
 from pinbench.errors import ConfigError
+from pinbench.fields import parse_value
+from pinbench.methods import PRESETS
+from pinbench.methods.rl.config import RLConfig
+from pinbench.run import RunSpec, make_spec
+from pinbench.tasks import Metric, Task
 from pinbench.models import LoadedModel
-from pinbench.policy import QPolicy
-from pinbench.regularizers import make_regularizer
-from pinbench.trainer import ReplayBuffer, Trainer
+from pinbench.methods.rl.policy import QPolicy
+from pinbench.methods.rl.regularizers import make_regularizer
+from pinbench.methods.rl.trainer import ReplayBuffer, Trainer
 
 from conftest import word_tokenizer
 
@@ -29,9 +33,11 @@ def small_lm() -> LoadedModel:
     return LoadedModel("small", "causal", GPT2LMHeadModel(cfg).eval().requires_grad_(False), tok)
 
 
-class TargetTask:
+class TargetTask(Task):
     """Reward: share of positions that match TARGET; accuracy: exact match."""
 
+    name = "target"
+    metrics = (Metric("accuracy"), Metric("reward"))
     selection_metric = "accuracy"
     default_reward_scale = 5.0
     default_reward_shift = 0.0
@@ -46,15 +52,15 @@ class TargetTask:
         return {"reward": torch.tensor(reward), "accuracy": torch.tensor([float(w == TARGET) for w in words])}
 
 
-def small_config(**overrides) -> TrainConfig:
+def small_config(**overrides) -> RunSpec:
     values = dict(prompt_length=3, mlp_hidden=64, lr=3e-3, alpha=1.0, top_k=None, replay_size=2000,
                   replay_batch=64, prompts_per_step=16, steps=300, eval_every=10, polyak=0.1, test=False, seed=0)
     values.update(overrides)
-    return from_preset(None, **values)
+    return make_spec(values)
 
 
 def train_until_found(trainer: Trainer) -> int | None:
-    while trainer.step_count < trainer.config.steps:
+    while trainer.step_count < trainer.run.steps:
         row = trainer.step()
         if row.get("dev_accuracy") == 1.0:
             return trainer.step_count
@@ -200,7 +206,7 @@ def test_polyak_update(small_lm):
 
 
 def test_replay_buffer_is_a_ring():
-    from pinbench.policy import Rollout
+    from pinbench.methods.rl.policy import Rollout
 
     buf = ReplayBuffer(5)
     for start in (0, 3, 6):
@@ -231,10 +237,12 @@ FIELDS = ("regularizer", "alpha", "top_k", "sample_top_k", "objective", "replay_
 
 @pytest.mark.parametrize("name", sorted(PRESET_TABLE))
 def test_presets_pin_the_codes_effective_values(name):
-    config = from_preset(name)
-    assert tuple(getattr(config, f) for f in FIELDS) == PRESET_TABLE[name]
+    spec = make_spec({"preset": name})
+    config = spec.method_config
+    assert tuple(getattr(config, f) for f in FIELDS[:-1]) + (spec.run.eval_every,) == PRESET_TABLE[name]
     assert (config.lr, config.prompts_per_step, config.grad_clip, config.polyak) == (5e-5, 16, 5.0, 0.001)
-    assert from_preset(name, alpha=0.5).alpha == 0.5  # any field stays one override away
+    assert make_spec({"preset": name, "method.alpha": 0.5}).method_config.alpha == 0.5  # one override away
+    assert spec.method == "rl" and spec.preset == name
 
 
 def test_every_preset_is_pinned():
@@ -256,25 +264,31 @@ def test_scaling_rewards_by_c_is_alpha_one_over_c(reg):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"regularizer": "mode2"}, "config 'regularizer' = 'mode2' is invalid"),
-    ({"alpha": 0}, "config 'alpha' = 0 is invalid"),
-    ({"q": 2.5}, "config 'q' = 2.5 is invalid"),
-    ({"objective": "v1"}, "config 'objective' = 'v1'"),
+    ({"regularizer": "mode2"}, "config: method 'rl': 'regularizer' = 'mode2' is invalid"),
+    ({"method.alpha": 0}, "method 'rl': 'alpha' = 0.0 is invalid"),
+    ({"q": 2.5}, "'q' = 2.5 is invalid"),
+    ({"objective": "v1"}, "'objective' = 'v1'"),
     ({"prompts_per_step": 1}, "prompts_per_step"),
-    ({"colour": "red"}, r"unknown config key\(s\) \['colour'\]"),
+    ({"steps": 0}, "config: run: 'steps' = 0 is invalid"),
+    ({"colour": "red"}, r"unknown key 'colour'; run: seed, device, .*; task 'classification': dataset, .*; "
+                        r"method 'rl': policy_lm, "),
+    ({"method.colour": "red"}, r"unknown key 'method.colour': the fields of method 'rl' are policy_lm, "),
+    ({"alpha": "high"}, r"config: method.alpha: expected float, got 'high' \(str\)"),
 ])
 def test_bad_config_is_named(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        from_preset(None, **overrides)
+        make_spec(overrides)
 
 
 def test_parse_value_from_the_command_line():
-    assert parse_value("top_k", "none") is None
-    assert parse_value("top_k", "50") == 50
-    assert parse_value("alpha", "0.5") == 0.5
-    assert parse_value("bf16", "false") is False
-    with pytest.raises(ConfigError, match="config 'steps' expects int, got 'many'"):
-        parse_value("steps", "many")
+    assert parse_value(RLConfig, "top_k", "none", "--top-k") is None
+    assert parse_value(RLConfig, "top_k", "50", "--top-k") == 50
+    assert parse_value(RLConfig, "alpha", "0.5", "--alpha") == 0.5
+    assert parse_value(RLConfig, "replay_warmup", "false", "--replay-warmup") is False
+    with pytest.raises(ConfigError, match="--lr expects float, got 'fast'"):
+        parse_value(RLConfig, "lr", "fast", "--lr")
+    spec = make_spec({"top_k": "none", "steps": "7", "method.alpha": "0.5"}, from_strings=True)
+    assert (spec.method_config.top_k, spec.run.steps, spec.method_config.alpha) == (None, 7, 0.5)
 
 
 @pytest.mark.parametrize("warmup", [True, False])

@@ -1,1 +1,6 @@
-"""Tasks: each owns its data and its reward. `datasets.yaml` is the few-shot classification registry."""
+"""Tasks: each owns its data, its reward, its metrics and its selection rule (``base.Task``); the
+registry is ``pinbench.registry.TASKS``."""
+
+from .base import Metric, Task
+
+__all__ = ["Metric", "Task"]

@@ -1,6 +1,6 @@
 """Few-shot classification data: a declarative dataset registry and the LM-BFF TSV reader.
 
-The built-in datasets live in ``tasks/datasets.yaml``; a user adds one with a YAML file of the
+The built-in datasets live in ``datasets.yaml`` beside this module; a user adds one with a YAML file of the
 same shape (``load_dataset_file``) without writing code.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .errors import ConfigError, DataError
+from ...errors import ConfigError, DataError
 
 PLACEHOLDERS = ("input", "prompt", "mask")
 SPLITS = ("train", "dev", "test")
@@ -186,8 +186,8 @@ def _parse_registry(text: str, source: str) -> dict[str, DatasetSpec]:
 
 
 def builtin_datasets() -> dict[str, DatasetSpec]:
-    text = resources.files("pinbench.tasks").joinpath("datasets.yaml").read_text(encoding="utf-8")
-    return _parse_registry(text, "pinbench/tasks/datasets.yaml")
+    text = resources.files("pinbench.tasks.classification").joinpath("datasets.yaml").read_text(encoding="utf-8")
+    return _parse_registry(text, "pinbench/tasks/classification/datasets.yaml")
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}

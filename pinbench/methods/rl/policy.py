@@ -1,4 +1,4 @@
-"""The Q-network policy (PAPER.md sections 2 and 4).
+"""The Q-network policy (docs/method.md).
 
 A frozen causal LM reads the prompt prefix z_<t and gives its last hidden state e_t (after the
 final norm). A trainable MLP psi maps it back to the LM's width, and the frozen output head W
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .models import LoadedModel
+from ...models import LoadedModel
 
 
 class MLPHead(nn.Module):

@@ -1,4 +1,4 @@
-"""Entropy regularisers: each owns its policy, soft value and entropy (PAPER.md section 3).
+"""Entropy regularisers: each owns its policy, soft value and entropy (docs/method.md#regularisers).
 
 For Q-values Q(s, .) over the vocabulary and a coefficient alpha, write u = Q / alpha. Every
 regulariser solves
@@ -125,7 +125,7 @@ REGULARIZERS = {"shannon": Shannon, "sparse_tsallis": SparseTsallis, "tsallis": 
 
 def make_regularizer(name: str, q: float | None = None):
     """Registry lookup: ``shannon``, ``sparse_tsallis`` or ``tsallis`` (with ``q``)."""
-    from .errors import ConfigError
+    from ...errors import ConfigError
 
     if name not in REGULARIZERS:
         raise ConfigError(f"unknown regulariser '{name}'; expected one of {sorted(REGULARIZERS)}")

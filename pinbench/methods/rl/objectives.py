@@ -1,4 +1,4 @@
-"""Training objectives (PAPER.md section 5), each written once in terms of Q, V and the target V.
+"""Training objectives (docs/method.md#objectives), each written once in terms of Q, V and the target V.
 
 Shapes: B trajectories of L steps. ``q`` [B, L] is the online Q(s_t, a_t) of the taken tokens,
 ``v`` [B, L] the online soft value V(s_t), ``v_bar`` [B, L] the target network's value Vbar(s_t)
@@ -54,7 +54,7 @@ OBJECTIVES = {
 
 
 def get_objective(name: str) -> Objective:
-    from .errors import ConfigError
+    from ...errors import ConfigError
 
     if name not in OBJECTIVES:
         raise ConfigError(f"unknown objective '{name}'; expected one of {sorted(OBJECTIVES)}")

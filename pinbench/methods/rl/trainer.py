@@ -1,5 +1,5 @@
-"""The training loop (PAPER.md section 6). It only orchestrates: the policy samples, the task
-scores, the regulariser gives policy and values, the objective gives the loss.
+"""The RL method's training loop (docs/method.md#training-loop). It only orchestrates: the policy
+samples, the task scores, the regulariser gives policy and values, the objective gives the loss.
 
 One step:
   1. sample prompts_per_step prompts token by token from the policy (on-policy);
@@ -7,33 +7,23 @@ One step:
   3. shape the rewards: scale * zscore + shift across the step's prompts;
   4. update psi on this batch (on-policy) or on replay_batch prompts from the replay buffer, then
      Polyak-update the target psi';
-  5. every eval_every steps, score the greedy prompt on dev; the best dev prompt is the result
-     and is scored on test at the end.
+  5. every run.eval_every steps, score the greedy prompt on the task's selection split (dev); the
+     best is the result and is scored on test at the end (``methods.base``: shared by all methods).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
 
 import torch
 
-from .config import TrainConfig
+from ...registry import METHODS
+from ..base import Method
+from .config import RLConfig
 from .objectives import get_objective
 from .policy import QPolicy, Rollout
 from .regularizers import make_regularizer
-from .rewards import shape_rewards
-
-
-class Task(Protocol):
-    """What the trainer needs of a task: per-prompt metrics including ``reward``."""
-
-    selection_metric: str
-    default_reward_scale: float
-    default_reward_shift: float
-
-    def score(self, prompts: Sequence[str], split: str = "train") -> dict[str, torch.Tensor]: ...
+from .shaping import shape_rewards
 
 
 class ReplayBuffer:
@@ -74,60 +64,46 @@ class ReplayBuffer:
             self._data[k][: self.size] = v
 
 
-@dataclass
-class TrainResult:
-    """What a run produced (also written as Parquet by ``pinbench.results``)."""
-
-    config: TrainConfig
-    history: list[dict] = field(default_factory=list)  # one row per step
-    prompts: list[dict] = field(default_factory=list)  # evaluated greedy prompts, and the best
-    best: dict = field(default_factory=dict)  # best dev prompt: step, prompt, token ids, metrics
-    test: dict = field(default_factory=dict)  # the best prompt's test metrics
-    wall_time_s: float = 0.0
-    steps_done: int = 0
-
-
-class Trainer:
-    """RL prompt optimisation for one config.
+@METHODS.register("rl")
+class Trainer(Method):
+    """RL prompt optimisation (method ``rl``; presets ``pin``, ``rlprompt``, ...).
 
     Args:
-        config: the run's settings.
-        task: anything with ``score(prompts, split)`` (see ``Task``); built from the config if None.
-        policy_lm: the frozen policy LM; loaded from ``config.policy_lm`` if None.
+        spec: the run (``spec.method_config`` is an ``RLConfig``).
+        task: the task; built from the spec if None.
+        policy_lm: the frozen policy LM; loaded from ``method.policy_lm`` if None.
     """
 
-    def __init__(self, config: TrainConfig, task: Task | None = None, policy_lm=None):
-        from .models import load_model
+    config_class = RLConfig
 
-        self.config = config.validate()
-        self.task = task if task is not None else build_task(config)
+    def __init__(self, spec, task=None, policy_lm=None):
+        from ...models import load_model
+
+        super().__init__(spec, task)
+        config, run = self.config, self.run
         if policy_lm is None:
-            policy_lm = load_model(config.policy_lm, "causal", device=config.device)
+            policy_lm = load_model(config.policy_lm, "causal", device=run.device)
         self.regularizer = make_regularizer(config.regularizer, config.q)
         self.objective = get_objective(config.objective)
-        torch.manual_seed(config.seed)  # fixes the MLP initialisation
+        torch.manual_seed(run.seed)  # fixes the MLP initialisation
         self.policy = QPolicy(policy_lm, hidden=config.mlp_hidden, prompt_length=config.prompt_length,
                               top_k=config.top_k, sample_top_k=config.sample_top_k)
         self.optimizer = torch.optim.Adam(self.policy.mlp.parameters(), lr=config.lr)
-        self.generator = torch.Generator(device=self.policy.head_weight.device).manual_seed(config.seed)
+        self.generator = torch.Generator(device=self.policy.head_weight.device).manual_seed(run.seed)
         self.buffer = ReplayBuffer(config.replay_size) if config.replay_size > 0 else None
-        scale = config.reward_scale if config.reward_scale is not None else task_default(self.task, "scale")
-        shift = config.reward_shift if config.reward_shift is not None else task_default(self.task, "shift")
-        self.reward_scale, self.reward_shift = scale, shift
-        self._scores: dict[tuple[str, str], dict[str, float]] = {}  # (split, prompt) -> metrics
-        self.result = TrainResult(config)
-        self.step_count = 0
+        task = self.task
+        self.reward_scale = config.reward_scale if config.reward_scale is not None else task.default_reward_scale
+        self.reward_shift = config.reward_shift if config.reward_shift is not None else task.default_reward_shift
 
-    # -- scoring with a per-run cache ------------------------------------------------------
+    @property
+    def prompt_tokenizer(self) -> str:
+        return self.config.policy_lm
 
-    def score(self, prompts: Sequence[str], split: str) -> list[dict[str, float]]:
-        """Task metrics per prompt; prompts already scored on this split are not rescored."""
-        new = [p for p in dict.fromkeys(prompts) if (split, p) not in self._scores]
-        if new:
-            metrics = self.task.score(new, split)
-            for i, prompt in enumerate(new):
-                self._scores[(split, prompt)] = {k: float(v[i]) for k, v in metrics.items()}
-        return [self._scores[(split, p)] for p in prompts]
+    def train_rewards(self, texts: list[str]) -> torch.Tensor:
+        """Raw training rewards: [P] from the run's score cache, or [P, G] for a grouped task."""
+        if self.task.reward_groups == "step":
+            return torch.tensor([m["reward"] for m in self.book.score(texts, "train")])
+        return self.task.score(texts, "train")["reward"].float()
 
     # -- one step --------------------------------------------------------------------------
 
@@ -148,14 +124,14 @@ class Trainer:
                 v_bar = self.regularizer.value(policy.q_values(hidden, threshold, target=True), cfg.alpha)
         return self.objective.loss(q_taken, v, v_bar, reward)
 
-    def step(self) -> dict:
+    def iterate(self) -> dict:
         cfg = self.config
         t0 = time.perf_counter()
         rollout = self.policy.rollout(cfg.prompts_per_step, self.regularizer, cfg.alpha, self.generator)
         texts = self.policy.decode(rollout.tokens)
         t1 = time.perf_counter()
-        scored_before = len(self._scores)
-        raw = torch.tensor([m["reward"] for m in self.score(texts, "train")])
+        scored_before = len(self.book.scores)
+        raw = self.train_rewards(texts)
         t2 = time.perf_counter()
         shaped = shape_rewards(raw, self.reward_scale, self.reward_shift).to(rollout.hidden.device)
         batch = {"tokens": rollout.tokens, "hidden": rollout.hidden, "threshold": rollout.threshold,
@@ -174,61 +150,29 @@ class Trainer:
             self.optimizer.step()
             self.policy.polyak_update(cfg.polyak)
         t3 = time.perf_counter()
-        self.step_count += 1
-        row = {
-            "step": self.step_count,
-            "reward_mean": float(raw.mean()), "reward_max": float(raw.max()),
+        per_prompt = raw if raw.dim() == 1 else raw.mean(-1)
+        return {
+            "reward_mean": float(per_prompt.mean()), "reward_max": float(per_prompt.max()),
             "loss": None if loss is None else float(loss.detach()),
             "grad_norm": None if grad_norm is None else float(grad_norm),
             "entropy": float(rollout.entropy.mean()), "support": float(rollout.support.mean()),
-            "unique_prompts": len(set(texts)), "new_prompts": len(self._scores) - scored_before,
+            "unique_prompts": len(set(texts)), "new_prompts": len(self.book.scores) - scored_before,
             "sample_s": t1 - t0, "score_s": t2 - t1, "update_s": t3 - t2,
         }
-        if self.step_count % cfg.eval_every == 0 or self.step_count == cfg.steps:
-            row.update(self.evaluate())
-        self.result.history.append(row)
-        return row
 
     @torch.no_grad()
     def greedy(self) -> tuple[str, list[int]]:
         rollout = self.policy.rollout(1, self.regularizer, self.config.alpha, greedy=True)
         return self.policy.decode(rollout.tokens)[0], rollout.tokens[0].tolist()
 
+    current_prompt = greedy
+
     def evaluate(self) -> dict:
-        """Score the greedy prompt on dev; keep it if it is the best so far."""
+        """Score the greedy prompt on dev (and its train reward, from the cache); keep the best."""
         prompt, ids = self.greedy()
-        dev = self.score([prompt], "dev")[0]
-        train = self.score([prompt], "train")[0]
-        record = {"step": self.step_count, "source": "greedy", "prompt": prompt, "token_ids": ids,
-                  "train_reward": train["reward"], **{f"dev_{k}": v for k, v in dev.items()}}
-        self.result.prompts.append(record)
-        key = self.task.selection_metric
-        best = self.result.best
-        if not best or (dev[key], dev["reward"]) > (best[f"dev_{key}"], best["dev_reward"]):
-            self.result.best = dict(record)
-        return {f"dev_{k}": v for k, v in dev.items()} | {"greedy_prompt": prompt}
-
-    def finish(self) -> TrainResult:
-        """Score the best dev prompt on test (if asked)."""
-        best = self.result.best
-        if self.config.test and best:
-            test = self.score([best["prompt"]], "test")[0]
-            self.result.test = {f"test_{k}": v for k, v in test.items()}
-            self.result.prompts.append({**best, "source": "best", **self.result.test})
-        self.result.steps_done = self.step_count
-        return self.result
-
-    def train(self, on_step: Callable[[dict], None] | None = None) -> TrainResult:
-        start = time.perf_counter()
-        try:
-            while self.step_count < self.config.steps:
-                row = self.step()
-                if on_step is not None:
-                    on_step(row)
-        finally:  # an interrupted run keeps its time and steps
-            self.result.wall_time_s += time.perf_counter() - start
-            self.result.steps_done = self.step_count
-        return self.finish()
+        train = self.book.score([prompt], "train")[0]
+        return self.book.consider(prompt, self.step_count, "greedy", ids, train_reward=train["reward"]) \
+            | {"greedy_prompt": prompt}
 
     # -- checkpoints (a run can continue where it stopped) ---------------------------------
 
@@ -238,16 +182,13 @@ class Trainer:
         buffer = None if self.buffer is None else self.buffer.state_dict()
         if compact and buffer is not None:
             buffer["data"].pop("hidden", None)
-        return {
-            "mlp": self.policy.mlp.state_dict(), "target": self.policy.target.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-            "buffer": buffer,
-            "step": self.step_count, "scores": self._scores,
-            "history": self.result.history, "prompts": self.result.prompts, "best": self.result.best,
-            "wall_time_s": self.result.wall_time_s,
-        }
+        return {**super().state_dict(compact),
+                "mlp": self.policy.mlp.state_dict(), "target": self.policy.target.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+                "buffer": buffer}
 
     def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         self.policy.mlp.load_state_dict(state["mlp"])
         self.policy.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -258,27 +199,3 @@ class Trainer:
                 buffer = {**buffer, "data": {**buffer["data"],
                                              "hidden": self.policy.hidden_states(buffer["data"]["tokens"])}}
             self.buffer.load_state_dict(buffer)
-        self.step_count = state["step"]
-        self._scores = state["scores"]
-        self.result.history, self.result.prompts = state["history"], state["prompts"]
-        self.result.best, self.result.wall_time_s = state["best"], state["wall_time_s"]
-
-
-def task_default(task, which: str) -> float:
-    return float(getattr(task, f"default_reward_{which}", 1.0 if which == "scale" else 0.0))
-
-
-def build_task(config: TrainConfig):
-    """The few-shot classification task a config names, with its task LM."""
-    from .data import load_dataset_file
-    from .models import guess_kind, load_model
-    from .tasks.classification import FewShotClassification
-
-    if config.dataset_file:
-        load_dataset_file(config.dataset_file)
-    kind = config.task_lm_kind or guess_kind(config.task_lm)
-    task_lm = load_model(config.task_lm, kind, device=config.device)
-    task = FewShotClassification(config.dataset, task_lm, config.data_dir, config.split_seed, bf16=config.bf16,
-                                 exact_eval=config.exact_eval)
-    task.check_splits(["train", "dev"] + (["test"] if config.test else []))
-    return task

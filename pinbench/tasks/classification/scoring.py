@@ -2,7 +2,7 @@
 
 ``VerbalizerScorer.score(prompts, texts)`` returns p(class | template(input, prompt)) of shape
 [prompts, examples, classes], from the task LM's logits at the scored position restricted to the
-verbalizer tokens (PAPER.md section 7). Three things make it fast:
+verbalizer tokens (docs/tasks/classification.md). Three things make it fast:
 
 * only the verbalizer rows of the output head are multiplied (C rows, not the whole vocabulary),
   and only at the scored position;
@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from .data import DatasetSpec
-from .errors import ConfigError
-from .models import LoadedModel, cast_model
+from ...errors import ConfigError
+from ...models import LoadedModel, cast_model
 
 Progress = Callable[[int], None]  # called with the number of (prompt, example) pairs just scored
 

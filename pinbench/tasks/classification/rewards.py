@@ -1,4 +1,4 @@
-"""Rewards and metrics on verbalizer probabilities (PAPER.md sections 6 and 7)."""
+"""Classification rewards and metrics on verbalizer probabilities (docs/tasks/classification.md)."""
 
 from __future__ import annotations
 
@@ -33,18 +33,3 @@ def gap_reward(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Share of examples whose argmax verbalizer is the label. [P, E, C] -> [P]."""
     return (probs.argmax(-1) == labels.to(probs.device)).float().mean(-1)
-
-
-def zscore(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
-    """(R - mean) / (std + eps) across the prompts of one step (unbiased std, as torch.std).
-
-    A single prompt has no spread: its z-score is 0.
-    """
-    if rewards.numel() < 2:
-        return torch.zeros_like(rewards)
-    return (rewards - rewards.mean()) / (rewards.std() + eps)
-
-
-def shape_rewards(rewards: torch.Tensor, scale: float = 1.0, shift: float = 0.0, eps: float = 1e-4) -> torch.Tensor:
-    """Per-step shaping: scale * zscore(R) + shift (RLPrompt: 5z for classification, 100z - 20 for style)."""
-    return scale * zscore(rewards, eps) + shift

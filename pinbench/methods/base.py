@@ -1,0 +1,178 @@
+"""What every method is: it turns a task into a chosen prompt, through the same bookkeeping.
+
+``Method`` is the base class (register a subclass with ``@METHODS.register(name)``); ``PromptBook``
+is the part all methods share: scoring with the run's cache (when the task's scores are
+deterministic), choosing the best prompt by the task's selection rule, and scoring it on the
+report split at the end. A ``Preset`` is a named recipe of a method (``pin`` is one of ``rl``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Sequence
+
+from ..errors import ConfigError
+from ..run import RunResult, RunSpec
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named recipe: a method and the values of its fields (and run settings) it fixes."""
+
+    name: str
+    method: str
+    description: str
+    """One line for reports and --help: what the recipe is and where its values come from."""
+    values: dict = field(default_factory=dict)
+    """Dotted keys (``method.alpha``, ``run.steps``) it sets for every task."""
+    per_task: dict[str, dict] = field(default_factory=dict)
+    """Task name -> dotted keys it sets for that task only (the code's reward shaping per task)."""
+
+    def values_for(self, task: str, where: str = "config") -> dict:
+        if self.per_task and task not in self.per_task:
+            raise ConfigError(f"{where}: preset '{self.name}' has no values for task '{task}' (it has "
+                              f"{sorted(self.per_task)}); set them yourself (e.g. method.reward_scale) or pick "
+                              f"another preset")
+        return {**self.values, **self.per_task.get(task, {})}
+
+
+class PromptBook:
+    """Scores prompts for a method, keeps every evaluated prompt and the best one by the task's rule."""
+
+    def __init__(self, task, result: RunResult):
+        self.task, self.result = task, result
+        self.scores: dict[tuple[str, str], dict[str, float]] = {}  # (split, prompt) -> metrics
+        metric = task.metric(task.selection_metric)
+        self._sign = 1.0 if metric.higher_is_better else -1.0
+
+    def score(self, prompts: Sequence[str], split: str) -> list[dict]:
+        """Task metrics per prompt (floats; a grouped reward becomes its mean). A cacheable task's
+        (split, prompt) is scored once per run."""
+        if not self.task.cacheable:
+            return _rows(self.task.score(list(prompts), split), len(prompts))
+        new = [p for p in dict.fromkeys(prompts) if (split, p) not in self.scores]
+        if new:
+            for prompt, row in zip(new, _rows(self.task.score(new, split), len(new))):
+                self.scores[(split, prompt)] = row
+        return [self.scores[(split, p)] for p in prompts]
+
+    def _key(self, metrics: dict) -> tuple[float, float]:
+        return self._sign * metrics[self.task.selection_metric], metrics["reward"]
+
+    def consider(self, prompt: str, step: int, source: str, token_ids: list[int] | None = None,
+                 **extra) -> dict:
+        """Score ``prompt`` on the selection split, record it, keep it if it is the best so far;
+        returns its metrics prefixed with the split (``dev_accuracy``)."""
+        split = self.task.selection_split
+        metrics = self.score([prompt], split)[0]
+        record = {"step": step, "source": source, "prompt": prompt, "token_ids": token_ids, **extra,
+                  **{f"{split}_{k}": v for k, v in metrics.items()}}
+        self.result.prompts.append(record)
+        best = self.result.best
+        if not best or self._key(metrics) > self._key({k[len(split) + 1:]: v for k, v in best.items()
+                                                       if k.startswith(f"{split}_")}):
+            self.result.best = dict(record)
+        return {f"{split}_{k}": v for k, v in metrics.items()}
+
+    def finish(self, test: bool) -> RunResult:
+        """Score the chosen prompt on the task's report split (if ``test`` and the task has one)."""
+        best, split = self.result.best, self.task.report_split
+        if test and best and split in self.task.splits:
+            metrics = self.score([best["prompt"]], split)[0]
+            self.result.test = {f"{split}_{k}": v for k, v in metrics.items()}
+            self.result.prompts.append({**best, "source": "best", **self.result.test})
+        return self.result
+
+    def state_dict(self) -> dict:
+        return {"scores": self.scores}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scores = state["scores"]
+
+
+def _rows(metrics: dict, n: int) -> list[dict[str, float]]:
+    return [{k: float(v[i].mean()) for k, v in metrics.items()} for i in range(n)]
+
+
+class Method:
+    """Base class of methods. A subclass sets ``config_class`` (its fields, with docstrings, are the
+    keys ``method.<field>``; its ``__post_init__`` checks its own rules) and implements ``iterate``
+    and ``current_prompt``; ``step`` counts, evaluates every ``run.eval_every`` iterations and logs,
+    ``train`` runs the budget (``run.steps``).
+
+    Args:
+        spec: the run (its ``method_config`` is this method's config).
+        task: the task; built from the spec if None.
+    """
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type]
+
+    def __init__(self, spec: RunSpec, task=None):
+        self.spec, self.run = spec, spec.run
+        self.config = spec.method_config
+        if task is None:
+            task = spec.task_class.build(spec.task_config, spec.run)
+            task.check_splits(task.run_splits(spec.run.test))
+        self.task = task
+        self.result = RunResult(spec, prompt_tokenizer=self.prompt_tokenizer)
+        self.book = PromptBook(task, self.result)
+        self.step_count = 0
+
+    @property
+    def prompt_tokenizer(self) -> str | None:
+        """The model whose tokenizer made the prompts' token ids (None: the prompts are text only)."""
+        return None
+
+    def iterate(self) -> dict:
+        """One iteration of the method: its history row's metrics."""
+        raise NotImplementedError
+
+    def current_prompt(self) -> tuple[str, list[int] | None]:
+        """The method's prompt now (evaluated every ``eval_every`` steps)."""
+        raise NotImplementedError
+
+    def evaluate(self) -> dict:
+        """Score the current prompt on the selection split; keep it if it is the best so far."""
+        prompt, ids = self.current_prompt()
+        return self.book.consider(prompt, self.step_count, "greedy", ids) | {"greedy_prompt": prompt}
+
+    def step(self) -> dict:
+        """One iteration, counted and logged (with the evaluation when one is due)."""
+        row = self.iterate()
+        self.step_count += 1
+        row = {"step": self.step_count, **row}
+        if self.step_count % self.run.eval_every == 0 or self.step_count == self.run.steps:
+            row.update(self.evaluate())
+        self.result.history.append(row)
+        return row
+
+    def train(self, on_step: Callable[[dict], None] | None = None) -> RunResult:
+        start = time.perf_counter()
+        try:
+            while self.step_count < self.run.steps:
+                row = self.step()
+                if on_step is not None:
+                    on_step(row)
+        finally:  # an interrupted run keeps its time and steps
+            self.result.wall_time_s += time.perf_counter() - start
+            self.result.steps_done = self.step_count
+        return self.finish()
+
+    def finish(self) -> RunResult:
+        self.result.steps_done = self.step_count
+        return self.book.finish(self.run.test)
+
+    # -- checkpoints: a method adds its own state to these -----------------------------------
+
+    def state_dict(self, compact: bool = False) -> dict:
+        r = self.result
+        return {"step": self.step_count, "book": self.book.state_dict(), "history": r.history,
+                "prompts": r.prompts, "best": r.best, "wall_time_s": r.wall_time_s}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_count = state["step"]
+        self.book.load_state_dict(state["book"])
+        r = self.result
+        r.history, r.prompts, r.best, r.wall_time_s = state["history"], state["prompts"], state["best"], state["wall_time_s"]

@@ -1,0 +1,129 @@
+"""The RL method's configuration and its presets, the papers' recipes (docs/presets.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ...fields import require
+from ..base import Preset
+
+
+@dataclass
+class RLConfig:
+    """The RL method's fields (``method.<field>``). Defaults are PIN's settings with the offline
+    policy LM; the presets below are the papers' recipes."""
+
+    SETUP_FIELDS: ClassVar[tuple[str, ...]] = ("policy_lm",)
+    """Fields that say which model runs the method, not which method it is: report labels leave
+    them out (they name the models elsewhere)."""
+
+    # --- policy ---
+    policy_lm: str = "smollm2-135m"
+    """Frozen causal policy LM; PIN uses facebook/opt-125m, RLPrompt distilgpt2."""
+    prompt_length: int = 5
+    """L, tokens per prompt."""
+    mlp_hidden: int = 2048
+    """Width of the trainable MLP psi."""
+
+    # --- regulariser and filter ---
+    regularizer: str = "sparse_tsallis"
+    """shannon (RLPrompt), sparse_tsallis (PIN) or tsallis (index q)."""
+    alpha: float = 1.0
+    """Entropy coefficient; smaller alpha -> fewer tokens in a sparse policy's support."""
+    q: float = 1.5
+    """Tsallis entropic index in (1, 2]; used by the tsallis regulariser only."""
+    top_k: int | None = 10000
+    """PIN's ignorable-token filter: keep the policy LM's top-k tokens per prefix (None: off)."""
+    sample_top_k: int | None = None
+    """RLPrompt's truncation: sample from the policy's own top-k, loss on the full Q (None: off)."""
+
+    # --- objective and data ---
+    objective: str = "mc"
+    """mc (PIN code), td (PIN paper Eq. 5) or pcl (RLPrompt)."""
+    replay_size: int = 64000
+    """Replay buffer capacity in prompts; 0 means on-policy updates."""
+    replay_batch: int = 256
+    """Prompts sampled from the buffer per update, with replacement (as the authors' buffer draws)."""
+    replay_warmup: bool = True
+    """No update until the buffer holds one replay batch (the authors' off-policy modules: the
+    first replay_batch / prompts_per_step steps only explore); False updates from the first step."""
+    prompts_per_step: int = 16
+    """Prompts sampled from the policy per step."""
+    reward_scale: float | None = None
+    """Shaping: scale * zscore(R) + shift. Presets set their code's value for the task; None takes
+    the task's default (PIN's: 1 for classification)."""
+    reward_shift: float | None = None
+    """Shaping shift; presets set it; None takes the task's default (0 for classification)."""
+
+    # --- optimisation ---
+    lr: float = 5e-5
+    """Adam learning rate."""
+    grad_clip: float = 5.0
+    """Gradient-norm clip."""
+    polyak: float = 0.001
+    """Target update rate tau: psi' <- (1 - tau) psi' + tau psi every step."""
+
+    def __post_init__(self):
+        from .objectives import OBJECTIVES
+        from .regularizers import REGULARIZERS
+
+        require([
+            (self.regularizer in REGULARIZERS, "regularizer", f"one of {sorted(REGULARIZERS)}"),
+            (self.objective in OBJECTIVES, "objective", f"one of {sorted(OBJECTIVES)}"),
+            (self.alpha > 0, "alpha", "> 0"),
+            (1 < self.q <= 2, "q", "in (1, 2]"),
+            (self.top_k is None or self.top_k >= 1, "top_k", ">= 1 or None"),
+            (self.sample_top_k is None or self.sample_top_k >= 1, "sample_top_k", ">= 1 or None"),
+            (self.prompt_length >= 1, "prompt_length", ">= 1"),
+            (self.prompts_per_step >= 2, "prompts_per_step", ">= 2 (rewards are z-scored across them)"),
+            (self.replay_size >= 0, "replay_size", ">= 0"),
+            (self.replay_batch >= 1, "replay_batch", ">= 1"),
+            (self.lr > 0, "lr", "> 0"),
+            (0 < self.polyak <= 1, "polyak", "in (0, 1]"),
+        ], self)
+
+
+# The papers' recipes as their released code runs them (docs/presets.md). Models stay the offline
+# defaults: the papers' are one option away (method.policy_lm=facebook/opt-125m or distilgpt2,
+# task.task_lm=roberta-large).
+#
+# Alpha and the reward scale are one knob: both codebases take the policy from the raw Q (alpha 1)
+# and shape the rewards, so what the papers call "1/alpha" is the reward scale. Scaling rewards by
+# c gives the optimal policy of alpha = 1/c (tests/test_trainer.py checks the identity), but not
+# the same learning (Adam, the gradient clip at 5, the MLP's initial Q near 0), so the presets
+# copy the code: alpha 1 and the code's scale per task.
+def _rl(name: str, description: str, per_task: dict[str, tuple[float, float]], run: dict, **fields) -> Preset:
+    values = {f"method.{k}": v for k, v in fields.items()} | {f"run.{k}": v for k, v in run.items()}
+    shaping = {task: {"method.reward_scale": scale, "method.reward_shift": shift}
+               for task, (scale, shift) in per_task.items()}
+    return Preset(name, "rl", description, values, shaping)
+
+
+# scale * zscore(R) + shift per task, from each method's code (docs/presets.md). Style transfer is
+# listed for the issue that adds that task.
+_PIN_SHAPING = {"classification": (1.0, 0.0), "style_transfer": (1.0, 0.0)}
+_RLPROMPT_SHAPING = {"classification": (5.0, 0.0), "style_transfer": (100.0, -20.0)}
+_PIN = dict(regularizer="sparse_tsallis", alpha=1.0, top_k=10000, sample_top_k=None, objective="mc",
+            replay_size=64000, replay_batch=256, replay_warmup=True, lr=5e-5, prompts_per_step=16)
+_PIN_RUN = dict(eval_every=20, steps=6000)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    # The paper's method: sparsemax policy, ignorable-token filter, mc loss (the code's v1; the
+    # paper's Eq. 5 is pin-td), replay with warm-up.
+    _rl("pin", "PIN as in the paper (sparse Tsallis / sparsemax policy, ignorable-token filter k=10,000, "
+               "mc loss of the code, replay)", _PIN_SHAPING, _PIN_RUN, **_PIN),
+    _rl("pin-td", "PIN as in the paper with its Eq. 5 TD loss", _PIN_SHAPING, _PIN_RUN, **{**_PIN, "objective": "td"}),
+    # The command the PIN authors publish for few-shot classification (examples/few-shot-
+    # classification/README.md: algo=sql, sql-offpolicy, loss v1, fluent_top_k=10000): RLPrompt's
+    # Shannon soft Q-learning sampled from the policy's top 256, plus the filter, replay and td.
+    _rl("pin-released", "PIN as its released few-shot command runs (Shannon softmax sampled from the top 256, "
+                        "filter k=10,000, replay, td; no sparsemax)", _PIN_SHAPING, _PIN_RUN,
+        **{**_PIN, "regularizer": "shannon", "sample_top_k": 256, "objective": "td"}),
+    # The paper's ablation "PIN without the ignorable set".
+    _rl("pin-no-filter", "PIN without the ignorable set (the paper's ablation)", _PIN_SHAPING, _PIN_RUN,
+        **{**_PIN, "top_k": None}),
+    _rl("rlprompt", "RLPrompt (Shannon soft Q-learning, top-256 sampling, pcl, on-policy, reward scale 5)",
+        _RLPROMPT_SHAPING, dict(eval_every=10, steps=12000), regularizer="shannon", alpha=1.0, top_k=None,
+        sample_top_k=256, objective="pcl", replay_size=0, replay_warmup=False, lr=5e-5, prompts_per_step=16),
+)}

@@ -1,0 +1,75 @@
+"""Registries of tasks and methods: a name -> the class that implements it.
+
+Built-in entries are ``"module:Class"`` strings, imported on first use (listing the tasks does not
+load torch models). A plug-in is one module that registers its class:
+
+    from pinbench.registry import TASKS
+
+    @TASKS.register("my-task")
+    class MyTask(Task): ...
+
+and is named where it runs: ``plugins: [my_module]`` in a suite or ``--plugin my_module`` on the
+command line. A sweep's workers import the same plug-in modules before they build a trial, so a
+plug-in module must be importable on every node (installed, or on ``PYTHONPATH``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Iterable
+
+from .errors import ConfigError
+
+
+class Registry:
+    """Names of one kind (``task`` or ``method``) -> classes."""
+
+    def __init__(self, kind: str, builtin: dict[str, str]):
+        self.kind = kind
+        self._entries: dict[str, str | type] = dict(builtin)
+
+    def register(self, name: str) -> Callable[[type], type]:
+        """Class decorator: ``@TASKS.register("name")``. The class gets ``name`` as its ``name``."""
+        def add(cls: type) -> type:
+            known = self._entries.get(name)
+            if known is not None and known is not cls and not isinstance(known, str):
+                raise ConfigError(f"{self.kind} '{name}' is registered twice ({known.__module__} and {cls.__module__})")
+            cls.name = name
+            self._entries[name] = cls
+            return cls
+        return add
+
+    def get(self, name: str) -> type:
+        if name not in self._entries:
+            raise ConfigError(f"unknown {self.kind} '{name}'; known: {', '.join(self.names())} "
+                              f"(a plug-in module registers more: `plugins:` in a suite, --plugin on the CLI)")
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            module, _, attr = entry.partition(":")
+            entry = getattr(importlib.import_module(module), attr)
+            entry.name = name
+            self._entries[name] = entry
+        return entry
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+
+def import_plugins(modules: Iterable[str]) -> None:
+    """Import plug-in modules (each registers its tasks and methods); a missing one is an error."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"plug-in module '{module}' cannot be imported: {exc}") from None
+
+
+TASKS = Registry("task", {
+    "classification": "pinbench.tasks.classification.task:FewShotClassification",
+})
+METHODS = Registry("method", {
+    "rl": "pinbench.methods.rl.trainer:Trainer",
+})

@@ -1,0 +1,175 @@
+"""A run = run settings (seed, device, budget) + a task and its config + a method and its config.
+
+Keys are dotted by section: ``run.seed``, ``task.dataset``, ``method.alpha``; ``task`` and
+``method`` name registry entries and ``preset`` a named recipe of a method (``pin``, ``rlprompt``).
+A bare key (``alpha``) is accepted where exactly one section has that field. The same resolution
+serves suites, ``--set`` and ``pinbench train``:
+
+    spec = make_spec({"preset": "pin", "task.dataset": "mr", "seed": 1})
+    spec.method_config.alpha, spec.task_config.dataset, spec.run.seed
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+from .fields import build, check_value, parse_value, require
+from .registry import METHODS, TASKS, import_plugins
+
+SECTIONS = ("run", "task", "method")
+NAMES = ("task", "method", "preset", "plugins")  # keys that are not fields of a section
+
+
+@dataclass
+class RunConfig:
+    """What every run has, whatever its task and method."""
+
+    seed: int = 0
+    """Seeds everything random in the run (initialisation, sampling): same seed, same prompts."""
+    device: str = "cpu"
+    """cpu or cuda[:N], for every model of the run."""
+    steps: int = 6000
+    """The method's budget in iterations (training steps; candidates for a search)."""
+    eval_every: int = 20
+    """Score the method's current prompt on the selection split every N iterations (and at the last)."""
+    test: bool = True
+    """Score the chosen prompt on the task's report split (test) at the end."""
+
+    def __post_init__(self):
+        require([(self.steps >= 1, "steps", ">= 1"), (self.eval_every >= 1, "eval_every", ">= 1")], self)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One fully resolved run: what ``make_spec`` returns, a trial's identity."""
+
+    task: str
+    method: str
+    run: RunConfig
+    task_config: Any
+    method_config: Any
+    preset: str | None = None
+    plugins: tuple[str, ...] = ()
+
+    @property
+    def task_class(self):
+        return TASKS.get(self.task)
+
+    @property
+    def method_class(self):
+        return METHODS.get(self.method)
+
+    def to_dict(self) -> dict:
+        """Flat dotted keys (``run.seed``, ``task.dataset``, ``method.alpha``) plus the names;
+        ``make_spec(spec.to_dict())`` gives the spec back."""
+        out: dict = {"task": self.task, "method": self.method, "preset": self.preset}
+        if self.plugins:
+            out["plugins"] = list(self.plugins)
+        for section, config in zip(SECTIONS, (self.run, self.task_config, self.method_config)):
+            out.update({f"{section}.{k}": v for k, v in dataclasses.asdict(config).items()})
+        return out
+
+    def nested(self) -> dict:
+        """The same, one mapping per section (config.json)."""
+        return {"task": self.task, "method": self.method, "preset": self.preset, "plugins": list(self.plugins),
+                "run": dataclasses.asdict(self.run), "task_config": dataclasses.asdict(self.task_config),
+                "method_config": dataclasses.asdict(self.method_config)}
+
+
+def section_classes(task: str, method: str) -> dict[str, type]:
+    return {"run": RunConfig, "task": TASKS.get(task).config_class, "method": METHODS.get(method).config_class}
+
+
+def _fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def resolve_key(key: str, sections: dict[str, type], where: str, names: dict[str, str]) -> tuple[str, str]:
+    """``method.alpha`` -> (method, alpha); a bare ``alpha`` -> the one section that has it. The
+    error for an unknown key names the section and lists its fields."""
+    section, dot, name = key.partition(".")
+    if dot:
+        if section not in sections:
+            raise ConfigError(f"{where}: unknown key '{key}': sections are {', '.join(SECTIONS)} "
+                              f"(and the names {', '.join(NAMES)})")
+        if name not in _fields(sections[section]):
+            owner = f" of {section} '{names[section]}'" if section in names else ""
+            raise ConfigError(f"{where}: unknown key '{key}': the fields{owner} are "
+                              f"{', '.join(_fields(sections[section]))}")
+        return section, name
+    owners = [s for s, cls in sections.items() if key in _fields(cls)]
+    if len(owners) == 1:
+        return owners[0], key
+    if owners:
+        raise ConfigError(f"{where}: key '{key}' is a field of {' and '.join(owners)}: write "
+                          f"{' or '.join(f'{s}.{key}' for s in owners)}")
+    listing = "; ".join(f"{s}{' ' + repr(names[s]) if s in names else ''}: {', '.join(_fields(c))}"
+                        for s, c in sections.items())
+    raise ConfigError(f"{where}: unknown key '{key}'; {listing}; or {', '.join(NAMES)}")
+
+
+def make_spec(values: dict, where: str = "config", *, from_strings: bool = False) -> RunSpec:
+    """Resolve keys (dotted or bare) into a ``RunSpec``: the preset's values first, then ``values``.
+    ``from_strings`` parses command-line strings by each field's type; otherwise values are
+    type-checked as YAML gives them. Errors name ``where`` and the key."""
+    from .methods import get_preset
+
+    values = dict(values)
+    plugins = tuple(values.pop("plugins", None) or ())
+    preset_name = values.pop("preset", None)
+    try:
+        import_plugins(plugins)
+        preset = get_preset(preset_name) if preset_name is not None else None
+        task = values.pop("task", None) or "classification"
+        method = values.pop("method", None) or (preset.method if preset else "rl")
+        if preset is not None and preset.method != method:
+            raise ConfigError(f"preset '{preset_name}' is a recipe of method '{preset.method}', not '{method}'")
+        sections = section_classes(task, method)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {str(exc).removeprefix('config: ')}") from None
+    names = {"task": task, "method": method}
+    chosen: dict[str, dict] = {s: {} for s in SECTIONS}
+    for key, value in (preset.values_for(task, where) if preset else {}).items():
+        section, name = resolve_key(key, sections, f"preset '{preset_name}'", names)
+        chosen[section][name] = value
+    for key, value in values.items():
+        section, name = resolve_key(key, sections, where, names)
+        label = f"{where}: {section}.{name}"
+        if from_strings and isinstance(value, str):
+            value = parse_value(sections[section], name, value, label)
+        else:
+            value = check_value(sections[section], name, value, label)
+        chosen[section][name] = value
+    configs = {}
+    for section, cls in sections.items():
+        owner = f" '{names[section]}'" if section in names else ""
+        try:
+            configs[section] = build(cls, chosen[section], f"{where}: {section}{owner}")
+        except (ConfigError, TypeError, ValueError) as exc:
+            if isinstance(exc, ConfigError) and str(exc).startswith(f"{where}:"):
+                raise
+            raise ConfigError(f"{where}: {section}{owner}: {exc}") from None
+    return RunSpec(task=task, method=method, run=configs["run"], task_config=configs["task"],
+                   method_config=configs["method"], preset=preset_name, plugins=plugins)
+
+
+@dataclass
+class RunResult:
+    """What a run produced, whatever its method (``pinbench.results`` writes it as Parquet)."""
+
+    spec: RunSpec
+    history: list[dict] = field(default_factory=list)
+    """One row per iteration (the method's own metrics; selection-split metrics where evaluated)."""
+    prompts: list[dict] = field(default_factory=list)
+    """Every evaluated prompt (source, step, metrics), and the chosen one (source ``best``)."""
+    best: dict = field(default_factory=dict)
+    """The chosen prompt: step, prompt, token ids and its selection-split metrics."""
+    test: dict = field(default_factory=dict)
+    """The chosen prompt's report-split metrics (``test_<metric>``)."""
+    wall_time_s: float = 0.0
+    steps_done: int = 0
+    prompt_tokenizer: str | None = None
+    """The model whose tokenizer produced ``token_ids`` (naturalness statistics use it)."""

@@ -1,0 +1,90 @@
+"""What every task is: it owns its data, its reward, its metrics and how its best prompt is chosen.
+
+A method asks a task for one thing: ``score(prompts, split)``, per-prompt metrics that include
+``reward`` (the training signal). Everything a method or the analysis must not guess is declared
+here as a class attribute, and recorded with each result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Sequence
+
+import torch
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-prompt metric a task reports, and which way is better."""
+
+    name: str
+    higher_is_better: bool = True
+    description: str = ""
+
+
+class Task:
+    """Base class of tasks (register a subclass with ``@TASKS.register(name)``).
+
+    A subclass sets the class attributes, a ``config_class`` dataclass (its fields, with docstrings,
+    are the task's keys ``task.<field>``) and implements ``build``, ``score`` and ``dataset_name``.
+    """
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type]
+    metrics: ClassVar[tuple[Metric, ...]] = (Metric("reward"),)
+    """Per-prompt metrics ``score`` returns (``reward`` among them)."""
+    splits: ClassVar[tuple[str, ...]] = ("train", "dev", "test")
+    """The splits the task has; ("train",) when there is only the training signal (one target image)."""
+    selection_split: ClassVar[str] = "dev"
+    """Where the reported prompt is chosen: its best score on this split ("train": best reward seen)."""
+    selection_metric: ClassVar[str] = "reward"
+    """The metric that chooses it (ties: reward)."""
+    report_split: ClassVar[str | None] = "test"
+    """The split the chosen prompt is finally scored on (None: the selection scores are the result)."""
+    cacheable: ClassVar[bool] = True
+    """Scores are deterministic, so a method may score a (split, prompt) once and reuse it."""
+    reward_groups: ClassVar[str] = "step"
+    """How training rewards are z-scored: "step" (``reward`` is [P]: one group, the step's prompts)
+    or "input" (``reward`` is [P, G]: each of G groups z-scored across the prompts)."""
+    default_reward_scale: ClassVar[float] = 1.0
+    default_reward_shift: ClassVar[float] = 0.0
+
+    @classmethod
+    def build(cls, config, run) -> "Task":
+        """The task for a config (``config_class``) and the run settings (device, seed)."""
+        raise NotImplementedError
+
+    @classmethod
+    def dataset_name(cls, config) -> str:
+        """What a config's task is solved on (a dataset, an image set): a report's column."""
+        raise NotImplementedError
+
+    def check_splits(self, splits: Sequence[str]) -> None:
+        """Fail now, before any training, if a split a run will need is missing."""
+        unknown = [s for s in splits if s not in self.splits]
+        if unknown:
+            raise ConfigError(f"task '{self.name}' has no split(s) {unknown}; it has {list(self.splits)}")
+
+    def score(self, prompts: Sequence[str], split: str = "train") -> dict[str, torch.Tensor]:
+        """Per-prompt metrics on a split: {name: tensor [P]} (``reward`` [P, G] for grouped tasks)."""
+        raise NotImplementedError
+
+    def differentiable(self):
+        """A white-box path (gradients with respect to prompt embeddings) for gradient methods, or
+        None when the task has none."""
+        return None
+
+    @classmethod
+    def metric(cls, name: str) -> Metric:
+        for m in cls.metrics:
+            if m.name == name:
+                return m
+        raise ConfigError(f"task '{cls.name}' has no metric '{name}'; it has {[m.name for m in cls.metrics]}")
+
+    @classmethod
+    def run_splits(cls, test: bool) -> list[str]:
+        """The splits a run scores: training, selection and (if ``test``) the reported one."""
+        wanted = ["train", cls.selection_split] + ([cls.report_split] if test and cls.report_split else [])
+        return [s for s in dict.fromkeys(wanted) if s in cls.splits]
