@@ -80,6 +80,8 @@ def ablation_groups(trials: pd.DataFrame, param: str) -> pd.DataFrame:
     """Trials of groups (same method settings but ``param``, same dataset) where ``param`` takes at
     least two values; ``group`` names the line."""
     settings = method_settings(trials)
+    if param not in settings.columns:  # no trial's method has this field
+        return trials.iloc[:0].assign(group=pd.Series(dtype=str))
     others = [f for f in settings.columns if f != param]
     keys = settings[others].apply(lambda r: " ".join(map(str, r)), axis=1) + " | " + trials["dataset"].astype(str)
     frame = trials.assign(_key=keys.to_numpy(), _x=pd.to_numeric(settings[param], errors="coerce"))

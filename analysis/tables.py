@@ -225,9 +225,10 @@ def display_frame(table: SummaryTable, render=cell, bold=lambda s: f"**{s}**", d
 
 def to_markdown(table: SummaryTable) -> str:
     frame = display_frame(table)
-    header = "| " + " | ".join(frame.columns) + " |"
+    cell = lambda v: str(v).replace("|", "\\|")  # noqa: E731  (a '|' in a label would split the cell)
+    header = "| " + " | ".join(map(cell, frame.columns)) + " |"
     align = "|" + "|".join([":---", *(["---:"] * (len(frame.columns) - 1))]) + "|"
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.to_numpy().tolist()]
+    body = ["| " + " | ".join(map(cell, row)) + " |" for row in frame.to_numpy().tolist()]
     return "\n".join([header, align, *body, "", table.caption(notes=False), ""])
 
 

@@ -1,0 +1,74 @@
+"""A task and a method added from outside pinbench: each is one class plus one registry line.
+
+The plug-in tests name this module in a suite (``plugins: [toy_plugins]``); the sweep's workers
+import it too (it is on their PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pinbench.methods import Method
+from pinbench.registry import METHODS, TASKS
+from pinbench.tasks import Metric, Task
+
+
+@dataclass
+class PromptLengthConfig:
+    target: int = 11
+    """The prompt length (characters) that scores best."""
+
+
+@TASKS.register("prompt-length")
+class PromptLength(Task):
+    """Scores a prompt by how far its length is from a target (lower is better); no model."""
+
+    config_class = PromptLengthConfig
+    metrics = (Metric("distance", higher_is_better=False), Metric("reward"))
+    selection_metric = "distance"
+
+    def __init__(self, config: PromptLengthConfig):
+        self.config = config
+
+    @classmethod
+    def build(cls, config, run):
+        return cls(config)
+
+    @classmethod
+    def dataset_name(cls, config) -> str:
+        return f"length-{config.target}"
+
+    def score(self, prompts, split="train"):
+        distance = torch.tensor([abs(len(p) - self.config.target) for p in prompts], dtype=torch.float)
+        if split == "test":  # a harder split, so a test can tell which split a number came from
+            distance = distance + 1
+        return {"distance": distance, "reward": -distance}
+
+
+@dataclass
+class FixedPromptsConfig:
+    prompts: str = "hello|hello world"
+    """Candidate prompts separated by '|', one tried per step."""
+
+    def __post_init__(self):
+        if not all(self.prompts.split("|")):
+            raise ValueError(f"prompts {self.prompts!r} has an empty candidate")
+
+
+@METHODS.register("fixed-prompts")
+class FixedPrompts(Method):
+    """Tries a fixed list of prompts in turn (no learning)."""
+
+    config_class = FixedPromptsConfig
+
+    def __init__(self, spec, task=None):
+        super().__init__(spec, task)
+        self.candidates = self.config.prompts.split("|")
+
+    def iterate(self) -> dict:
+        return {"candidate": self.candidates[self.step_count % len(self.candidates)]}
+
+    def current_prompt(self):
+        return self.candidates[(self.step_count - 1) % len(self.candidates)], None
