@@ -24,7 +24,9 @@ def test_a_plugin_task_and_method_are_resolved_checked_and_run():
     spec = make_spec({"plugins": ["toy_plugins"], "task": "prompt-length", "method": "fixed-prompts",
                       "target": 5, "method.prompts": "hi|hello|hello world", "steps": 3, "eval_every": 1})
     assert (spec.task_config.target, spec.method_config.prompts, spec.run.steps) == (5, "hi|hello|hello world", 3)
-    result = spec.method_class(spec).train()
+    method = spec.method_class(spec)
+    assert method.task.differentiable() is None  # the task declares no white-box path
+    result = method.train()
     # the task's rule: the lowest dev distance wins ("hello", 0), then scored on test (+1 there)
     assert result.best["prompt"] == "hello" and result.best["dev_distance"] == 0.0
     assert result.test == {"test_distance": 1.0, "test_reward": -1.0}

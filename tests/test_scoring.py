@@ -210,3 +210,29 @@ def test_reported_splits_are_scored_exactly_while_training_rewards_use_bf16(tiny
     # opting out scores dev like training
     loose = FewShotClassification("toy", sharp_llama, None, 5, bf16=True, exact_eval=False)
     assert torch.equal(loose.evaluate(prompts, "dev").probs, train)
+
+
+# ---- the white-box path (gradient methods) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["sharp_gpt2", "sharp_llama", "sharp_roberta"])
+def test_verbalizer_loss_of_a_prompts_own_embeddings_equals_the_scorers_cross_entropy(model, request):
+    from pinbench.tasks.classification.gradients import VerbalizerLoss
+
+    lm = request.getfixturevalue(model)
+    scorer = VerbalizerScorer(lm, SENTIMENT)
+    white_box = VerbalizerLoss(scorer)
+    labels = [1, 0, 0, 0, 1, 1]
+    for prompt in ("it was", "overall the film was really"):
+        ids = lm.tokenizer(" " + prompt, add_special_tokens=False).input_ids  # the template's lead space
+        embeds = white_box.vocabulary[ids].detach().clone().requires_grad_(True)
+        loss = white_box.loss(embeds, TEXTS, labels)
+        probs = scorer.score([prompt], TEXTS)[0]
+        expected = -probs[torch.arange(len(TEXTS)), torch.tensor(labels)].log().mean()
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-5)
+        loss.backward()
+        assert embeds.grad is not None and embeds.grad.abs().sum() > 0
+        # a step against the gradient lowers the loss: the gradient is the loss's
+        with torch.no_grad():
+            stepped = embeds - 1e-2 * embeds.grad / embeds.grad.norm()
+        assert white_box.loss(stepped, TEXTS, labels).item() < loss.item()

@@ -148,6 +148,13 @@ class FewShotClassification(Task):
         for name in splits:
             self.split(name)
 
+    def differentiable(self):
+        """The verbalizer cross-entropy as a function of prompt embeddings (exact weights), for
+        gradient methods: ``loss(prompt_embeds, split.texts, split.labels)``."""
+        from .gradients import VerbalizerLoss
+
+        return VerbalizerLoss(self.exact_scorer)
+
     def score(self, prompts: Sequence[str], split: str = "train") -> dict[str, torch.Tensor]:
         """Per-prompt metrics on a split: ``reward`` (mean gap reward, the training signal) and
         ``accuracy``."""

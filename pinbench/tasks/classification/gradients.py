@@ -1,0 +1,73 @@
+"""The white-box path of few-shot classification: the verbalizer cross-entropy as a differentiable
+function of prompt embeddings, for gradient methods (PEZ, soft prompt tuning, AutoPrompt).
+
+The template is built as in ``scoring``: each piece tokenised on its own, the prompt's tokens
+replaced by the given embeddings (the whitespace before the prompt is the caller's: the embeddings
+of `` great`` already carry it). With the embeddings of a prompt's own tokens, the loss equals
+-log p(label) from ``VerbalizerScorer`` (tests check it).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .scoring import VerbalizerScorer
+
+
+class VerbalizerLoss:
+    """Cross-entropy of the verbalizer probabilities given prompt embeddings, in float32.
+
+    Args:
+        scorer: an exact ``VerbalizerScorer`` (its model, template pieces and verbalizer ids).
+    """
+
+    def __init__(self, scorer: VerbalizerScorer):
+        self.scorer = scorer
+        self.model = scorer.lm.model
+        self.embeddings = self.model.get_input_embeddings()
+
+    @property
+    def vocabulary(self) -> torch.Tensor:
+        """The task LM's input embedding matrix [V, d] (what projections snap onto)."""
+        return self.embeddings.weight
+
+    def _rows(self, prompt: torch.Tensor, text: str) -> tuple[torch.Tensor, int]:
+        """Embeddings [T, d] of one templated example with ``prompt`` [L, d] in the prompt slot,
+        and the scored position."""
+        s = self.scorer
+        parts, scored = [], None
+        ids = list(s.bos)
+        for piece in s.pieces:
+            if piece.kind == "prompt":
+                if ids:
+                    parts.append(self.embeddings(torch.tensor(ids, device=prompt.device)))
+                parts.append(prompt)
+                ids = []
+                continue
+            if piece.kind == "mask":
+                scored = sum(len(p) for p in parts) + len(ids)
+            ids += s._piece_ids(piece, text, "")
+        ids += s.eos
+        if ids:
+            parts.append(self.embeddings(torch.tensor(ids, device=prompt.device)))
+        rows = torch.cat(parts)
+        return rows, (len(rows) - 1 if scored is None else scored)
+
+    def loss(self, prompt: torch.Tensor, texts: Sequence[str], labels: Sequence[int]) -> torch.Tensor:
+        """Mean cross-entropy over ``texts`` of the verbalizer classes given ``prompt`` [L, d]."""
+        rows = [self._rows(prompt, t) for t in texts]
+        width = max(len(r) for r, _ in rows)
+        d = prompt.shape[-1]
+        embeds = prompt.new_zeros(len(rows), width, d)
+        mask = torch.zeros(len(rows), width, dtype=torch.long, device=prompt.device)
+        for i, (r, _) in enumerate(rows):
+            embeds[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        hidden = self.scorer.body(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+        at = torch.tensor([pos for _, pos in rows], device=prompt.device)
+        h = hidden[torch.arange(len(rows), device=prompt.device), at]
+        logits = self.scorer.head.logits(h, self.scorer.label_ids.to(prompt.device))
+        return F.cross_entropy(logits, torch.tensor(list(labels), device=prompt.device))
