@@ -34,15 +34,22 @@ def _percent(metric: str) -> bool:
     return metric.endswith("accuracy")
 
 
+# Per-step history columns that are not a split's metric, and how their axes read.
+STEP_LABELS = {"support": "policy support (tokens)", "entropy": "policy entropy", "reward_mean": "mean train reward"}
+
+
 def _label(metric: str) -> str:
+    if metric in STEP_LABELS:
+        return STEP_LABELS[metric]
     split, _, name = metric.partition("_")
     return f"{split} {name}" + (" (%)" if _percent(metric) else "")
 
 
 def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, metric: str = "dev_accuracy",
-                    error: str = "se") -> plt.Figure:
-    """One panel per dataset; per method the mean over runs at each evaluated step and a band of
-    ± error. ``trials`` needs ``method`` and ``dataset``."""
+                    error: str = "se", log: bool = False) -> plt.Figure:
+    """One panel per dataset; per method the mean over runs at each evaluated (or, for a per-step
+    column such as ``support``, every) step and a band of ± error. ``trials`` needs ``method`` and
+    ``dataset``; ``log`` puts the y axis on a log scale."""
     if metric not in history.columns:
         raise ValueError(f"history has no '{metric}' column")
     evals = history[history[metric].notna()].merge(trials[["trial_id", "method", "dataset"]], on="trial_id")
@@ -71,7 +78,10 @@ def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, metric: str = "
         ax.legend(fontsize=8)
     for ax in grid[:, 0]:
         ax.set_ylabel(_label(metric))
-    fig.suptitle(f"Learning curves: mean ± {'standard error' if error == 'se' else 'std'} over runs", fontsize=10)
+        if log:
+            ax.set_yscale("log")
+    title = "Learning curves" if metric not in STEP_LABELS else _label(metric).capitalize()
+    fig.suptitle(f"{title}: mean ± {'standard error' if error == 'se' else 'std'} over runs", fontsize=10)
     fig.tight_layout()
     return fig
 

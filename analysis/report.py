@@ -5,6 +5,7 @@
     <out>/tables/naturalness.{md,tex,csv}  perplexity, Zipf, word shares, support per method
     <out>/tables/prompts.{md,csv}          every trial's best prompt with accuracy and naturalness
     <out>/figures/learning_curves.{png,pdf}
+    <out>/figures/policy_{support,entropy}.{png,pdf}    the sampling policy over training
     <out>/figures/ablation_<alpha|q|top_k>.{png,pdf}   where the results vary that setting
 """
 
@@ -269,6 +270,13 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
         figures["Learning curves"] = saved[0]
     else:
         warnings.append(f"no learning curves: history.parquet has no '{dev_metric}' values")
+    # How the policy concentrated (a sparse policy's support collapsing, a softmax's entropy).
+    for column, log in (("support", True), ("entropy", False)):
+        if column in results.history.columns and results.history[column].notna().any():
+            fig = plots.learning_curves(results.history, trials, column, options.error, log=log)
+            saved = plots.save(fig, figures_dir / f"policy_{column}")
+            files += saved
+            figures[f"Policy {column} over training"] = saved[0]
     for param in ABLATION_FIELDS:
         fig = plots.ablation(trials, param, options.metric, options.error)
         if fig is not None:

@@ -340,7 +340,7 @@ def test_figures(store, tmp_path, tiny_lm_dir):
     import matplotlib.image
 
     report = build_report([store], tmp_path / "r", options(tiny_lm_dir))
-    for stem in ("learning_curves", "ablation_alpha"):
+    for stem in ("learning_curves", "ablation_alpha", "policy_support", "policy_entropy"):
         png = report.out / "figures" / f"{stem}.png"
         assert png.stat().st_size > 0 and (report.out / "figures" / f"{stem}.pdf").stat().st_size > 0
         assert matplotlib.image.imread(png).shape[0] > 100
@@ -356,6 +356,12 @@ def test_figures(store, tmp_path, tiny_lm_dir):
     pin = axes[0].get_lines()[0]
     assert pin.get_xdata().tolist() == [10, 20]
     assert pin.get_ydata() == pytest.approx([82.0, 92.0])  # mean of dev accuracy at each step
+
+    fig = plots.learning_curves(results.history, report.trials, "support", log=True)
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "policy support (tokens)" and ax.get_yscale() == "log"
+    by_label = {line.get_label(): line.get_ydata().tolist() for line in ax.get_lines()}
+    assert by_label["pin (n=3)"] == [5.0, 5.0] and by_label["rlprompt (n=3)"] == [49.0, 49.0]
 
     fig = plots.ablation(report.trials, "method.alpha")
     left, right = fig.axes
