@@ -220,7 +220,7 @@ def test_replay_buffer_is_a_ring():
     assert set(drawn) == {4.0, 5.0, 6.0, 7.0, 8.0}  # the oldest four were overwritten
 
 
-# Each preset's effective method settings, written out by hand from PAPER.md section 8 and the
+# Each preset's effective method settings, written out by hand from docs/presets.md and the
 # authors' code (alpha 1 everywhere: the code takes the policy from the raw Q; the reward scale is
 # the knob). A change to a preset must change this table.
 #  preset          regularizer      alpha top_k  sample objective replay batch warmup scale shift eval
