@@ -340,11 +340,12 @@ def test_figures(store, tmp_path, tiny_lm_dir):
     import matplotlib.image
 
     report = build_report([store], tmp_path / "r", options(tiny_lm_dir))
-    for stem in ("learning_curves", "ablation_alpha", "policy_support", "policy_entropy"):
+    for stem in ("learning_curves", "ablation_alpha", "policy_support"):
         png = report.out / "figures" / f"{stem}.png"
         assert png.stat().st_size > 0 and (report.out / "figures" / f"{stem}.pdf").stat().st_size > 0
         assert matplotlib.image.imread(png).shape[0] > 100
     assert not (report.out / "figures" / "ablation_q.png").exists()  # nothing varies q
+    assert not (report.out / "figures" / "policy_entropy.png").exists()  # Shannon and Tsallis: not one scale
 
     results = load_results(store)
     fig = plots.learning_curves(results.history, report.trials)
