@@ -40,6 +40,21 @@ def test_a_plugin_task_and_method_are_resolved_checked_and_run():
         make_spec({"plugins": ["toy_plugins"], "task": "prompt-length", "method": "fixed-prompts", "alpha": 1.0})
 
 
+def test_a_task_without_splits_keeps_the_best_reward_seen_and_its_outputs():
+    spec = make_spec({"plugins": ["toy_plugins"], "task": "prompt-length-no-splits", "method": "fixed-prompts",
+                      "target": 5, "method.prompts": "hi|hello|hello world", "steps": 3, "eval_every": 1})
+    method = spec.method_class(spec)
+    result = method.train()
+    assert result.best["prompt"] == "hello" and result.best["train_reward"] == 0.0
+    assert result.best["train_outputs"] == ["HELLO"]  # stored with the prompt as the task gave it
+    assert result.test == {}  # no report split: the selection scores are the result
+    assert method.book.scores == {}  # not cacheable: nothing kept
+    from pinbench.results import trial_row
+
+    row = trial_row(result, "t")
+    assert (row["selection_split"], row["report_split"], row["train_reward"]) == ("train", None, 0.0)
+
+
 def test_train_cli_takes_the_plugins_fields_as_flags(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", "--plugin", "toy_plugins", "--task", "prompt-length", "--method", "fixed-prompts",

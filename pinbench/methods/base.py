@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Sequence
 
+import torch
+
 from ..errors import ConfigError
 from ..run import RunResult, RunSpec
 
@@ -91,8 +93,12 @@ class PromptBook:
         self.scores = state["scores"]
 
 
-def _rows(metrics: dict, n: int) -> list[dict[str, float]]:
-    return [{k: float(v[i].mean()) for k, v in metrics.items()} for i in range(n)]
+def _rows(metrics: dict, n: int) -> list[dict]:
+    """Per prompt: each tensor metric as a float (a grouped reward [P, G] as its mean); other
+    per-prompt values (a task's sampled outputs, a list per prompt) as they are, so they are
+    stored with the prompt."""
+    return [{k: float(v[i].float().mean()) if torch.is_tensor(v) else v[i] for k, v in metrics.items()}
+            for i in range(n)]
 
 
 class Method:

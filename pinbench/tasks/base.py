@@ -68,7 +68,9 @@ class Task:
             raise ConfigError(f"task '{self.name}' has no split(s) {unknown}; it has {list(self.splits)}")
 
     def score(self, prompts: Sequence[str], split: str = "train") -> dict[str, torch.Tensor]:
-        """Per-prompt metrics on a split: {name: tensor [P]} (``reward`` [P, G] for grouped tasks)."""
+        """Per-prompt metrics on a split: {name: tensor [P]} (``reward`` [P, G] for grouped tasks).
+        A value that is a list with one entry per prompt (e.g. the task's sampled outputs) is
+        stored with each evaluated prompt as it is."""
         raise NotImplementedError
 
     def differentiable(self):

@@ -47,6 +47,19 @@ class PromptLength(Task):
         return {"distance": distance, "reward": -distance}
 
 
+@TASKS.register("prompt-length-no-splits")
+class PromptLengthNoSplits(PromptLength):
+    """The same score with one split only: the chosen prompt is the best reward seen (as for
+    textual inversion), and it also stores an output per prompt (as style transfer's samples)."""
+
+    splits = ("train",)
+    selection_split, selection_metric, report_split = "train", "reward", None
+    cacheable = False
+
+    def score(self, prompts, split="train"):
+        return {**super().score(prompts, split), "outputs": [[p.upper()] for p in prompts]}
+
+
 @dataclass
 class FixedPromptsConfig:
     prompts: str = "hello|hello world"
