@@ -35,7 +35,8 @@ def _percent(metric: str) -> bool:
 
 
 # Per-step history columns that are not a split's metric, and how their axes read.
-STEP_LABELS = {"support": "policy support (tokens)", "entropy": "policy entropy", "reward_mean": "mean train reward"}
+STEP_LABELS = {"support": "policy support (tokens)", "entropy": "policy entropy",
+               "reward_mean": "train reward of the sampled prompts"}
 
 
 def _label(metric: str) -> str:

@@ -5,6 +5,7 @@
     <out>/tables/naturalness.{md,tex,csv}  perplexity, Zipf, word shares, support per method
     <out>/tables/prompts.{md,csv}          every trial's best prompt with accuracy and naturalness
     <out>/figures/learning_curves.{png,pdf}
+    <out>/figures/train_reward.{png,pdf}      the sampled prompts' raw task reward at every step
     <out>/figures/policy_support.{png,pdf}    the tokens the sampling policy can draw, over training
     <out>/figures/ablation_<alpha|q|top_k>.{png,pdf}   where the results vary that setting
 """
@@ -270,13 +271,16 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
         figures["Learning curves"] = saved[0]
     else:
         warnings.append(f"no learning curves: history.parquet has no '{dev_metric}' values")
-    # When the policy concentrated: the tokens it can sample, comparable across regularisers (each
+    # Every step's raw task reward of the sampled prompts (smoother than a small dev split), and
+    # when the policy concentrated: the tokens it can sample, comparable across regularisers (each
     # logs its own entropy, Shannon or Tsallis, which are not on one scale).
-    if "support" in results.history.columns and results.history["support"].notna().any():
-        fig = plots.learning_curves(results.history, trials, "support", options.error, log=True)
-        saved = plots.save(fig, figures_dir / "policy_support")
-        files += saved
-        figures["Policy support over training"] = saved[0]
+    for column, stem, title, log in (("reward_mean", "train_reward", "Training reward", False),
+                                     ("support", "policy_support", "Policy support over training", True)):
+        if column in results.history.columns and results.history[column].notna().any():
+            fig = plots.learning_curves(results.history, trials, column, options.error, log=log)
+            saved = plots.save(fig, figures_dir / stem)
+            files += saved
+            figures[title] = saved[0]
     for param in ABLATION_FIELDS:
         fig = plots.ablation(trials, param, options.metric, options.error)
         if fig is not None:

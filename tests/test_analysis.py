@@ -340,7 +340,7 @@ def test_figures(store, tmp_path, tiny_lm_dir):
     import matplotlib.image
 
     report = build_report([store], tmp_path / "r", options(tiny_lm_dir))
-    for stem in ("learning_curves", "ablation_alpha", "policy_support"):
+    for stem in ("learning_curves", "ablation_alpha", "policy_support", "train_reward"):
         png = report.out / "figures" / f"{stem}.png"
         assert png.stat().st_size > 0 and (report.out / "figures" / f"{stem}.pdf").stat().st_size > 0
         assert matplotlib.image.imread(png).shape[0] > 100
