@@ -66,7 +66,7 @@ class ReplayBuffer:
 
 @METHODS.register("rl")
 class Trainer(Method):
-    """RL prompt optimisation (method ``rl``; presets ``pin``, ``rlprompt``, ...).
+    """RL prompt optimisation: frozen policy LM + trainable Q head (presets pin, rlprompt, ...).
 
     Args:
         spec: the run (``spec.method_config`` is an ``RLConfig``).

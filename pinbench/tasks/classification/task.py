@@ -83,7 +83,7 @@ class Evaluation:
 
 @TASKS.register("classification")
 class FewShotClassification(Task):
-    """A dataset split seed scored by a frozen task LM through its verbalizers.
+    """Few-shot classification: a dataset split scored by a frozen task LM through its verbalizers.
 
     Args:
         dataset: registry name or a ``DatasetSpec``.
