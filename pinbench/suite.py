@@ -108,8 +108,22 @@ class TrialSpec:
     spec: RunSpec
 
 
+def canonical_point(point: dict, task: str, method: str) -> dict:
+    """The point with each key written as its field's name (``seed``, not ``run.seed``) where one
+    section has that field, so ``seed:`` and ``run.seed:`` name the same trial (and ids match those
+    of suites written before sections existed)."""
+    sections = section_classes(task, method)
+    out = {}
+    for key, value in point.items():
+        section, _, name = key.rpartition(".")
+        owners = [s for s, cls in sections.items() if name in {f.name for f in dataclasses.fields(cls)}]
+        out[name if section and owners == [section] else key] = value
+    return out
+
+
 def trial_id(suite: str, point: dict) -> str:
-    """Deterministic id from the grid point, so a resumed or re-run suite names trials the same."""
+    """Deterministic id from the (canonical) grid point, so a resumed or re-run suite names trials
+    the same."""
     key = json.dumps(point, sort_keys=True, default=str)
     readable = "_".join(f"{k}={v}" for k, v in point.items())[:60]
     return f"{readable or suite}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
@@ -120,7 +134,8 @@ def make_trial(suite: Suite, point: dict) -> TrialSpec:
     if suite.plugins:
         values["plugins"] = list(suite.plugins)
     where = f"{suite.source}: trial {point or '(base)'}"
-    return TrialSpec(trial_id(suite.name, point), point, make_spec(values, where))
+    spec = make_spec(values, where)
+    return TrialSpec(trial_id(suite.name, canonical_point(point, spec.task, spec.method)), point, spec)
 
 
 # ---------------------------------------------------------------------------------------------

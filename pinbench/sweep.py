@@ -81,10 +81,12 @@ def resolve_params(params: dict) -> dict:
     the sampled values (their point), and get an id from those values."""
     if "trial" in params:
         return params["trial"]
-    from .suite import trial_id
+    from .suite import canonical_point, trial_id
 
     point = dict(params["sampled"])
-    return {"config": {**params["base"], **point}, "trial_id": trial_id(params["suite"], point),
+    base = params["base"]
+    canonical = canonical_point(point, base.get("task") or "classification", base.get("method") or "rl")
+    return {"config": {**base, **point}, "trial_id": trial_id(params["suite"], canonical),
             "suite": params["suite"], "point": point}
 
 

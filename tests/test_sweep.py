@@ -93,6 +93,11 @@ def test_dotted_and_bare_keys_address_the_same_fields_and_grids_may_vary_the_met
     dotted = parse_suite({"name": "d", "base": {"task.dataset": "mr", "method.alpha": 0.5, "run.seed": 3}}
                          ).trials()[0].spec
     assert bare == dotted and dotted.method_config.alpha == 0.5 and dotted.run.seed == 3
+    # ... and name the same trials: a suite rewritten with sections resumes its old trials
+    ids = [t.trial_id for t in parse_suite({"name": "d", "grid": {"preset": ["pin"], "seed": [0, 1]}}).trials()]
+    assert ids == [t.trial_id for t in parse_suite({"name": "d", "grid": {"preset": ["pin"], "run.seed": [0, 1]}}
+                                                   ).trials()]
+    assert ids[1] == "preset=pin_seed=1-cbb7fb6e"  # the id this trial had before sections existed
     grid = parse_suite({"name": "d", "grid": {"method": ["rl"], "task": ["classification"], "run.seed": [0, 1]}})
     assert [t.spec.run.seed for t in grid.trials()] == [0, 1]
     with pytest.raises(ConfigError, match="preset 'pin' is a recipe of method 'rl', not 'other'"):
