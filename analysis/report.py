@@ -3,6 +3,7 @@
     <out>/report.md                     summary linking everything below, with the top prompts
     <out>/tables/comparison.{md,tex,csv}   metric per method x dataset (+ Avg), mean ± error
     <out>/tables/naturalness.{md,tex,csv}  perplexity, Zipf, word shares, support per method
+    <out>/tables/settling.{md,tex,csv}     support over training and greedy-prompt changes per method
     <out>/tables/prompts.{md,csv}          every trial's best prompt with accuracy and naturalness
     <out>/figures/learning_curves.{png,pdf}
     <out>/figures/train_reward.{png,pdf}      the sampled prompts' raw task reward at every step
@@ -28,6 +29,7 @@ from .load import Results, ResultsError, load_results
 from .methods import ABLATION_FIELDS, label_methods, order_methods, short
 from .naturalness import NaturalnessOptions, naturalness, prompt_tokenizers
 from .published import SOURCE, dataset_name, order_datasets, published_rows
+from .settling import SETTLING_COLUMNS, SETTLING_NOTES, settling
 from .tables import Column, SummaryTable, add_published, format_number, summarise, to_latex, to_long, to_markdown
 
 # Naturalness table columns: (key, header, better, decimals, scale)
@@ -156,6 +158,7 @@ def prepare(results: Results, options: ReportOptions) -> Prepared:
     trials = trials.merge(per_prompt, how="left", left_on=["best_prompt", "_tokenizer"],
                           right_on=["prompt", "policy_lm"]).drop(columns=["prompt", "policy_lm", "_tokenizer"])
     trials = trials.merge(_policy_stats(results.history), how="left", on="trial_id")
+    trials = trials.merge(settling(results.history), how="left", on="trial_id")
     return Prepared(trials, methods, baseline, nat.warnings, nat.computed)
 
 
@@ -184,6 +187,17 @@ def naturalness_table(prep: Prepared, options: ReportOptions) -> SummaryTable:
     table = summarise(samples, columns, title=f"Naturalness of the best prompts (perplexity under {ref})",
                       rows=prep.methods, error=options.error, baseline=prep.baseline)
     table.notes = NATURALNESS_NOTES
+    return table
+
+
+def settling_table(prep: Prepared, options: ReportOptions) -> SummaryTable:
+    trials = prep.trials
+    columns = [c for c in SETTLING_COLUMNS if c.key in trials.columns and trials[c.key].notna().any()]
+    samples = trials.melt(id_vars=["method"], value_vars=[c.key for c in columns], var_name="column") \
+        .rename(columns={"method": "row"})
+    table = summarise(samples, columns, title="Did the runs settle? Policy support and greedy prompts over training",
+                      rows=prep.methods, error=options.error)
+    table.notes = SETTLING_NOTES
     return table
 
 
@@ -258,6 +272,8 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
     files += _write_table_set(comparison, tables_dir / "comparison", "tab:pinbench-comparison")
     nat_table = naturalness_table(prep, options)
     files += _write_table_set(nat_table, tables_dir / "naturalness", "tab:pinbench-naturalness")
+    settle = settling_table(prep, options)
+    files += _write_table_set(settle, tables_dir / "settling", "tab:pinbench-settling")
     prompts = prompts_frame(trials, options.metric)
     files.append(write_table(prompts, tables_dir / "prompts.csv"))
 
@@ -289,7 +305,7 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
             figures[f"Ablation over {short(param)}"] = saved[0]
 
     failed = results.trials[results.trials["status"] != "completed"]
-    text = _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out)
+    text = _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out, settle)
     files.append(write_text(text, out / "report.md"))
     return Report(out, files, comparison, nat_table, trials, prep.computed, warnings)
 
@@ -313,7 +329,7 @@ def _baseline_note(prep) -> list[str]:
             "rlprompt when it is a row unless --baseline names another.", ""]
 
 
-def _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out) -> str:
+def _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out, settle=None) -> str:
     trials, warnings = prep.trials, prep.warnings
     nat = options.naturalness
     ctx = trials["context_token"].dropna().unique().tolist() if "context_token" in trials.columns else []
@@ -333,6 +349,9 @@ def _report_markdown(results, prep, failed, comparison, nat_table, figures, opti
         "Files: [Markdown](tables/naturalness.md) · [LaTeX](tables/naturalness.tex) · [CSV](tables/naturalness.csv) · "
         "[all best prompts](tables/prompts.csv)", "",
     ]
+    if settle is not None and settle.columns:
+        lines += ["## Did the runs settle?", "", to_markdown(settle), SETTLING_NOTES, "",
+                  "Files: [Markdown](tables/settling.md) · [LaTeX](tables/settling.tex) · [CSV](tables/settling.csv)", ""]
     if figures:
         lines += ["## Figures", ""]
         for title, path in figures.items():

@@ -315,7 +315,7 @@ def test_latex_tables_compile(store, tmp_path, tiny_lm_dir):
                     "(.ci/run does) to compile the generated tables")
     report = build_report([store], tmp_path / "r", options(tiny_lm_dir, published="all"))
     texs = sorted((report.out / "tables").glob("*.tex"))
-    assert [t.name for t in texs] == ["comparison.tex", "naturalness.tex"]
+    assert [t.name for t in texs] == ["comparison.tex", "naturalness.tex", "settling.tex"]
     for tex in texs:
         doc = tmp_path / f"doc-{tex.stem}.tex"
         doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
@@ -346,6 +346,7 @@ def test_figures(store, tmp_path, tiny_lm_dir):
         assert matplotlib.image.imread(png).shape[0] > 100
     assert not (report.out / "figures" / "ablation_q.png").exists()  # nothing varies q
     assert not (report.out / "figures" / "policy_entropy.png").exists()  # Shannon and Tsallis: not one scale
+    assert "## Did the runs settle?" in (report.out / "report.md").read_text()
 
     results = load_results(store)
     fig = plots.learning_curves(results.history, report.trials)
@@ -411,3 +412,22 @@ def test_report_markdown_and_cli(store, tmp_path, tiny_lm_dir, capsys):
     assert "metric 'test_f1'" in capsys.readouterr().err
     assert main(["report", str(store), "--out", str(out), "--baseline", "pez", "--reference-lm", tiny_lm_dir]) == 2
     assert "baseline 'pez'" in capsys.readouterr().err
+
+
+def test_settling_reads_support_and_greedy_changes_off_the_history():
+    from analysis.settling import settling
+
+    history = pd.DataFrame({
+        "trial_id": ["a"] * 8 + ["b"] * 2,
+        "step": [1, 2, 3, 4, 5, 6, 7, 8, 1, 2],
+        "support": [5000.0, 4000.0, 300.0, 40.0, 20.0, 20.0, 19.0, 18.0, 256.0, 256.0],
+        "greedy_prompt": [None, "x y", None, "two two", None, "two two", None, "a b", None, "c d"],
+    })
+    out = settling(history).set_index("trial_id")
+    # a: 8 steps -> 10% is step 1 (nearest 0.8), 25% step 2, 50% step 4, 100% step 8
+    assert out.loc["a", ["support_at_10", "support_at_25", "support_at_50", "support_at_100"]].tolist() == \
+        [5000.0, 4000.0, 40.0, 18.0]
+    # greedy prompts x y -> two two -> two two -> a b: 2 changes; 2 of 4 repeat a word
+    assert out.loc["a", "greedy_changes"] == 2.0 and out.loc["a", "greedy_repeats"] == 0.5
+    assert pd.isna(out.loc["b", "greedy_changes"])  # one evaluation: nothing to compare
+    assert out.loc["b", "greedy_repeats"] == 0.0
