@@ -4,8 +4,7 @@ Each trial is a function trainable around the trial's method (``methods.base.Met
 every evaluation, with a checkpoint (the method's state: for RL the MLP, target, optimiser, generator, compact replay
 buffer) at
 most every ``checkpoint_every_s`` seconds and at the end, so a failed or interrupted trial
-continues from its last checkpoint. Models are loaded once per worker process (``load_model``
-caches them and actors are reused between trials).
+continues from its last checkpoint. Each trial runs in a fresh worker process (``REUSE_ACTORS``).
 
 The driver shows one row per trial (``console.SweepConsole``) instead of Tune's own output, and
 optionally logs to TensorBoard, MLflow or W&B (``trackers``).
@@ -45,6 +44,12 @@ STATE_FILE = "state.pt"
 # without a checkpoint still reach the console and the trackers.
 CHECKPOINT_EVERY_S = 60.0
 KEEP_CHECKPOINTS = 2
+
+# A fresh worker process per trial. With reused actors a worker kept memory from trial to trial:
+# in the CPU study a worker in its third PIN trial held 13 GB, Ray's memory monitor killed it and
+# the sweep stopped. A fresh process costs one model load per trial (seconds, against minutes of
+# training) and leaves nothing of a crashed trial behind.
+REUSE_ACTORS = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +188,7 @@ def tune_setup(suite: Suite, skip: set[str] = frozenset(),
     space is empty when every trial is in ``skip``."""
     from ray import tune
 
-    kwargs: dict = {"max_concurrent_trials": suite.max_concurrent, "reuse_actors": True,
+    kwargs: dict = {"max_concurrent_trials": suite.max_concurrent, "reuse_actors": REUSE_ACTORS,
                     "trial_dirname_creator": trial_dirname}
     # Tune takes one metric and mode; the suite parser checks that search and scheduler agree.
     target = suite.search or suite.scheduler
