@@ -181,26 +181,40 @@ def latex_text(text: str) -> str:
     return "".join(out)
 
 
-def format_number(x: float, decimals: int) -> str:
-    """Large values with a suffix, as RLPrompt reports perplexities (254K): 1.1M, not 1100000.0."""
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "K")):
+def _unit(x: float) -> tuple[float, str] | None:
+    """The divisor and suffix a large value is written with (10,000 and up: K), else None."""
+    for scale, divisor, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "K")):
         if abs(x) >= scale:
-            return f"{x / (scale if suffix != 'K' else 1e3):.1f}{suffix}"
-    return f"{x:.{decimals}f}"
+            return divisor, suffix
+    return None
+
+
+def format_number(x: float, decimals: int, like: float | None = None) -> str:
+    """Large values with a suffix, as RLPrompt reports perplexities (254K): 1.1M, not 1100000.0.
+    ``like``: write ``x`` in the unit of that value (an error in its mean's unit: 11.4K ± 5.0K)."""
+    unit = _unit(x if like is None else like)
+    if unit is None:
+        return f"{x:.{decimals}f}"
+    divisor, suffix = unit
+    return f"{x / divisor:.1f}{suffix}"
+
+
+def _error(mean: float, err: float, decimals: int) -> str:
+    return format_number(err, decimals, like=mean if _unit(mean) else err)
 
 
 def cell(mean: float, err: float | None, decimals: int) -> str:
     """Plain text: ``62.5 ± 1.2``, ``62.5`` without an error, ``–`` without a value."""
     if pd.isna(mean):
         return "–"
-    return format_number(mean, decimals) + ("" if pd.isna(err) else f" ± {format_number(err, decimals)}")
+    return format_number(mean, decimals) + ("" if pd.isna(err) else f" ± {_error(mean, err, decimals)}")
 
 
 def latex_cell(mean: float, err: float | None, decimals: int) -> str:
     """LaTeX: the error small after the mean, which keeps wide tables within a column."""
     if pd.isna(mean):
         return "--"
-    return format_number(mean, decimals) + ("" if pd.isna(err) else rf"{{\scriptsize$\pm${format_number(err, decimals)}}}")
+    return format_number(mean, decimals) + ("" if pd.isna(err) else rf"{{\scriptsize$\pm${_error(mean, err, decimals)}}}")
 
 
 def display_frame(table: SummaryTable, render=cell, bold=lambda s: f"**{s}**", dagger: str = "†",

@@ -431,3 +431,14 @@ def test_settling_reads_support_and_greedy_changes_off_the_history():
     assert out.loc["a", "greedy_changes"] == 2.0 and out.loc["a", "greedy_repeats"] == 0.5
     assert pd.isna(out.loc["b", "greedy_changes"])  # one evaluation: nothing to compare
     assert out.loc["b", "greedy_repeats"] == 0.0
+
+
+def test_an_error_is_written_in_its_means_unit():
+    from analysis.tables import cell, latex_cell
+
+    assert cell(11400.0, 4967.4, 1) == "11.4K ± 5.0K"  # not "11.4K ± 4967.4"
+    assert cell(493400.0, 239400.0, 1) == "493.4K ± 239.4K"
+    assert cell(2.5e6, 3e5, 1) == "2.5M ± 0.3M"
+    assert cell(62.5, 1.26, 1) == "62.5 ± 1.3" and cell(62.5, float("nan"), 1) == "62.5"
+    assert cell(5000.0, 12000.0, 1) == "5000.0 ± 12.0K"  # a small mean keeps its digits
+    assert latex_cell(11400.0, 4967.4, 1) == r"11.4K{\scriptsize$\pm$5.0K}"
