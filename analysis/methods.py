@@ -15,6 +15,7 @@ import math
 import pandas as pd
 
 from pinbench.errors import ConfigError
+from pinbench.fields import same_value
 from pinbench.methods import PRESETS
 from pinbench.registry import METHODS
 
@@ -28,15 +29,6 @@ ABLATION_FIELDS = ("method.alpha", "method.q", "method.top_k")
 def short(column: str) -> str:
     name = column.split(".", 1)[-1]
     return SHORT.get(name, name)
-
-
-def _same(a, b) -> bool:
-    if a is None or b is None or (isinstance(a, float) and math.isnan(a)) or (isinstance(b, float) and math.isnan(b)):
-        return (a is None or (isinstance(a, float) and math.isnan(a))) and \
-            (b is None or (isinstance(b, float) and math.isnan(b)))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
 
 
 def fmt_value(v) -> str:
@@ -57,9 +49,7 @@ def _reference(method: str, preset: str | None, task: str) -> dict:
     values = {f"method.{f.name}": (f.default if f.default is not dataclasses.MISSING else f.default_factory())
               for f in dataclasses.fields(config_class) if f.name not in setup}
     if preset in PRESETS:
-        preset_values = PRESETS[preset].values_for(task) if (not PRESETS[preset].per_task
-                                                             or task in PRESETS[preset].per_task) else PRESETS[preset].values
-        values.update({k: v for k, v in preset_values.items() if k in values})
+        values.update({k: v for k, v in PRESETS[preset].settings(task).items() if k in values})
     return values
 
 
@@ -72,7 +62,7 @@ def method_label(row: pd.Series | dict) -> str:
     """``pin``, ``pin α=0.3``, or with no preset ``rl regularizer=tsallis q=1.5``."""
     preset = _value(row, "preset")
     reference = _reference(row["method"], preset, row.get("task", "classification"))
-    diff = [c for c, v in reference.items() if c in row and not _same(_value(row, c), v)]
+    diff = [c for c, v in reference.items() if c in row and not same_value(_value(row, c), v)]
     head = preset or row["method"]
     return " ".join([head, *(f"{short(c)}={fmt_value(_value(row, c))}" for c in diff)])
 

@@ -82,9 +82,7 @@ def _add_field_flags(parser: argparse.ArgumentParser, argv: list[str] | None) ->
             method = get_preset(known.preset).method
         sections = section_classes(known.task or "classification", method or "rl")
     except PinbenchError:  # reported when the command runs (make_spec gives the full message)
-        from .run import section_classes as classes
-
-        sections = classes("classification", "rl")
+        sections = section_classes("classification", "rl")
     counts: dict[str, int] = {}
     for cls in sections.values():
         for f in dataclasses.fields(cls):

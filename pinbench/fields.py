@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import math
 import textwrap
 import typing
 from functools import lru_cache
@@ -93,6 +94,17 @@ def build(cls: type, values: dict, where: str):
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; fields: {', '.join(names)}")
     return cls(**values)
+
+
+def same_value(a, b) -> bool:
+    """Two config values are the same: both unset (None or NaN, as Parquet gives it back),
+    numbers equal to 1e-9 relative, anything else equal."""
+    unset = lambda v: v is None or (isinstance(v, float) and math.isnan(v))  # noqa: E731
+    if unset(a) or unset(b):
+        return unset(a) and unset(b)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
 
 
 def require(checks, config) -> None:

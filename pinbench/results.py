@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .fields import same_value
 from .io import write_table, write_text
 from .run import RunResult, RunSpec
 
@@ -157,7 +158,7 @@ def upgrade(frame: pd.DataFrame, table: str) -> pd.DataFrame:
             values = {k: v for k, v in preset.values_for("classification").items() if k.startswith("method.")}
             if values["method.regularizer"] != row.get("method.regularizer"):
                 continue
-            diff = sum(not _same(row.get(k), v) for k, v in values.items())
+            diff = sum(not same_value(row.get(k), v) for k, v in values.items())
             if best is None or diff < best[0]:
                 best = (diff, name)
         return None if best is None else best[1]
@@ -170,10 +171,3 @@ def upgrade(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     frame["prompt_tokenizer"] = frame["method.policy_lm"]
     return frame
 
-
-def _same(a, b) -> bool:
-    if a is None or (isinstance(a, float) and pd.isna(a)):
-        return b is None
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(b, bool):
-        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
-    return a == b

@@ -31,12 +31,17 @@ class Preset:
     per_task: dict[str, dict] = field(default_factory=dict)
     """Task name -> dotted keys it sets for that task only (the code's reward shaping per task)."""
 
+    def settings(self, task: str) -> dict:
+        """Every key the recipe sets for ``task`` (its task-specific values where it has them)."""
+        return {**self.values, **self.per_task.get(task, {})}
+
     def values_for(self, task: str, where: str = "config") -> dict:
+        """``settings(task)`` for a run: a recipe with per-task values must have the task's."""
         if self.per_task and task not in self.per_task:
             raise ConfigError(f"{where}: preset '{self.name}' has no values for task '{task}' (it has "
                               f"{sorted(self.per_task)}); set them yourself (e.g. method.reward_scale) or pick "
                               f"another preset")
-        return {**self.values, **self.per_task.get(task, {})}
+        return self.settings(task)
 
 
 class PromptBook:
@@ -142,7 +147,12 @@ class Method:
     def evaluate(self) -> dict:
         """Score the current prompt on the selection split; keep it if it is the best so far."""
         prompt, ids = self.current_prompt()
-        return self.book.consider(prompt, self.step_count, "greedy", ids) | {"greedy_prompt": prompt}
+        return self.book.consider(prompt, self.step_count, "greedy", ids, **self.evaluation_extras(prompt)) \
+            | {"greedy_prompt": prompt}
+
+    def evaluation_extras(self, prompt: str) -> dict:
+        """More to record with an evaluated prompt (a method's own measurements of it)."""
+        return {}
 
     def step(self) -> dict:
         """One iteration, counted and logged (with the evaluation when one is due)."""

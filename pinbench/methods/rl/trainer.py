@@ -167,12 +167,9 @@ class Trainer(Method):
 
     current_prompt = greedy
 
-    def evaluate(self) -> dict:
-        """Score the greedy prompt on dev (and its train reward, from the cache); keep the best."""
-        prompt, ids = self.greedy()
-        train = self.book.score([prompt], "train")[0]
-        return self.book.consider(prompt, self.step_count, "greedy", ids, train_reward=train["reward"]) \
-            | {"greedy_prompt": prompt}
+    def evaluation_extras(self, prompt: str) -> dict:
+        """The greedy prompt's train reward (from the run's cache), beside its dev scores."""
+        return {"train_reward": self.book.score([prompt], "train")[0]["reward"]}
 
     # -- checkpoints (a run can continue where it stopped) ---------------------------------
 
