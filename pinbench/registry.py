@@ -69,6 +69,7 @@ def import_plugins(modules: Iterable[str]) -> None:
 
 TASKS = Registry("task", {
     "classification": "pinbench.tasks.classification.task:FewShotClassification",
+    "style_transfer": "pinbench.tasks.style_transfer.task:StyleTransfer",
 })
 METHODS = Registry("method", {
     "rl": "pinbench.methods.rl.trainer:Trainer",

@@ -63,7 +63,7 @@ def trial_row(result: RunResult, trial_id: str, suite: str = "", status: str = "
                 "best_token_ids": best.get("token_ids"), "steps": result.steps_done,
                 "wall_time_s": result.wall_time_s})
     split = spec.task_class.selection_split
-    row.update({k: v for k, v in best.items() if k.startswith(f"{split}_")})
+    row.update({k: v for k, v in best.items() if k.startswith(f"{split}_") and not isinstance(v, list)})
     row.update(result.test)
     return row
 

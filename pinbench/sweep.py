@@ -67,7 +67,7 @@ def _report(trainer, metrics: dict, tables: dict[str, pd.DataFrame] | None = Non
 
     metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     best = trainer.result.best
-    metrics.update({f"best_{k}": v for k, v in best.items() if k.startswith("dev_")})
+    metrics.update({f"best_{k}": v for k, v in best.items() if k.startswith("dev_") and isinstance(v, (int, float))})
     if "prompt" in best:
         metrics["best_prompt"] = str(best["prompt"])
     if not checkpoint:

@@ -36,15 +36,20 @@ def test_zscore_uses_the_population_std_as_the_authors_np_std():
     assert shaped[3].item() == pytest.approx(100 * 3 / (std + 1e-4) - 20, rel=1e-6)
 
 
-def test_grouped_rewards_are_zscored_per_column_then_averaged():
-    # 2 prompts x 2 groups: column 0 is (0, 2) -> z = (-1, 1); column 1 is (5, 1) -> z = (1, -1)
-    # with population std 1 each (minus eps); the mean over columns is 0 for both prompts.
-    r = torch.tensor([[0.0, 5.0], [2.0, 3.0]])
-    assert shaping.shape_rewards(r).tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
-    r = torch.tensor([[0.0, 5.0], [2.0, 1.0]])  # column 1 now (5, 1): std 2 -> z = (1, -1)
-    assert shaping.shape_rewards(r, scale=2.0).tolist() == pytest.approx([0.0, 0.0], abs=1e-4)
-    r = torch.tensor([[0.0, 1.0], [2.0, 3.0]])  # both columns favour prompt 1: z = (-1, 1) each
-    assert shaping.shape_rewards(r, scale=2.0, shift=1.0).tolist() == pytest.approx([-1.0, 3.0], abs=1e-3)
+def test_grouped_draws_are_zscored_with_the_groups_pooled_std():
+    # RLPrompt's style transfer (tst_reward.py::_compute_reward_zscores): prompts 0 and 1 share
+    # input 0 with block maxima (1, 3) and (5, 7); pooled: mean 4, population std sqrt(5), so
+    # z = (2 - 4) / sqrt(5) = -0.8944 and +0.8944 (the std of the prompt means, 2, would give -1, 1).
+    # Prompt 2 is alone with input 1: mean of its draws minus itself, z = 0.
+    draws = torch.tensor([[1.0, 3.0], [5.0, 7.0], [2.0, 4.0]])
+    groups = torch.tensor([0, 0, 1])
+    expected = 2 / (5 ** 0.5 + 1e-4)
+    assert shaping.zscore(draws, groups).tolist() == pytest.approx([-expected, expected, 0.0], abs=1e-6)
+    assert shaping.shape_rewards(draws, 100.0, -20.0, groups).tolist() == \
+        pytest.approx([-100 * expected - 20, 100 * expected - 20, -20.0], abs=1e-4)
+    # one group: all six draws pooled (mean 11/3, population std by hand); prompt 2's mean is 3
+    pooled_std = (sum((x - 11 / 3) ** 2 for x in (1, 3, 5, 7, 2, 4)) / 6) ** 0.5
+    assert shaping.zscore(draws)[2].item() == pytest.approx((3 - 11 / 3) / (pooled_std + 1e-4), abs=1e-6)
 
 
 def test_zscore_of_one_or_equal_rewards_is_zero():

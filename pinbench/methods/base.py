@@ -86,9 +86,10 @@ class PromptBook:
         """Score the chosen prompt on the task's report split (if ``test`` and the task has one)."""
         best, split = self.result.best, self.task.report_split
         if test and best and split in self.task.splits:
-            metrics = self.score([best["prompt"]], split)[0]
-            self.result.test = {f"{split}_{k}": v for k, v in metrics.items()}
-            self.result.prompts.append({**best, "source": "best", **self.result.test})
+            metrics = {f"{split}_{k}": v for k, v in self.score([best["prompt"]], split)[0].items()}
+            self.result.prompts.append({**best, "source": "best", **metrics})
+            # the run's numbers; per-prompt lists (outputs) stay with the prompt's record
+            self.result.test = {k: v for k, v in metrics.items() if not isinstance(v, list)}
         return self.result
 
     def state_dict(self) -> dict:
@@ -185,10 +186,12 @@ class Method:
     def state_dict(self, compact: bool = False) -> dict:
         r = self.result
         return {"step": self.step_count, "book": self.book.state_dict(), "history": r.history,
-                "prompts": r.prompts, "best": r.best, "wall_time_s": r.wall_time_s}
+                "prompts": r.prompts, "best": r.best, "wall_time_s": r.wall_time_s,
+                "task": self.task.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.step_count = state["step"]
         self.book.load_state_dict(state["book"])
+        self.task.load_state_dict(state.get("task", {}))
         r = self.result
         r.history, r.prompts, r.best, r.wall_time_s = state["history"], state["prompts"], state["best"], state["wall_time_s"]

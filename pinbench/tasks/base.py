@@ -44,10 +44,9 @@ class Task:
     report_split: ClassVar[str | None] = "test"
     """The split the chosen prompt is finally scored on (None: the selection scores are the result)."""
     cacheable: ClassVar[bool] = True
-    """Scores are deterministic, so a method may score a (split, prompt) once and reuse it."""
-    reward_groups: ClassVar[str] = "step"
-    """How training rewards are z-scored: "step" (``reward`` is [P]: one group, the step's prompts)
-    or "input" (``reward`` is [P, G]: each of G groups z-scored across the prompts)."""
+    """Scores are deterministic, so a method may score a (split, prompt) once and reuse it. False
+    for sampled scores (style transfer's generations) and moving training inputs: the method then
+    asks the task every time, and the task keeps its own state (``state_dict``)."""
     default_reward_scale: ClassVar[float] = 1.0
     default_reward_shift: ClassVar[float] = 0.0
 
@@ -68,10 +67,20 @@ class Task:
             raise ConfigError(f"task '{self.name}' has no split(s) {unknown}; it has {list(self.splits)}")
 
     def score(self, prompts: Sequence[str], split: str = "train") -> dict[str, torch.Tensor]:
-        """Per-prompt metrics on a split: {name: tensor [P]} (``reward`` [P, G] for grouped tasks).
-        A value that is a list with one entry per prompt (e.g. the task's sampled outputs) is
-        stored with each evaluated prompt as it is."""
+        """Per-prompt metrics on a split: {name: tensor [P]}, ``reward`` among them. A value that is
+        a list with one entry per prompt (e.g. the task's sampled outputs) is stored with each
+        evaluated prompt as it is. On "train" a task may add how its rewards are z-scored:
+        ``reward_draws`` [P, K] (``reward`` is their mean; the z-score's std pools them) and
+        ``reward_group`` [P] (prompts z-scored together; default: all of them)."""
         raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """What a run must checkpoint to continue this task where it was (a position in a stream
+        of training inputs, a sampling counter); plain Python values and tensors."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
     def differentiable(self):
         """A white-box path (gradients with respect to prompt embeddings) for gradient methods, or

@@ -37,6 +37,9 @@ class RLConfig:
     """PIN's ignorable-token filter: keep the policy LM's top-k tokens per prefix (None: off)."""
     sample_top_k: int | None = None
     """RLPrompt's truncation: sample from the policy's own top-k, loss on the full Q (None: off)."""
+    q_bias: float = 0.0
+    """A constant added to every Q value (RLPrompt's ``logit_bias``: -10 for style transfer, so Q
+    starts near -10 under rewards shaped to [-20, 80]); the policy is unchanged, the targets are not."""
 
     # --- objective and data ---
     objective: str = "mc"
@@ -93,37 +96,48 @@ class RLConfig:
 # c gives the optimal policy of alpha = 1/c (tests/test_trainer.py checks the identity), but not
 # the same learning (Adam, the gradient clip at 5, the MLP's initial Q near 0), so the presets
 # copy the code: alpha 1 and the code's scale per task.
-def _rl(name: str, description: str, per_task: dict[str, tuple[float, float]], run: dict, **fields) -> Preset:
+def _rl(name: str, description: str, per_task: dict[str, dict], run: dict, **fields) -> Preset:
     values = {f"method.{k}": v for k, v in fields.items()} | {f"run.{k}": v for k, v in run.items()}
-    shaping = {task: {"method.reward_scale": scale, "method.reward_shift": shift}
-               for task, (scale, shift) in per_task.items()}
-    return Preset(name, "rl", description, values, shaping)
+    return Preset(name, "rl", description, values, per_task)
 
 
-# scale * zscore(R) + shift per task, from each method's code (docs/presets.md). Style transfer is
-# listed for the issue that adds that task.
-_PIN_SHAPING = {"classification": (1.0, 0.0), "style_transfer": (1.0, 0.0)}
-_RLPROMPT_SHAPING = {"classification": (5.0, 0.0), "style_transfer": (100.0, -20.0)}
+def _task_values(scale: float, shift: float, run: dict | None = None, **fields) -> dict:
+    """A preset's values for one task: the code's shaping scale * zscore(R) + shift, and any run
+    settings and method fields that differ for that task."""
+    return ({"method.reward_scale": scale, "method.reward_shift": shift}
+            | {f"method.{k}": v for k, v in fields.items()} | {f"run.{k}": v for k, v in (run or {}).items()})
+
+
+# Per task, from each method's code (docs/presets.md, docs/tasks/style-transfer.md#5). Style
+# transfer: PIN's tst_config.yaml + README command (15,000 steps, eval every 50, 2 inputs x 8
+# prompts); RLPrompt's tst_config.yaml (12,000 steps, eval every 50, 2 inputs x 4 prompts, top-50
+# sampling, logit_bias -10, shaping 100z - 20).
+_PIN_TASKS = {"classification": _task_values(1.0, 0.0),
+              "style_transfer": _task_values(1.0, 0.0, dict(steps=15000, eval_every=50))}
+_RLPROMPT_TASKS = {"classification": _task_values(5.0, 0.0),
+                   "style_transfer": _task_values(100.0, -20.0, dict(steps=12000, eval_every=50),
+                                                  prompts_per_step=8, sample_top_k=50, q_bias=-10.0)}
 _PIN = dict(regularizer="sparse_tsallis", alpha=1.0, top_k=10000, sample_top_k=None, objective="mc",
-            replay_size=64000, replay_batch=256, replay_warmup=True, lr=5e-5, prompts_per_step=16)
+            replay_size=64000, replay_batch=256, replay_warmup=True, lr=5e-5, prompts_per_step=16, q_bias=0.0)
 _PIN_RUN = dict(eval_every=20, steps=6000)
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     # The paper's method: sparsemax policy, ignorable-token filter, mc loss (the code's v1; the
     # paper's Eq. 5 is pin-td), replay with warm-up.
     _rl("pin", "PIN as in the paper (sparse Tsallis / sparsemax policy, ignorable-token filter k=10,000, "
-               "mc loss of the code, replay)", _PIN_SHAPING, _PIN_RUN, **_PIN),
-    _rl("pin-td", "PIN as in the paper with its Eq. 5 TD loss", _PIN_SHAPING, _PIN_RUN, **{**_PIN, "objective": "td"}),
+               "mc loss of the code, replay)", _PIN_TASKS, _PIN_RUN, **_PIN),
+    _rl("pin-td", "PIN as in the paper with its Eq. 5 TD loss", _PIN_TASKS, _PIN_RUN, **{**_PIN, "objective": "td"}),
     # The command the PIN authors publish for few-shot classification (examples/few-shot-
     # classification/README.md: algo=sql, sql-offpolicy, loss v1, fluent_top_k=10000): RLPrompt's
     # Shannon soft Q-learning sampled from the policy's top 256, plus the filter, replay and td.
     _rl("pin-released", "PIN as its released few-shot command runs (Shannon softmax sampled from the top 256, "
-                        "filter k=10,000, replay, td; no sparsemax)", _PIN_SHAPING, _PIN_RUN,
+                        "filter k=10,000, replay, td; no sparsemax)", _PIN_TASKS, _PIN_RUN,
         **{**_PIN, "regularizer": "shannon", "sample_top_k": 256, "objective": "td"}),
     # The paper's ablation "PIN without the ignorable set".
-    _rl("pin-no-filter", "PIN without the ignorable set (the paper's ablation)", _PIN_SHAPING, _PIN_RUN,
+    _rl("pin-no-filter", "PIN without the ignorable set (the paper's ablation)", _PIN_TASKS, _PIN_RUN,
         **{**_PIN, "top_k": None}),
     _rl("rlprompt", "RLPrompt (Shannon soft Q-learning, top-256 sampling, pcl, on-policy, reward scale 5)",
-        _RLPROMPT_SHAPING, dict(eval_every=10, steps=12000), regularizer="shannon", alpha=1.0, top_k=None,
-        sample_top_k=256, objective="pcl", replay_size=0, replay_warmup=False, lr=5e-5, prompts_per_step=16),
+        _RLPROMPT_TASKS, dict(eval_every=10, steps=12000), regularizer="shannon", alpha=1.0, top_k=None,
+        sample_top_k=256, objective="pcl", replay_size=0, replay_warmup=False, lr=5e-5, prompts_per_step=16,
+        q_bias=0.0),
 )}

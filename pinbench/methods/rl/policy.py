@@ -58,12 +58,14 @@ class QPolicy(nn.Module):
         prompt_length: L, tokens per prompt.
         top_k: PIN's filter: keep the LM's top-k tokens per prefix (None: off).
         sample_top_k: RLPrompt's truncation: sample from the policy's own top-k (None: off).
+        q_bias: a constant added to every Q (RLPrompt's ``logit_bias``, -10 for style transfer).
     """
 
     def __init__(self, lm: LoadedModel, *, hidden: int = 2048, prompt_length: int = 5,
-                 top_k: int | None = None, sample_top_k: int | None = None):
+                 top_k: int | None = None, sample_top_k: int | None = None, q_bias: float = 0.0):
         super().__init__()
         self.lm = lm
+        self.q_bias = q_bias
         self.prompt_length = prompt_length
         self.top_k, self.sample_top_k = top_k, sample_top_k
         out = lm.model.get_output_embeddings()
@@ -93,7 +95,7 @@ class QPolicy(nn.Module):
                  lm_logits: torch.Tensor | None = None) -> torch.Tensor:
         """Q(s, .) = W psi(e) [..., V]; tokens whose LM logit is below ``threshold`` get -inf.
         ``lm_logits`` (the LM's own logits for ``e``) saves recomputing them when known."""
-        q = (self.target if target else self.mlp)(e) @ self.head_weight.T
+        q = (self.target if target else self.mlp)(e) @ self.head_weight.T + self.q_bias
         if threshold is not None and self.top_k is not None:
             with torch.no_grad():
                 logits = self.lm_logits(e) if lm_logits is None else lm_logits
@@ -104,7 +106,7 @@ class QPolicy(nn.Module):
     def q_taken(self, e: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Q(s, a) for the taken tokens only: psi(e) . w_a, without the full-vocabulary product.
         (A taken token always passed the filter, so no mask is needed.)"""
-        return (self.mlp(e) * self.head_weight[tokens]).sum(-1)
+        return (self.mlp(e) * self.head_weight[tokens]).sum(-1) + self.q_bias
 
     def filter_threshold(self, e: torch.Tensor, lm_logits: torch.Tensor | None = None) -> torch.Tensor:
         """The k-th largest LM logit per state (-inf when the filter is off or k >= vocab)."""

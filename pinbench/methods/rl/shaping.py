@@ -1,8 +1,11 @@
 """Reward shaping for the RL method (docs/method.md#reward-shaping): scale * zscore(R) + shift.
 
-A task returns rewards of shape [P] (one z-score group: the step's prompts) or [P, G] (G groups,
-e.g. one per input for style transfer): each column is z-scored across the prompts, then the
-columns are averaged into one reward per prompt.
+A task gives each prompt its reward R_p, the mean of K draws d_p1..d_pK (K = 1 for classification;
+style transfer's 4 bootstrapped maxima), and a group g(p) (all prompts one group for classification;
+the input a prompt was paired with for style transfer). Within a group, the z-score's mean and
+population std are taken over all the group's draws, as RLPrompt's ``_compute_reward_zscores`` pools
+the maxima of every prompt paired with an input (tst_reward.py). With K = 1 and one group this is
+the plain z-score across the step's prompts (fsc_reward.py).
 """
 
 from __future__ import annotations
@@ -10,19 +13,24 @@ from __future__ import annotations
 import torch
 
 
-def zscore(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
-    """(R - mean) / (std + eps) across the prompts (dim 0), per column of a [P, G] input. The std
-    is the population one (divides by P), as the authors' ``np.std`` in fsc_reward.py of both
-    codebases. A single prompt has no spread: its z-score is 0.
-    """
-    if rewards.shape[0] < 2:
-        return torch.zeros_like(rewards)
-    return (rewards - rewards.mean(0)) / (rewards.std(0, correction=0) + eps)
+def zscore(draws: torch.Tensor, groups: torch.Tensor | None = None, eps: float = 1e-4) -> torch.Tensor:
+    """z_p = (mean_k d_pk - mu_g) / (sigma_g + eps), mu_g and sigma_g (population std, the authors'
+    ``np.std``) over every draw of group g = g(p). ``draws`` is [P] (K = 1) or [P, K]. A group with
+    a single draw has no spread: its z-score is 0."""
+    draws = draws.float().reshape(draws.shape[0], -1)
+    if groups is None:
+        groups = torch.zeros(draws.shape[0], dtype=torch.long)
+    z = torch.zeros(draws.shape[0])
+    for g in groups.unique():
+        members = groups == g
+        pooled = draws[members].flatten()
+        if pooled.numel() < 2:
+            continue
+        z[members] = (draws[members].mean(-1) - pooled.mean()) / (pooled.std(correction=0) + eps)
+    return z
 
 
-def shape_rewards(rewards: torch.Tensor, scale: float = 1.0, shift: float = 0.0, eps: float = 1e-4) -> torch.Tensor:
-    """Per-step shaping: scale * zscore(R) + shift (RLPrompt: 5z for classification, 100z - 20 for style)."""
-    z = zscore(rewards, eps)
-    if z.dim() > 1:  # one z-score per group, then one reward per prompt
-        z = z.mean(-1)
-    return scale * z + shift
+def shape_rewards(draws: torch.Tensor, scale: float = 1.0, shift: float = 0.0,
+                  groups: torch.Tensor | None = None, eps: float = 1e-4) -> torch.Tensor:
+    """scale * z + shift (RLPrompt: 5z for classification, 100z - 20 for style transfer; PIN: 1z)."""
+    return scale * zscore(draws, groups, eps) + shift

@@ -4,7 +4,8 @@ samples, the task scores, the regulariser gives policy and values, the objective
 One step:
   1. sample prompts_per_step prompts token by token from the policy (on-policy);
   2. score the new ones with the task reward (a prompt already scored in this run is not rescored);
-  3. shape the rewards: scale * zscore + shift across the step's prompts;
+  3. shape the rewards: scale * zscore + shift across the step's prompts (per group, when the task
+     groups them: style transfer z-scores the prompts paired with one input together);
   4. update psi on this batch (on-policy) or on replay_batch prompts from the replay buffer, then
      Polyak-update the target psi';
   5. every run.eval_every steps, score the greedy prompt on the task's selection split (dev); the
@@ -87,7 +88,7 @@ class Trainer(Method):
         self.objective = get_objective(config.objective)
         torch.manual_seed(run.seed)  # fixes the MLP initialisation
         self.policy = QPolicy(policy_lm, hidden=config.mlp_hidden, prompt_length=config.prompt_length,
-                              top_k=config.top_k, sample_top_k=config.sample_top_k)
+                              top_k=config.top_k, sample_top_k=config.sample_top_k, q_bias=config.q_bias)
         self.optimizer = torch.optim.Adam(self.policy.mlp.parameters(), lr=config.lr)
         self.generator = torch.Generator(device=self.policy.head_weight.device).manual_seed(run.seed)
         self.buffer = ReplayBuffer(config.replay_size) if config.replay_size > 0 else None
@@ -99,11 +100,15 @@ class Trainer(Method):
     def prompt_tokenizer(self) -> str:
         return self.config.policy_lm
 
-    def train_rewards(self, texts: list[str]) -> torch.Tensor:
-        """Raw training rewards: [P] from the run's score cache, or [P, G] for a grouped task."""
-        if self.task.reward_groups == "step":
-            return torch.tensor([m["reward"] for m in self.book.score(texts, "train")])
-        return self.task.score(texts, "train")["reward"].float()
+    def train_rewards(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Raw training rewards as (draws [P, K], groups [P] or None): a cacheable task's rewards
+        come from the run's score cache (K = 1, one group); otherwise the task's own draws and
+        groups (``Task.score`` on "train": ``reward_draws``, ``reward_group``)."""
+        if self.task.cacheable:
+            return torch.tensor([[m["reward"]] for m in self.book.score(texts, "train")]), None
+        metrics = self.task.score(texts, "train")
+        draws = metrics.get("reward_draws", metrics["reward"].reshape(-1, 1))
+        return draws.float().reshape(len(texts), -1), metrics.get("reward_group")
 
     # -- one step --------------------------------------------------------------------------
 
@@ -131,9 +136,9 @@ class Trainer(Method):
         texts = self.policy.decode(rollout.tokens)
         t1 = time.perf_counter()
         scored_before = len(self.book.scores)
-        raw = self.train_rewards(texts)
+        draws, groups = self.train_rewards(texts)
         t2 = time.perf_counter()
-        shaped = shape_rewards(raw, self.reward_scale, self.reward_shift).to(rollout.hidden.device)
+        shaped = shape_rewards(draws, self.reward_scale, self.reward_shift, groups).to(rollout.hidden.device)
         batch = {"tokens": rollout.tokens, "hidden": rollout.hidden, "threshold": rollout.threshold,
                  "reward": shaped}
         if self.buffer is not None:
@@ -150,7 +155,7 @@ class Trainer(Method):
             self.optimizer.step()
             self.policy.polyak_update(cfg.polyak)
         t3 = time.perf_counter()
-        per_prompt = raw if raw.dim() == 1 else raw.mean(-1)
+        per_prompt = draws.mean(-1)
         return {
             "reward_mean": float(per_prompt.mean()), "reward_max": float(per_prompt.max()),
             "loss": None if loss is None else float(loss.detach()),
@@ -168,7 +173,11 @@ class Trainer(Method):
     current_prompt = greedy
 
     def evaluation_extras(self, prompt: str) -> dict:
-        """The greedy prompt's train reward (from the run's cache), beside its dev scores."""
+        """The greedy prompt's train reward (from the run's cache), beside its dev scores. A task
+        whose scores are not cacheable (sampled generations, a moving stream of training inputs)
+        would pay a new scoring and move its stream: nothing is added then."""
+        if not self.task.cacheable:
+            return {}
         return {"train_reward": self.book.score([prompt], "train")[0]["reward"]}
 
     # -- checkpoints (a run can continue where it stopped) ---------------------------------

@@ -1,0 +1,1 @@
+"""Text style transfer (PIN Table 2; docs/tasks/style-transfer.md)."""

@@ -1,0 +1,134 @@
+"""Style-transfer data: Yelp sentiment and Shakespeare, in the layouts RLPrompt ships them
+(docs/tasks/style-transfer.md#1-data; ``../shared/data/README.md``).
+
+A direction ``"0_to_1"`` rewrites sentences of style 0 into style 1. Every split holds sentences of
+the source style; the test split also holds references in the target style where the data has
+them (Yelp's ``sentiment.ref.<src>.clean``; Shakespeare's parallel test halves).
+
+Yelp has no train split here (the authors' ``sentiment.train.*`` is not distributed with the data):
+the training inputs are the source-style dev lines after the first ``dev_size`` (16), which stay
+the dev split, as RLPrompt holds its 16 dev sentences out (``tst_helpers.py``: the first 16 lines).
+That substitution (other sentences than the authors') is stated in reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ...errors import ConfigError, DataError
+
+DIRECTIONS = ("0_to_1", "1_to_0")
+
+
+@dataclass(frozen=True)
+class StyleDataset:
+    """A style-transfer corpus: its two styles and how its outputs are compared."""
+
+    name: str
+    styles: tuple[str, str]
+    """Style names of labels 0 and 1."""
+    lower_outputs: bool
+    """Lowercase generated outputs (RLPrompt: true for Yelp, whose data is lowercase)."""
+    description: str
+
+
+DATASETS: dict[str, StyleDataset] = {d.name: d for d in (
+    StyleDataset("yelp", ("negative", "positive"), True, "Yelp review sentences, sentiment (Shen et al. 2017)"),
+    StyleDataset("shakespeare", ("shakespearean", "modern"), False,
+                 "Shakespeare's plays and modern paraphrases, 100-shot (Xu et al. 2012; RLPrompt's splits)"),
+)}
+
+
+def get_dataset(name: str) -> StyleDataset:
+    if name not in DATASETS:
+        raise ConfigError(f"unknown style-transfer dataset '{name}'; known: {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def parse_direction(direction: str) -> tuple[int, int]:
+    """``"0_to_1"`` -> (source style, target style)."""
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"style-transfer direction '{direction}' is not one of {list(DIRECTIONS)}")
+    return int(direction[0]), int(direction[-1])
+
+
+@dataclass(frozen=True)
+class StyleSplit:
+    """Source-style sentences of one split, with their target-style references (test only)."""
+
+    inputs: tuple[str, ...]
+    references: tuple[str, ...] | None
+    source: int
+    target: int
+
+
+def _lines(file: Path) -> list[str]:
+    if not file.is_file():
+        raise DataError(f"style-transfer file '{file}' does not exist")
+    lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise DataError(f"style-transfer file '{file}' is empty")
+    return lines
+
+
+def _tsv(file: Path, label: int) -> list[str]:
+    if not file.is_file():
+        raise DataError(f"style-transfer file '{file}' does not exist")
+    frame = pd.read_csv(file, sep="\t", quoting=3, keep_default_na=False, dtype={"text": str})
+    if not {"text", "label"} <= set(frame.columns):
+        raise DataError(f"style-transfer file '{file}' needs columns 'text' and 'label', has {list(frame.columns)}")
+    texts = [t.strip() for t in frame.loc[frame["label"] == label, "text"]]
+    if not texts:
+        raise DataError(f"style-transfer file '{file}' has no rows with label {label}")
+    return texts
+
+
+def dataset_dir(dataset: str, data_dir: str | Path | None, split_seed: int) -> Path:
+    """Where a dataset's files are: ``<data_dir>/yelp/clean`` or ``<data_dir>/shakespeare/100-shot/100-<seed>``."""
+    if data_dir is None:
+        raise ConfigError(f"style-transfer dataset '{dataset}' needs a data directory (task.data_dir / "
+                          f"--data-dir: the folder holding yelp/ and shakespeare/, e.g. ../shared/data/style-transfer)")
+    root = Path(data_dir)
+    return root / "yelp" / "clean" if dataset == "yelp" else root / "shakespeare" / "100-shot" / f"100-{split_seed}"
+
+
+def read_split(dataset: str, direction: str, split: str, data_dir: str | Path | None, *,
+               split_seed: int = 100, dev_size: int | None = 16, test_size: int | None = None) -> StyleSplit:
+    """One split of one direction. ``dev_size``: Yelp's held-out dev sentences (the rest of the dev
+    file is the training pool); ``test_size``: only the first n test sentences (a cheaper run)."""
+    get_dataset(dataset)
+    source, target = parse_direction(direction)
+    folder = dataset_dir(dataset, data_dir, split_seed)
+    references = None
+    if dataset == "yelp":
+        if split in ("train", "dev"):
+            pool = _lines(folder / f"sentiment.dev.{source}.clean")
+            n = dev_size or 16
+            if len(pool) <= n:
+                raise DataError(f"style-transfer file '{folder / f'sentiment.dev.{source}.clean'}' has "
+                                f"{len(pool)} lines; Yelp needs more than dev_size={n} (the rest trains)")
+            inputs = pool[n:] if split == "train" else pool[:n]
+        elif split == "test":
+            inputs = _lines(folder / f"sentiment.test.{source}.clean")
+            references = _lines(folder / f"sentiment.ref.{source}.clean")
+        else:
+            raise ConfigError(f"style-transfer has no split '{split}' (train, dev, test)")
+    else:
+        if split not in ("train", "dev", "test"):
+            raise ConfigError(f"style-transfer has no split '{split}' (train, dev, test)")
+        inputs = _tsv(folder / f"{split}.tsv", source)
+        if split == "dev" and dev_size:
+            inputs = inputs[:dev_size]
+        if split == "test":  # the halves are parallel: line i of one style rewrites line i of the other
+            references = _tsv(folder / "test.tsv", target)
+    if references is not None and len(references) != len(inputs):
+        raise DataError(f"style-transfer {dataset} {direction}: {len(inputs)} test inputs but "
+                        f"{len(references)} references in {folder}")
+    if split == "test" and test_size:
+        inputs = inputs[:test_size]
+        references = None if references is None else references[:test_size]
+    return StyleSplit(tuple(inputs), None if references is None else tuple(references), source, target)
