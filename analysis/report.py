@@ -5,6 +5,7 @@
     <out>/tables/naturalness.{md,tex,csv}  perplexity, Zipf, word shares, support per method
     <out>/tables/settling.{md,tex,csv}     support over training and greedy-prompt changes per method
     <out>/tables/prompts.{md,csv}          every trial's best prompt with accuracy and naturalness
+    <out>/tables/style_transfer.{md,tex,csv}  PIN Table 2 (both directions pooled), for style-transfer runs
     <out>/figures/learning_curves.{png,pdf}
     <out>/figures/train_reward.{png,pdf}      the sampled prompts' raw task reward at every step
     <out>/figures/policy_support.{png,pdf}    the tokens the sampling policy can draw, over training
@@ -30,6 +31,7 @@ from .methods import ABLATION_FIELDS, label_methods, order_methods, short
 from .naturalness import NaturalnessOptions, naturalness, prompt_tokenizers
 from .published import SOURCE, dataset_name, order_datasets, published_rows
 from .settling import SETTLING_COLUMNS, SETTLING_NOTES, settling
+from .style_transfer import example_outputs, style_transfer_table
 from .tables import Column, SummaryTable, add_published, format_number, summarise, to_latex, to_long, to_markdown
 
 # Naturalness table columns: (key, header, better, decimals, scale)
@@ -263,7 +265,7 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
     results = load_results(paths)
     prep = prepare(results, options)
     trials, warnings = prep.trials, prep.warnings
-    if options.published != "none" and options.metric != "test_accuracy":
+    if options.published != "none" and options.metric != "test_accuracy" and "style_transfer" not in set(trials["task"]):
         warnings.append(f"published rows left out: they are test accuracies, the table shows {options.metric}")
     files: list[Path] = []
     tables_dir, figures_dir = out / "tables", out / "figures"
@@ -276,6 +278,10 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
     files += _write_table_set(settle, tables_dir / "settling", "tab:pinbench-settling")
     prompts = prompts_frame(trials, options.metric)
     files.append(write_table(prompts, tables_dir / "prompts.csv"))
+    style = style_transfer_table(trials, results.prompts, prep.methods, error=options.error,
+                                 baseline=prep.baseline, published=options.published)
+    if style is not None:
+        files += _write_table_set(style, tables_dir / "style_transfer", "tab:pinbench-style-transfer")
 
     figures: dict[str, Path] = {}
     splits = trials["selection_split"].dropna().unique()
@@ -305,7 +311,7 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
             figures[f"Ablation over {short(param)}"] = saved[0]
 
     failed = results.trials[results.trials["status"] != "completed"]
-    text = _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out, settle)
+    text = _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out, settle, style)
     files.append(write_text(text, out / "report.md"))
     return Report(out, files, comparison, nat_table, trials, prep.computed, warnings)
 
@@ -321,6 +327,16 @@ def _method_legend(methods) -> list[str]:
     return ["Methods: " + "; ".join(f"**{h}**: {PRESETS[h].description}" for h in heads) + ".", ""]
 
 
+def _style_transfer_section(style, results, prep, options) -> list[str]:
+    if style is None:
+        return []
+    return [f"## {style.title}", "", to_markdown(style), style.notes, "",
+            "Files: [Markdown](tables/style_transfer.md) · [LaTeX](tables/style_transfer.tex) · "
+            "[CSV](tables/style_transfer.csv)", "",
+            "Example outputs (first test sentences, best prompt of the first seed):", "",
+            example_outputs(prep.trials, results.prompts, prep.methods), ""]
+
+
 def _baseline_note(prep) -> list[str]:
     if prep.baseline is None:
         return ["No daggers: no baseline row (the default baseline is rlprompt when it is a row; --baseline "
@@ -329,7 +345,8 @@ def _baseline_note(prep) -> list[str]:
             "rlprompt when it is a row unless --baseline names another.", ""]
 
 
-def _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out, settle=None) -> str:
+def _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out, settle=None,
+                     style=None) -> str:
     trials, warnings = prep.trials, prep.warnings
     nat = options.naturalness
     ctx = trials["context_token"].dropna().unique().tolist() if "context_token" in trials.columns else []
@@ -341,7 +358,8 @@ def _report_markdown(results, prep, failed, comparison, nat_table, figures, opti
         f"## Comparison: {comparison.title}", "", to_markdown(comparison),
         "Files: [Markdown](tables/comparison.md) · [LaTeX](tables/comparison.tex) · [CSV](tables/comparison.csv)", "",
         *_method_legend(trials["method"].unique()),
-        *_baseline_note(prep), 
+        *_baseline_note(prep),
+        *_style_transfer_section(style, results, prep, options),
         "## Naturalness", "", to_markdown(nat_table),
         f"Each trial's best prompt; perplexity under `{nat.reference_lm}` with the first token conditioned on "
         f"{', '.join(f'`{c}`' for c in ctx) or 'nothing'}; Zipf from wordfreq (0 = unknown word). "

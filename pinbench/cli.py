@@ -50,8 +50,11 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset-file", action="append", default=[], metavar="YAML",
                    help="YAML file defining extra datasets (repeatable)")
     p.add_argument("--data-dir", default=None,
-                   help="root of the few-shot data (<dir>/<dataset>/16-<seed>/<split>.tsv)")
-    p.add_argument("--split-seed", type=int, default=13, help="LM-BFF split seed (13, 21, 42, 87, 100)")
+                   help="root of the task's data: few-shot (<dir>/<dataset>/16-<seed>/<split>.tsv) or "
+                        "style transfer (<dir>/yelp/, <dir>/shakespeare/)")
+    p.add_argument("--split-seed", type=int, default=None,
+                   help="classification: LM-BFF split seed (13, 21, 42, 87, 100; default 13); "
+                        "style transfer: Shakespeare's 100-<seed> split (default 100)")
 
 
 def _preset_names() -> list[str]:
@@ -111,11 +114,18 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ev = sub.add_parser("eval", help="score prompts on a few-shot classification split")
+    ev = sub.add_parser("eval", help="score prompts (or, for style transfer, a file of outputs) on a task's split")
+    ev.add_argument("--task", default="classification", choices=("classification", "style_transfer"),
+                    help="classification (default) or style_transfer")
     _add_data_args(ev)
     ev.add_argument("--split", default="test", choices=("train", "dev", "test"))
-    ev.add_argument("--prompt", action="append", required=True,
+    ev.add_argument("--prompt", action="append", default=[],
                     help="prompt text (repeatable: several prompts are scored in one batch)")
+    ev.add_argument("--direction", default="0_to_1", help="style transfer: 0_to_1 or 1_to_0")
+    ev.add_argument("--outputs", action="append", default=[], type=Path, metavar="FILE",
+                    help="style transfer: a file of outputs, one per test input (another system's); repeatable")
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="style transfer: any task field, e.g. task.test_samples=8 task.test_size=100")
     _add_model_args(ev)
     ev.add_argument("--predictions", type=Path, default=None,
                     help="write per-example predictions here (.parquet, .csv or .tsv)")
@@ -215,6 +225,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.predictions is not None:
         check_table_path(args.predictions)  # fail before scoring, not after
     _quiet_transformers()
+    if args.task == "style_transfer":
+        return cmd_eval_style(args, console)
+    if not args.prompt:
+        raise ConfigError("pinbench eval: give at least one --prompt")
+    if args.split_seed is None:
+        args.split_seed = 13
     for f in args.dataset_file[1:]:  # the first one is the task's own dataset_file
         load_dataset_file(f)
     # eval's scores are the reported numbers: exact unless the user opts into bf16 for every split
@@ -243,6 +259,62 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.predictions is not None:
         write_table(predictions_frame(task, result, args.split), args.predictions)
         console.print(f"per-example predictions written to {args.predictions}")
+    return 0
+
+
+def cmd_eval_style(args: argparse.Namespace, console) -> int:
+    """Style transfer: each prompt's best-of-n outputs, or each outputs file, with the paper's
+    metrics on the test split (content, style accuracy, fluency, J, GM, BLEU, perplexity)."""
+    import pandas as pd
+    from rich.table import Table
+
+    from .io import write_table
+    from .run import make_spec
+    from .tasks.style_transfer.task import read_outputs
+
+    if not args.prompt and not args.outputs:
+        raise ConfigError("pinbench eval --task style_transfer: give --prompt and/or --outputs FILE")
+    if args.outputs and args.split != "test":
+        raise ConfigError("pinbench eval --outputs: outputs are scored against the test split only")
+    values = {"task": "style_transfer", "task.dataset": args.dataset, "task.direction": args.direction,
+              "task.data_dir": args.data_dir, "task.task_lm": args.task_lm, "task.task_lm_dtype": args.dtype,
+              "task.trust_remote_code": args.trust_remote_code, "task.bf16": args.bf16,
+              "task.exact_eval": not args.bf16, "run.device": args.device}
+    if args.split_seed is not None:
+        values["task.split_seed"] = args.split_seed
+    values.update({k if "." in k else f"task.{k}": v for k, v in _key_values(args.set).items()})
+    spec = make_spec(values, "pinbench eval", from_strings=True)
+    task = spec.task_class.build(spec.task_config, spec.run)
+    data = task.split(args.split)
+    rows, frames = [], []
+    for source in [*args.prompt, *args.outputs]:
+        if isinstance(source, Path):
+            outputs = read_outputs(source)
+            metrics, name = task.evaluate_outputs(outputs, data), str(source)
+        else:
+            metrics, name = task.score([source], args.split), repr(source)
+            metrics = {k: (v[0] if isinstance(v, list) else float(v[0])) for k, v in metrics.items()}
+        rows.append((name, metrics))
+        if "outputs" in metrics and args.split == "test":
+            frame = pd.DataFrame({"source": name, "example": range(len(data.inputs)), "input": data.inputs,
+                                  "output": metrics["outputs"],
+                                  "reference": list(data.references) if data.references else None,
+                                  "content": metrics["content_each"], "style_correct": metrics["style_correct_each"],
+                                  "fluent": metrics["fluent_each"]})
+            frames.append(frame)
+    c = spec.task_config
+    table = Table(title=f"style transfer {c.dataset} {c.direction} ({args.split}, n={len(data.inputs)}) "
+                        f"with task LM {c.task_lm}")
+    names = [m.name for m in task.metrics if any(isinstance(r.get(m.name), float) for _, r in rows)]
+    table.add_column("prompt / outputs")
+    for m in names:
+        table.add_column(m, justify="right")
+    for name, metrics in rows:
+        table.add_row(name, *(f"{metrics[m]:.1f}" if isinstance(metrics.get(m), float) else "" for m in names))
+    console.print(table)
+    if args.predictions is not None and frames:
+        write_table(pd.concat(frames, ignore_index=True), args.predictions)
+        console.print(f"per-example outputs written to {args.predictions}")
     return 0
 
 

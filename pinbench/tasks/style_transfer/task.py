@@ -365,7 +365,7 @@ class StyleTransfer(Task):
                    "gm": geometric_mean(float(content.mean()), style, fluency_pct),
                    "bleu": sentence_bleu_mean(outputs, list(data.references)) if data.references else float("nan"),
                    "ppl": perplexity(reference_lm, outputs)}
-        return {**metrics, "outputs": outputs, "content_each": content.tolist(),
+        return {**metrics, "inputs": list(data.inputs), "outputs": outputs, "content_each": content.tolist(),
                 "style_correct_each": correct.tolist(), "fluent_each": fluent.tolist()}
 
 

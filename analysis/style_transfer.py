@@ -1,0 +1,139 @@
+"""The style-transfer table (PIN Table 2): content / style / fluency / J / GM per method and task LM.
+
+The paper scores both directions together: the outputs of the 0->1 prompt on test.0 and of the
+1->0 prompt on test.1 are concatenated (1,000 Yelp sentences) and the metrics computed over them
+(RLPrompt ``evaluation/run_eval.py``). A run here is one direction, so the table pools the two
+directions' runs of the same method, task LM, dataset and seed, sentence by sentence, from the
+per-sentence values each run stores with its best prompt (``test_content_each``,
+``test_style_correct_each``, ``test_fluent_each``). Then mean ± error over the pooled runs (seeds).
+J pools per sentence; GM is taken from the pooled aggregates, as the paper's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .tables import Column, SummaryTable, add_published, summarise
+
+COLUMNS = (
+    Column("content", "Content", "higher", 1),
+    Column("style", "Style", "higher", 1),
+    Column("fluency", "Fluency", "higher", 1),
+    Column("joint", "J", "higher", 1),
+    Column("gm", "GM", "higher", 1),
+    Column("bleu", "BLEU", "higher", 1, latex=False),
+    Column("directions", "Directions", None, 0, latex=False),
+)
+NOTES = ("Both directions pooled per seed (the paper's 1,000 Yelp sentences): Content = 100 x BERTScore-F1 "
+         "(output, input) clipped at 0; Style = accuracy (%) of the evaluation classifier (not the reward's); "
+         "Fluency = % judged fluent; J = mean over sentences of content x style-correct x fluent; "
+         "GM = geometric mean of Content, Style, Fluency; BLEU = mean sentence BLEU against the references.")
+SOURCE = "PIN (Choi et al., ACL 2024), Table 2 (Yelp, mean of 4 runs)"
+
+# PIN Table 2 (PAPER.md section 10): task LM -> method -> (content, style, fluency, J, GM)
+PIN_TABLE2 = {
+    "facebook/opt-125m": {"PIN": (55.6, 95.4, 89.4, 46.2, 77.6), "RLPrompt": (53.5, 93.7, 85.2, 41.4, 74.8)},
+    "facebook/opt-350m": {"PIN": (58.9, 94.2, 83.4, 46.8, 76.0), "RLPrompt": (52.1, 93.9, 85.3, 41.0, 74.6)},
+    "facebook/opt-1.3b": {"PIN": (69.1, 95.7, 84.9, 56.0, 82.4), "RLPrompt": (67.6, 91.6, 89.2, 54.1, 81.9)},
+}
+MATCHING = {"pin": "PIN", "pin-td": "PIN", "rlprompt": "RLPrompt"}
+EACH = ("content_each", "style_correct_each", "fluent_each")
+
+
+def _lm_name(name: str) -> str:
+    return name.split("/")[-1]
+
+
+def pooled_runs(trials: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
+    """One row per pooled run (method, task LM, dataset, seed): the paper's metrics over the
+    concatenated sentences of its directions, and which directions it has."""
+    st = trials[trials["task"] == "style_transfer"]
+    if not len(st):
+        return pd.DataFrame()
+    best = prompts[(prompts["source"] == "best") & prompts["trial_id"].isin(st["trial_id"])]
+    best = best.drop_duplicates("trial_id", keep="last").set_index("trial_id")
+    keys = ["method", "task.task_lm", "dataset", "run.seed"]
+    rows = []
+    for (method, lm, dataset, seed), group in st.groupby(keys, sort=False, dropna=False):
+        parts = [best.loc[t] for t in group["trial_id"] if t in best.index
+                 and isinstance(best.loc[t].get("test_content_each"), (list, np.ndarray))]
+        if not parts:
+            continue
+        content = np.concatenate([np.asarray(p["test_content_each"], float) for p in parts])
+        correct = np.concatenate([np.asarray(p["test_style_correct_each"], float) for p in parts])
+        fluent = np.concatenate([np.asarray(p["test_fluent_each"], float) for p in parts])
+        c, s, f = content.mean(), 100 * correct.mean(), 100 * fluent.mean()
+        sizes = [len(p["test_content_each"]) for p in parts]
+        bleu = [float(p.get("test_bleu", np.nan)) for p in parts]
+        rows.append({"method": method, "task_lm": lm, "dataset": dataset, "seed": seed,
+                     "content": c, "style": s, "fluency": f,
+                     "joint": float((content / 100 * correct * fluent).mean() * 100),
+                     "gm": float((c * s * f) ** (1 / 3)) if min(c, s, f) > 0 else 0.0,
+                     "bleu": float(np.average(bleu, weights=sizes)) if not np.isnan(bleu).any() else np.nan,
+                     "directions": len(parts),
+                     "direction_names": ", ".join(sorted(group.loc[group["trial_id"].isin(best.index),
+                                                                   "task.direction"].astype(str)))})
+    return pd.DataFrame(rows)
+
+
+def row_label(method: str, task_lm: str, several_lms: bool) -> str:
+    return f"{method} · {_lm_name(task_lm)}" if several_lms else method
+
+
+def style_transfer_table(trials: pd.DataFrame, prompts: pd.DataFrame, methods: list[str], *,
+                         error: str = "se", baseline: str | None = None, published: str = "none") -> SummaryTable | None:
+    """Table 2 over the pooled runs; rows are methods (x task LM when the results have several)."""
+    runs = pooled_runs(trials, prompts)
+    if not len(runs):
+        return None
+    lms = list(dict.fromkeys(runs["task_lm"]))
+    several = len(lms) > 1
+    runs["row"] = [row_label(m, lm, several) for m, lm in zip(runs["method"], runs["task_lm"])]
+    rows = [row_label(m, lm, several) for lm in lms for m in methods if ((runs["method"] == m) & (runs["task_lm"] == lm)).any()]
+    samples = runs.melt(id_vars=["row"], value_vars=[c.key for c in COLUMNS], var_name="column")
+    base = None
+    if baseline is not None and not several and baseline in rows:
+        base = baseline
+    datasets = ", ".join(sorted(runs["dataset"].astype(str).unique()))
+    table = summarise(samples, list(COLUMNS), title=f"Style transfer ({datasets}, test, both directions pooled)",
+                      rows=rows, error=error, baseline=base)
+    table.notes = NOTES
+    if published != "none":
+        pub = {}
+        for lm, by_method in PIN_TABLE2.items():
+            if published == "matching" and lm not in lms:
+                continue
+            wanted = [MATCHING[m.split(" ")[0]] for m in methods if m.split(" ")[0] in MATCHING]
+            for name, values in by_method.items():
+                if published == "all" or name in wanted:
+                    label = name if (published == "matching" and not several) else f"{name} · {_lm_name(lm)}"
+                    pub[label] = {c.key: (v, None) for c, v in zip(COLUMNS[:5], values)}
+        add_published(table, pub, SOURCE)
+    return table
+
+
+def example_outputs(trials: pd.DataFrame, prompts: pd.DataFrame, methods: list[str], k: int = 3) -> str:
+    """Markdown: per method and direction, the best prompt and its first k test outputs beside the
+    inputs (the first completed seed)."""
+    st = trials[trials["task"] == "style_transfer"]
+    best = prompts[(prompts["source"] == "best") & prompts["trial_id"].isin(st["trial_id"])]
+    best = best.drop_duplicates("trial_id", keep="last").set_index("trial_id")
+    lines = []
+    for method in methods:
+        mine = st[st["method"] == method].sort_values(["task.direction", "run.seed"])
+        for direction, group in mine.groupby("task.direction", sort=True):
+            tid = next((t for t in group["trial_id"] if t in best.index), None)
+            if tid is None:
+                continue
+            rec = best.loc[tid]
+            inputs, outputs = rec.get("test_inputs"), rec.get("test_outputs")
+            if not isinstance(outputs, (list, np.ndarray)):
+                continue
+            lines.append(f"**{method}**, {direction}, prompt `{rec['prompt']}`:")
+            lines.append("")
+            for i in range(min(k, len(outputs))):
+                src = inputs[i] if isinstance(inputs, (list, np.ndarray)) else "?"
+                lines.append(f"- {src} → {outputs[i] or '(empty)'}")
+            lines.append("")
+    return "\n".join(lines)

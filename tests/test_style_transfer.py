@@ -1,0 +1,286 @@
+"""The style-transfer task: data layout, pairing, the bootstrapped-max reward, the evaluation's
+selection and aggregates, checkpoints, and a few training steps end to end with tiny models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from pinbench.errors import ConfigError, DataError
+from pinbench.run import RunConfig, make_spec
+from pinbench.tasks.style_transfer.data import read_split
+from pinbench.tasks.style_transfer.task import (StyleTransfer, StyleTransferConfig, block_max_mean, pair_inputs)
+
+from conftest import _frozen, word_tokenizer
+
+# Sample i of every (prompt, input) gets these BERTScore F1s and P(target): content (clipped, x100)
+# = 50, 0, 90, 10; style = 20, 80, 40, 0; reward (c + s) / 2 = 35, 40, 65, 5. Prompt "b" adds 0.1 to
+# P(target): +5 on every reward.
+F1 = [0.5, -0.2, 0.9, 0.1]
+P_TARGET = [0.2, 0.8, 0.4, 0.0]
+OFFSET = {"a": 0.0, "b": 0.1}
+
+
+class FakeGenerator:
+    """Output i of pair (p, x) is the text "p|x|i"; records the pairs it was asked for."""
+
+    def __init__(self):
+        self.calls = []
+
+    def sample_pairs(self, pairs, n, generator):
+        self.calls.append(list(pairs))
+        return [[f"{p}|{x}|{i}" for i in range(n)] for p, x in pairs]
+
+
+class FakeContent:
+    def f1(self, candidates, references):
+        out = []
+        for c, r in zip(candidates, references):
+            p, x, i = c.split("|") if c.count("|") == 2 else ("", "", None)
+            assert i is None or x == r  # content is scored against the sample's own input
+            out.append(F1[int(i)] if i is not None else 1.0)
+        return torch.tensor(out)
+
+
+class FakeStyle:
+    """P(target = 1) from the sample index and the prompt's offset; "" and other texts: 0.5."""
+
+    def probs(self, texts):
+        p1 = []
+        for t in texts:
+            parts = t.split("|")
+            p1.append(P_TARGET[int(parts[2])] + OFFSET[parts[0]] if len(parts) == 3 else 0.5)
+        p1 = torch.tensor(p1)
+        return torch.stack([1 - p1, p1], -1)
+
+
+@pytest.fixture
+def yelp_dir(tmp_path) -> Path:
+    root = tmp_path / "style"
+    folder = root / "yelp" / "clean"
+    folder.mkdir(parents=True)
+    for label in (0, 1):
+        (folder / f"sentiment.dev.{label}.clean").write_text("\n".join(f"dev{label} line {i}" for i in range(20)) + "\n")
+        (folder / f"sentiment.test.{label}.clean").write_text("\n".join(f"test{label} {i}" for i in range(3)) + "\n")
+        (folder / f"sentiment.ref.{label}.clean").write_text("\n".join(f"ref{label} {i}" for i in range(3)) + "\n")
+    return root
+
+
+def make_task(data_dir, **fields) -> tuple[StyleTransfer, FakeGenerator]:
+    config = StyleTransferConfig(data_dir=str(data_dir), num_samples=2, num_bootstraps=2, **fields)
+    gen = FakeGenerator()
+    return StyleTransfer(config, gen, FakeContent(), FakeStyle(), seed=0), gen
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def test_yelp_holds_out_the_first_16_dev_lines_and_trains_on_the_rest(yelp_dir):
+    dev = read_split("yelp", "0_to_1", "dev", yelp_dir)
+    train = read_split("yelp", "0_to_1", "train", yelp_dir)
+    assert dev.inputs == tuple(f"dev0 line {i}" for i in range(16))
+    assert train.inputs == tuple(f"dev0 line {i}" for i in range(16, 20))
+    assert (dev.source, dev.target) == (0, 1)
+    test = read_split("yelp", "1_to_0", "test", yelp_dir, test_size=2)
+    assert test.inputs == ("test1 0", "test1 1") and test.references == ("ref1 0", "ref1 1")
+
+
+def test_shakespeare_references_are_the_parallel_test_half(tmp_path):
+    folder = tmp_path / "shakespeare" / "100-shot" / "100-13"
+    folder.mkdir(parents=True)
+    rows = "text\tlabel\nthou art\t0\nyou are\t1\nwherefore\t0\nwhy\t1\n"
+    for split in ("train", "dev", "test"):
+        (folder / f"{split}.tsv").write_text(rows)
+    test = read_split("shakespeare", "1_to_0", "test", tmp_path, split_seed=13)
+    assert test.inputs == ("you are", "why") and test.references == ("thou art", "wherefore")
+    assert read_split("shakespeare", "0_to_1", "dev", tmp_path, split_seed=13).inputs == ("thou art", "wherefore")
+
+
+def test_missing_files_and_bad_directions_are_named(tmp_path, yelp_dir):
+    with pytest.raises(DataError, match="sentiment.dev.0.clean"):
+        read_split("yelp", "0_to_1", "dev", tmp_path)
+    with pytest.raises(ConfigError, match="2_to_0"):
+        read_split("yelp", "2_to_0", "dev", yelp_dir)
+    with pytest.raises(ConfigError, match="needs a data directory"):
+        read_split("yelp", "0_to_1", "dev", None)
+    with pytest.raises(ConfigError, match="num_samples"):
+        StyleTransferConfig(num_samples=0)
+
+
+# -- reward ----------------------------------------------------------------------------------
+
+
+def test_block_max_mean_cuts_generation_order_into_contiguous_blocks():
+    rewards = torch.tensor([[35.0, 40.0, 65.0, 5.0], [1.0, 9.0, 3.0, 2.0]])
+    maxima, mean = block_max_mean(rewards, 2)
+    assert maxima.tolist() == [[40.0, 65.0], [9.0, 3.0]]
+    assert mean.tolist() == [52.5, 6.0]
+    # two blocks of two is not four blocks of one (the mean) nor one block (the max)
+    assert block_max_mean(rewards, 4)[1].tolist() == [36.25, 3.75]
+    assert block_max_mean(rewards, 1)[1].tolist() == [65.0, 9.0]
+
+
+def test_prompts_are_split_evenly_among_the_steps_inputs():
+    assert pair_inputs(4, 2) == [0, 0, 1, 1]
+    assert pair_inputs(16, 2) == [0] * 8 + [1] * 8
+    assert pair_inputs(3, 2) == [0, 0, 1]
+
+
+def test_training_reward_pairs_each_prompt_with_one_input_and_streams_inputs(yelp_dir):
+    task, gen = make_task(yelp_dir)
+    out = task.score(["a", "b", "a", "b"], "train")
+    x1, x2 = "dev0 line 16", "dev0 line 17"
+    assert gen.calls[-1] == [("a", x1), ("b", x1), ("a", x2), ("b", x2)]
+    assert out["reward_group"].tolist() == [0, 0, 1, 1]
+    assert out["reward_draws"].tolist() == [[40, 65], [45, 70], [40, 65], [45, 70]]
+    assert out["reward"].tolist() == [52.5, 57.5, 52.5, 57.5]
+    assert out["content"].tolist() == pytest.approx([37.5] * 4)
+    # the stream goes on (lines 18, 19) and wraps around the 4-line pool
+    task.score(["a", "b"], "train")
+    assert [x for _, x in gen.calls[-1]] == ["dev0 line 18", "dev0 line 19"]
+    task.score(["a", "b"], "train")
+    assert [x for _, x in gen.calls[-1]] == ["dev0 line 16", "dev0 line 17"]
+
+
+def test_dev_scores_every_prompt_on_every_dev_input(yelp_dir):
+    task, gen = make_task(yelp_dir, dev_size=3)
+    out = task.score(["a", "b"], "dev")
+    assert len(gen.calls[-1]) == 2 * 3
+    assert out["reward"].tolist() == [52.5, 57.5]
+    # each dev input's best sample is sample 2 (reward 65 / 70)
+    assert out["outputs"][0] == [f"a|dev0 line {i}|2" for i in range(3)]
+
+
+def test_test_outputs_are_the_best_nonempty_sample_by_training_reward(yelp_dir):
+    task, _ = make_task(yelp_dir)
+    samples = [["a|x|0", "a|x|1", "", "a|x|3"], ["", ""]]
+    chosen, reward = task.select_outputs(samples, ["x", "y"])
+    assert chosen == ["a|x|1", ""]  # rewards 35, 40, -, 5; all-empty -> ""
+    assert reward[0].item() == pytest.approx(40.0)
+    # the empty output still gets its reward: content of "" is F1 1.0 in the fake, style 0.5
+    assert reward[1].item() == pytest.approx((100 + 50) / 2)
+
+
+def test_evaluate_outputs_pools_per_sentence_values(yelp_dir, tiny_gpt2):
+    class Judge:  # style-correct iff the text contains "good"; fluent iff it has no "xx"
+        def probs(self, texts):
+            p = torch.tensor([1.0 if "good" in t else 0.0 for t in texts])
+            return torch.stack([1 - p, p], -1)
+
+        def fluent(self, texts):
+            return torch.tensor(["xx" not in t for t in texts])
+
+    class Content:
+        def f1(self, candidates, references):
+            return torch.tensor([0.8, 0.5, -0.3])
+
+    config = StyleTransferConfig(data_dir=str(yelp_dir))
+    task = StyleTransfer(config, FakeGenerator(), Content(), FakeStyle(), eval_style=Judge(), fluency=Judge(),
+                         reference_lm=tiny_gpt2)
+    m = task.evaluate_outputs(["good xx", "good", "bad"])
+    # content 80, 50, 0 -> 43.33; style-correct 1, 1, 0 -> 66.7 %; fluent 0, 1, 1 -> 66.7 %
+    assert m["content"] == pytest.approx(130 / 3)
+    assert m["style"] == pytest.approx(200 / 3) and m["fluency"] == pytest.approx(200 / 3)
+    assert m["joint"] == pytest.approx((0.8 * 1 * 0 + 0.5 * 1 * 1 + 0) / 3 * 100)
+    assert m["gm"] == pytest.approx((130 / 3 * 200 / 3 * 200 / 3) ** (1 / 3))
+    assert m["style_correct_each"] == [1.0, 1.0, 0.0] and m["outputs"] == ["good xx", "good", "bad"]
+    assert m["inputs"] == ["test0 0", "test0 1", "test0 2"]
+    with pytest.raises(ConfigError, match="2 outputs for 3 test inputs"):
+        task.evaluate_outputs(["a", "b"])
+
+
+def test_task_state_resumes_the_input_stream_and_the_samples(yelp_dir):
+    task, gen = make_task(yelp_dir)
+    task.score(["a", "b"], "train")
+    state = task.state_dict()
+    rng_next = task._rng("train").initial_seed()
+    again, gen2 = make_task(yelp_dir)
+    again.load_state_dict(state)
+    assert again._rng("train").initial_seed() == rng_next
+    task.score(["a", "b"], "train")
+    again.score(["a", "b"], "train")
+    assert gen.calls[-1] == gen2.calls[-1]
+    # the test split draws from one fixed seed: the same prompt gets the same outputs every time
+    assert task._rng("test").initial_seed() == task._rng("test").initial_seed()
+
+
+# -- end to end with tiny models ---------------------------------------------------------------
+
+QUOTE_WORDS = ['"', "great", "terrible", "food", "service", "the", "was", "is", "good", "bad", ".", "it",
+               "very", "not", "place", "love", "hate", "dev0", "dev1", "line", "test0", "test1", "ref0", "ref1",
+               *[str(i) for i in range(20)]]
+
+
+@pytest.fixture(scope="module")
+def quote_lm():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from pinbench.models import LoadedModel
+
+    torch.manual_seed(0)
+    tok = word_tokenizer(words=QUOTE_WORDS)
+    cfg = GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=32, n_layer=2, n_head=2,
+                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, initializer_range=0.2)
+    return LoadedModel("tiny-quote-gpt2", "causal", _frozen(GPT2LMHeadModel(cfg)), tok)
+
+
+@pytest.mark.parametrize("preset", ["pin", "rlprompt"])
+def test_a_few_training_steps_end_to_end(yelp_dir, quote_lm, tiny_gpt2, preset):
+    from pinbench.methods.rl.trainer import Trainer
+    from pinbench.tasks.style_transfer.generation import StyleGenerator
+
+    spec = make_spec({"task": "style_transfer", "preset": preset, "task.data_dir": str(yelp_dir),
+                      "task.num_samples": 2, "task.num_bootstraps": 2, "task.dev_size": 2, "task.test_size": 3,
+                      "task.test_samples": 2, "method.prompts_per_step": 4, "method.replay_batch": 4,
+                      "method.prompt_length": 2, "method.mlp_hidden": 16, "method.top_k": None,
+                      "run.steps": 4, "run.eval_every": 2, "run.seed": 0})
+    assert spec.method_config.reward_scale == (1.0 if preset == "pin" else 100.0)
+    config = spec.task_config
+
+    class Judge:
+        def probs(self, texts):
+            p = torch.tensor([0.9 if "great" in t else 0.1 for t in texts])
+            return torch.stack([1 - p, p], -1)
+
+        def fluent(self, texts):
+            return torch.tensor([len(t) > 0 for t in texts])
+
+    class Content:  # word overlap with the input, as a stand-in for BERTScore
+        def f1(self, candidates, references):
+            return torch.tensor([len(set(c.split()) & set(r.split())) / max(len(set(r.split())), 1)
+                                 for c, r in zip(candidates, references)])
+
+    task = StyleTransfer(config, StyleGenerator(quote_lm, top_k=config.gen_top_k, lower=True), Content(), Judge(),
+                         seed=0, eval_style=Judge(), fluency=Judge(), reference_lm=quote_lm)
+    trainer = Trainer(spec, task=task, policy_lm=tiny_gpt2)
+    before = [p.detach().clone() for p in trainer.policy.mlp.parameters()]
+    result = trainer.train()
+    changed = any(not torch.equal(a, b) for a, b in zip(before, trainer.policy.mlp.parameters()))
+    assert changed  # the Q head learned from the shaped style-transfer rewards
+    assert result.steps_done == 4 and len(result.history) == 4
+    assert all("dev_reward" in r for r in result.history if r["step"] % 2 == 0)
+    assert set(result.test) >= {"test_content", "test_style", "test_fluency", "test_joint", "test_gm", "test_bleu"}
+    best = [p for p in result.prompts if p["source"] == "best"][-1]
+    assert len(best["test_outputs"]) == 3 and len(best["test_content_each"]) == 3
+    assert not any(isinstance(v, list) for v in result.test.values())
+    # the same seed gives the same prompts and numbers
+    task2 = StyleTransfer(config, StyleGenerator(quote_lm, top_k=config.gen_top_k, lower=True), Content(), Judge(),
+                          seed=0, eval_style=Judge(), fluency=Judge(), reference_lm=quote_lm)
+    again = Trainer(spec, task=task2, policy_lm=tiny_gpt2).train()
+    assert [p["prompt"] for p in again.prompts] == [p["prompt"] for p in result.prompts]
+    assert again.test == result.test
+
+
+def test_presets_carry_the_style_transfer_settings():
+    pin = make_spec({"task": "style_transfer", "preset": "pin"})
+    rl = make_spec({"task": "style_transfer", "preset": "rlprompt"})
+    assert (pin.run.steps, pin.run.eval_every, pin.method_config.prompts_per_step) == (15000, 50, 16)
+    assert (pin.method_config.reward_scale, pin.method_config.reward_shift, pin.method_config.q_bias) == (1.0, 0.0, 0.0)
+    m = rl.method_config
+    assert (rl.run.steps, rl.run.eval_every, m.prompts_per_step, m.sample_top_k) == (12000, 50, 8, 50)
+    assert (m.reward_scale, m.reward_shift, m.q_bias) == (100.0, -20.0, -10.0)
+    # classification keeps its own values
+    cls = make_spec({"preset": "rlprompt"})
+    assert (cls.run.steps, cls.method_config.prompts_per_step, cls.method_config.q_bias) == (12000, 16, 0.0)
