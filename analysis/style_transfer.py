@@ -99,18 +99,25 @@ def style_transfer_table(trials: pd.DataFrame, prompts: pd.DataFrame, methods: l
     table = summarise(samples, list(COLUMNS), title=f"Style transfer ({datasets}, test, both directions pooled)",
                       rows=rows, error=error, baseline=base)
     table.notes = NOTES
+    table.runs = "seeds; a run pools its seed's directions"
     if published != "none":
-        pub = {}
-        for lm, by_method in PIN_TABLE2.items():
-            if published == "matching" and lm not in lms:
-                continue
-            wanted = [MATCHING[m.split(" ")[0]] for m in methods if m.split(" ")[0] in MATCHING]
-            for name, values in by_method.items():
-                if published == "all" or name in wanted:
-                    label = name if (published == "matching" and not several) else f"{name} · {_lm_name(lm)}"
-                    pub[label] = {c.key: (v, None) for c, v in zip(COLUMNS[:5], values)}
-        add_published(table, pub, SOURCE)
+        add_published(table, published_rows(methods, lms, published), SOURCE)
     return table
+
+
+def published_rows(methods: list[str], task_lms: list[str], which: str) -> dict:
+    """PIN Table 2 rows: ``all`` of them, or ``matching``: the methods we ran, at our task LMs when
+    they are the paper's, else at every task LM of the paper (labelled with it)."""
+    wanted = {MATCHING[m.split(" ")[0]] for m in methods if m.split(" ")[0] in MATCHING}
+    ours = [lm for lm in task_lms if lm in PIN_TABLE2]
+    lms = list(PIN_TABLE2) if which == "all" or not ours else ours
+    rows = {}
+    for lm in lms:
+        for name, values in PIN_TABLE2[lm].items():
+            if which == "all" or name in wanted:
+                label = name if len(lms) == 1 and lm in task_lms else f"{name} · {_lm_name(lm)}"
+                rows[label] = {c.key: (v, None) for c, v in zip(COLUMNS, values)}
+    return rows
 
 
 def example_outputs(trials: pd.DataFrame, prompts: pd.DataFrame, methods: list[str], k: int = 3) -> str:

@@ -63,6 +63,8 @@ class SummaryTable:
     published_source: str = ""
     notes: str = ""
     """Appended to the caption (definitions of the columns)."""
+    runs: str = "split seeds × seeds"
+    """What one run of a cell is, for the caption."""
 
     @property
     def rows(self) -> list[str]:
@@ -74,7 +76,7 @@ class SummaryTable:
         ns = ns[ns > 0]
         n_text = (f"n = {int(ns.min())}" if len(ns) and ns.min() == ns.max()
                   else f"n = {int(ns.min())} to {int(ns.max())} (per cell in the CSV)" if len(ns) else "no runs")
-        parts = [f"{self.title}: mean ± {ERRORS[self.error]} over runs (split seeds × seeds), {n_text}.",
+        parts = [f"{self.title}: mean ± {ERRORS[self.error]} over runs ({self.runs}), {n_text}.",
                  "Bold: best per column."]
         if self.baseline is not None:
             parts.append(f"†: Welch's t-test against {self.baseline}, p < {P_THRESHOLD}.")
@@ -163,7 +165,8 @@ def add_published(table: SummaryTable, rows: dict[str, dict[str, tuple[float, fl
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-_LATEX_SYMBOLS = {"α": r"$\alpha$", "±": r"$\pm$", "†": r"$^\dagger$", "×": r"$\times$", "–": "--"}
+_LATEX_SYMBOLS = {"α": r"$\alpha$", "±": r"$\pm$", "†": r"$^\dagger$", "×": r"$\times$", "–": "--",
+                  "·": r"$\cdot$", "→": r"$\rightarrow$"}
 
 
 def latex_text(text: str) -> str:

@@ -136,7 +136,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     # The paper's ablation "PIN without the ignorable set".
     _rl("pin-no-filter", "PIN without the ignorable set (the paper's ablation)", _PIN_TASKS, _PIN_RUN,
         **{**_PIN, "top_k": None}),
-    _rl("rlprompt", "RLPrompt (Shannon soft Q-learning, top-256 sampling, pcl, on-policy, reward scale 5)",
+    _rl("rlprompt", "RLPrompt (Shannon soft Q-learning, pcl, on-policy; classification: top-256 sampling, "
+                    "shaping 5z; style transfer: top-50 sampling, shaping 100z - 20, Q bias -10)",
         _RLPROMPT_TASKS, dict(eval_every=10, steps=12000), regularizer="shannon", alpha=1.0, top_k=None,
         sample_top_k=256, objective="pcl", replay_size=0, replay_warmup=False, lr=5e-5, prompts_per_step=16,
         q_bias=0.0),

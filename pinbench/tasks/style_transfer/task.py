@@ -59,7 +59,8 @@ class StyleTransferConfig:
     bf16: bool = True
     """Generate training samples with a bfloat16 copy of the task LM (several times faster on CPU)."""
     exact_eval: bool = True
-    """Generate dev and test samples with the task LM's own weights even when bf16 is on."""
+    """Generate dev and test samples (and compute the fluency proxy's and the outputs' perplexities)
+    with the models' own weights even when bf16 is on; False runs them in bf16 too."""
     template: str = '{prompt} "{input}" "'
     """The task LM's input; generation is cut at the closing quote (RLPrompt's template)."""
     gen_top_k: int = 10
@@ -83,7 +84,8 @@ class StyleTransferConfig:
     content_layer: int | None = None
     """BERTScore's hidden layer (None: the scorer's choice for the model)."""
     content_baseline: float | None = None
-    """BERTScore's rescale baseline b, F' = (F - b) / (1 - b) (None: the scorer's for the model)."""
+    """BERTScore's rescale baseline b, F' = (F - b) / (1 - b) (None: the known one for minilm-l6,
+    0.2019, and roberta-large, 0.83122575; raw F1 for other models)."""
     style_classifier: str | None = None
     """The reward's style classifier: a hub id or directory of a sequence classifier (None: a
     logistic regression on minilm-l6 embeddings, trained once on the dataset and cached)."""
@@ -116,6 +118,15 @@ class StyleTransferConfig:
                  (self.max_batch_tokens >= 64, "max_batch_tokens", ">= 64")], self)
         if self.style_label_index is not None:
             self.style_label_index = tuple(self.style_label_index)
+
+
+def content_baseline(model: str, given: float | None) -> float | None:
+    """BERTScore's rescale baseline: the one given, else the known one for the model (bert_score's
+    for roberta-large, pinbench's measured one for minilm-l6), else None (raw F1)."""
+    from .scorers import MINILM_BASELINE, PAPER_CONTENT
+
+    known = {"minilm-l6": MINILM_BASELINE, PAPER_CONTENT["model"]: PAPER_CONTENT["baseline"]}
+    return given if given is not None else known.get(model)
 
 
 def block_max_mean(rewards: torch.Tensor, blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,8 +201,8 @@ class StyleTransfer(Task):
                                            bf16=bf16, max_batch_tokens=config.max_batch_tokens)
         generator = make(config.bf16)
         exact = make(False) if config.bf16 and config.exact_eval else generator
-        content = BertScorer(config.content_model, layer=config.content_layer, baseline=config.content_baseline,
-                             device=run.device)
+        content = BertScorer(config.content_model, layer=config.content_layer, device=run.device,
+                             baseline=content_baseline(config.content_model, config.content_baseline))
         if config.style_classifier:
             style = HubStyleClassifier(config.style_classifier, config.style_label_index, device=run.device)
         else:
@@ -325,7 +336,7 @@ class StyleTransfer(Task):
     # -- evaluation ----------------------------------------------------------------------------
 
     def _judges(self):
-        from ...models import load_model
+        from ...models import cast_model, load_model
         from .scorers import (HubFluency, HubStyleClassifier, PerplexityFluency, calibrate_threshold,
                               offline_style_classifier)
 
@@ -333,8 +344,9 @@ class StyleTransfer(Task):
         if self._eval_style is None:
             self._eval_style = HubStyleClassifier(c.eval_style_classifier, c.style_label_index, device=self.device) \
                 if c.eval_style_classifier else offline_style_classifier(c.dataset, "eval", c.data_dir, c.split_seed)
-        if self._reference_lm is None:
-            self._reference_lm = load_model(c.reference_lm, "causal", device=self.device)
+        if self._reference_lm is None:  # exact unless evaluation runs in bf16 like training
+            lm = load_model(c.reference_lm, "causal", device=self.device)
+            self._reference_lm = lm if c.exact_eval or not c.bf16 else cast_model(lm, torch.bfloat16)
         if self._fluency is None:
             if c.fluency_classifier:
                 self._fluency = HubFluency(c.fluency_classifier, device=self.device)
