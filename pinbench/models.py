@@ -31,8 +31,8 @@ from .errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["causal", "masked", "encoder"]
-KINDS: tuple[str, ...] = ("causal", "masked", "encoder")
+Kind = Literal["causal", "masked", "encoder", "classifier"]
+KINDS: tuple[str, ...] = ("causal", "masked", "encoder", "classifier")
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -151,6 +151,7 @@ def _auto_class(kind: str):
         "causal": transformers.AutoModelForCausalLM,
         "masked": transformers.AutoModelForMaskedLM,
         "encoder": transformers.AutoModel,
+        "classifier": transformers.AutoModelForSequenceClassification,
     }[kind]
 
 

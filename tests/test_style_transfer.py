@@ -284,3 +284,55 @@ def test_presets_carry_the_style_transfer_settings():
     # classification keeps its own values
     cls = make_spec({"preset": "rlprompt"})
     assert (cls.run.steps, cls.method_config.prompts_per_step, cls.method_config.q_bias) == (12000, 16, 0.0)
+
+
+# -- the command line with tiny models saved as local directories --------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_dirs(tmp_path_factory, quote_lm):
+    """A tiny causal LM, BERT encoder and sequence classifier, each saved as a model directory."""
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    root = tmp_path_factory.mktemp("tiny-style-models")
+    dirs = {"lm": root / "lm", "encoder": root / "encoder", "classifier": root / "classifier"}
+    quote_lm.model.save_pretrained(dirs["lm"])
+    quote_lm.tokenizer.save_pretrained(dirs["lm"])
+    tok = word_tokenizer(mask=True, words=QUOTE_WORDS)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                     num_attention_heads=2, max_position_embeddings=128, pad_token_id=tok.pad_token_id,
+                     initializer_range=0.2)
+    for name, model in (("encoder", BertModel(cfg)), ("classifier", BertForSequenceClassification(cfg))):
+        model.save_pretrained(dirs[name])
+        tok.save_pretrained(dirs[name])
+    return dirs
+
+
+def test_eval_scores_output_files_and_prompts_from_the_command_line(yelp_dir, tiny_dirs, tmp_path):
+    import pandas as pd
+
+    from pinbench.cli import main
+
+    outputs = tmp_path / "outputs.txt"
+    outputs.write_text("great food .\n\nthe service was bad .\n")  # line 2: an empty output
+    preds = tmp_path / "preds.csv"
+    models = [f"--set=task.{k}={tiny_dirs[v]}" for k, v in (
+        ("content_model", "encoder"), ("style_classifier", "classifier"), ("eval_style_classifier", "classifier"),
+        ("fluency_classifier", "classifier"), ("reference_lm", "lm"))]
+    code = main(["eval", "--task", "style_transfer", "--dataset", "yelp", "--direction", "1_to_0",
+                 "--data-dir", str(yelp_dir), "--task-lm", str(tiny_dirs["lm"]), "--outputs", str(outputs),
+                 "--prompt", "great", "--set", "task.test_samples=2", "--predictions", str(preds), *models])
+    assert code == 0
+    frame = pd.read_csv(preds, keep_default_na=False)
+    assert list(frame["source"].unique()) == ["'great'", str(outputs)]  # prompts, then files
+    mine = frame[frame["source"] == str(outputs)]
+    assert mine["output"].tolist() == ["great food .", "", "the service was bad ."]
+    assert mine["input"].tolist() == ["test1 0", "test1 1", "test1 2"]
+    assert mine["reference"].tolist() == ["ref1 0", "ref1 1", "ref1 2"]
+    assert mine["content"].iloc[1] == 0.0  # an empty output keeps nothing of its input
+    # a file with the wrong number of lines is an error naming the counts, before anything is written
+    outputs.write_text("one line\n")
+    assert main(["eval", "--task", "style_transfer", "--dataset", "yelp", "--data-dir", str(yelp_dir),
+                 "--task-lm", str(tiny_dirs["lm"]), "--outputs", str(outputs), *models]) == 2
+    assert main(["eval", "--task", "style_transfer", "--dataset", "yelp", "--data-dir", str(yelp_dir)]) == 2
