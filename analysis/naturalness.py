@@ -32,6 +32,8 @@ import pandas as pd
 import torch
 import wordfreq
 
+from pinbench.models import mean_token_nll
+
 from .load import Results, Store
 
 CACHE_FILE = "naturalness.parquet"
@@ -63,28 +65,10 @@ def context_token(tokenizer) -> tuple[int | None, str]:
 def perplexities(texts: list[str], lm, batch_size: int = 64) -> np.ndarray:
     """Perplexity of each text under the causal ``lm`` (a pinbench LoadedModel); NaN where no token
     can be scored (an empty prompt, or one token and no context token)."""
-    tok, model = lm.tokenizer, lm.model
+    tok = lm.tokenizer
     ctx, _ = context_token(tok)
-    out = np.full(len(texts), np.nan)
     encoded = [([ctx] if ctx is not None else []) + tok(t, add_special_tokens=False).input_ids for t in texts]
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))  # similar lengths batch together
-    for start in range(0, len(order), batch_size):
-        idx = [i for i in order[start:start + batch_size] if len(encoded[i]) >= 2]
-        if not idx:
-            continue
-        width = max(len(encoded[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for r, i in enumerate(idx):
-            ids[r, :len(encoded[i])] = torch.tensor(encoded[i])
-            mask[r, :len(encoded[i])] = 1
-        logits = model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)).logits.float().cpu()
-        nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
-        scored = mask[:, 1:].float()
-        mean_nll = (nll * scored).sum(1) / scored.sum(1)
-        out[idx] = torch.exp(mean_nll).numpy()
-    return out
+    return torch.exp(mean_token_nll(lm, encoded, batch_size)).double().numpy()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -306,3 +306,27 @@ def sentence_embeddings(lm: LoadedModel, texts: list[str], batch_size: int = 64)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         out.append(torch.nn.functional.normalize(pooled.float(), dim=-1))
     return torch.cat(out)
+
+
+@torch.no_grad()
+def mean_token_nll(lm: LoadedModel, encoded: list[list[int]], batch_size: int = 32) -> torch.Tensor:
+    """[N] mean next-token NLL of each token-id sequence under the causal ``lm`` (tokens 2..n are
+    predicted, HF's ``labels=input_ids`` loss); NaN for sequences of fewer than 2 tokens. Batched
+    by similar lengths, right-padded with an attention mask. The one place perplexities are
+    computed (prompt naturalness, style-transfer fluency and output perplexity)."""
+    nll = torch.full((len(encoded),), float("nan"))
+    order = sorted((i for i in range(len(encoded)) if len(encoded[i]) >= 2), key=lambda i: len(encoded[i]))
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        width = max(len(encoded[i]) for i in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
+            mask[row, :len(encoded[i])] = 1
+        logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)).logits.float().cpu()
+        tok_nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
+        scored = mask[:, 1:].float()
+        nll[batch] = (tok_nll * scored).sum(1) / scored.sum(1)
+    return nll

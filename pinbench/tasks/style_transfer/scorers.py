@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import ConfigError, DataError, ModelLoadError
-from ...models import LoadedModel, cache_dir, load_model, sentence_embeddings
+from ...models import LoadedModel, cache_dir, load_model, mean_token_nll, sentence_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -671,22 +671,7 @@ def sentence_nll(lm: LoadedModel, texts: Sequence[str], batch_size: int = 32,
         raise ModelLoadError(f"model '{lm.name}' is a {lm.kind} model; perplexity needs a causal LM")
     ids = lm.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     lengths = torch.tensor([len(i) for i in ids], dtype=torch.long)
-    nll = torch.full((len(ids),), float("nan"))
-    todo = sorted((i for i in range(len(ids)) if len(ids[i]) >= 2), key=lambda i: len(ids[i]))
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start:start + batch_size]
-        width = max(len(ids[i]) for i in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
-            mask[row, :len(ids[i])] = 1
-        input_ids, mask = input_ids.to(lm.device), mask.to(lm.device)
-        logits = lm.model(input_ids=input_ids, attention_mask=mask).logits.float()
-        tok_nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), input_ids[:, 1:], reduction="none")
-        m = mask[:, 1:].float()
-        nll[batch] = ((tok_nll * m).sum(1) / m.sum(1)).cpu()
+    nll = mean_token_nll(lm, ids, batch_size)
     return nll, lengths
 
 
