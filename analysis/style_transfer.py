@@ -77,6 +77,22 @@ def pooled_runs(trials: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def judges_note(trials: pd.DataFrame) -> str:
+    """Which models judged the runs: fluency by a CoLA classifier or by pinbench's proxy, style by
+    hub classifiers or pinbench's offline ones, content by which BERTScore encoder."""
+    def values(col):
+        return sorted({str(v) for v in trials.get(col, pd.Series(dtype=object)) if v is not None and v == v})
+    fluency = values("task.fluency_classifier")
+    parts = [f"Fluency judged by {', '.join(fluency)}" if fluency and trials["task.fluency_classifier"].notna().all() else
+             "Fluency is a proxy (" + ", ".join(values("task.reference_lm") or ["reference LM"]) +
+             " perplexity under the threshold 90% of the human-written test sentences pass), not the paper's CoLA classifier"]
+    judge = values("task.eval_style_classifier")
+    parts.append(f"style judged by {', '.join(judge)}" if judge and trials["task.eval_style_classifier"].notna().all()
+                 else "style judged by pinbench's offline classifier (minilm-l6 features, trained apart from the reward's)")
+    parts.append("content by BERTScore with " + ", ".join(values("task.content_model") or ["minilm-l6"]))
+    return "; ".join(parts) + "."
+
+
 def row_label(method: str, task_lm: str, several_lms: bool) -> str:
     return f"{method} · {_lm_name(task_lm)}" if several_lms else method
 
@@ -98,7 +114,7 @@ def style_transfer_table(trials: pd.DataFrame, prompts: pd.DataFrame, methods: l
     datasets = ", ".join(sorted(runs["dataset"].astype(str).unique()))
     table = summarise(samples, list(COLUMNS), title=f"Style transfer ({datasets}, test, both directions pooled)",
                       rows=rows, error=error, baseline=base)
-    table.notes = NOTES
+    table.notes = NOTES + " " + judges_note(trials[trials["task"] == "style_transfer"])
     table.runs = "seeds; a run pools its seed's directions"
     if published != "none":
         add_published(table, published_rows(methods, lms, published), SOURCE)

@@ -60,6 +60,7 @@ def test_table_summarises_pooled_runs_with_published_rows_and_latex():
     assert set(table.published) == {f"{m} · {lm}" for m in ("PIN", "RLPrompt")
                                     for lm in ("opt-125m", "opt-350m", "opt-1.3b")}
     assert table.published["PIN · opt-125m"]["joint"] == (46.2, None)
+    assert "Fluency is a proxy" in table.notes  # no CoLA classifier recorded: the report says so
     md, tex = to_markdown(table), to_latex(table, "tab:x")
     assert "| pin |" in md and "PIN · opt-1.3b (pub.)" in md
     assert r"PIN $\cdot$ opt-1.3b" in tex
