@@ -90,12 +90,16 @@ def test_yelp_holds_out_the_first_16_dev_lines_and_trains_on_the_rest(yelp_dir):
 def test_shakespeare_references_are_the_parallel_test_half(tmp_path):
     folder = tmp_path / "shakespeare" / "100-shot" / "100-13"
     folder.mkdir(parents=True)
-    rows = "text\tlabel\nthou art\t0\nyou are\t1\nwherefore\t0\nwhy\t1\n"
+    # the files are CSV-quoted as pandas writes them: a text with quotes is "..."" ...""..."
+    rows = ('text\tlabel\nthou art\t0\nyou are\t1\n"Yea, "" quoth he, ""Fall\'st?"\t0\n'
+            '"Yes, "" he said, ""You fall?"\t1\nNA\t0\nno\t1\n')
     for split in ("train", "dev", "test"):
         (folder / f"{split}.tsv").write_text(rows)
     test = read_split("shakespeare", "1_to_0", "test", tmp_path, split_seed=13)
-    assert test.inputs == ("you are", "why") and test.references == ("thou art", "wherefore")
-    assert read_split("shakespeare", "0_to_1", "dev", tmp_path, split_seed=13).inputs == ("thou art", "wherefore")
+    assert test.inputs == ("you are", 'Yes, " he said, "You fall?', "no")
+    assert test.references == ("thou art", 'Yea, " quoth he, "Fall\'st?', "NA")
+    assert read_split("shakespeare", "0_to_1", "dev", tmp_path, split_seed=13, dev_size=2).inputs == \
+        ("thou art", 'Yea, " quoth he, "Fall\'st?')
 
 
 def test_missing_files_and_bad_directions_are_named(tmp_path, yelp_dir):

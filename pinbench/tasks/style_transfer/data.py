@@ -21,6 +21,8 @@ import pandas as pd
 from ...errors import ConfigError, DataError
 
 DIRECTIONS = ("0_to_1", "1_to_0")
+YELP_DEV_SIZE = 16
+"""Yelp's dev split: the first 16 lines of the source-style dev file (RLPrompt's tst_helpers.py)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ class StyleSplit:
     target: int
 
 
-def _lines(file: Path) -> list[str]:
+def read_lines(file: Path) -> list[str]:
+    """A one-sentence-per-line file (Yelp), stripped, blank lines dropped."""
     if not file.is_file():
         raise DataError(f"style-transfer file '{file}' does not exist")
     lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
@@ -75,13 +78,20 @@ def _lines(file: Path) -> list[str]:
     return lines
 
 
-def _tsv(file: Path, label: int) -> list[str]:
+def read_tsv(file: Path) -> list[tuple[str, int]]:
+    """(text, label) rows of a ``text<TAB>label`` file (Shakespeare). The files are CSV-quoted
+    (a text with a quote is written "..."" ..."), so pandas' default quoting reads them, as
+    RLPrompt's loader does; a text such as "NA" stays text."""
     if not file.is_file():
         raise DataError(f"style-transfer file '{file}' does not exist")
-    frame = pd.read_csv(file, sep="\t", quoting=3, keep_default_na=False, dtype={"text": str})
+    frame = pd.read_csv(file, sep="\t", keep_default_na=False, dtype={"text": str})
     if not {"text", "label"} <= set(frame.columns):
         raise DataError(f"style-transfer file '{file}' needs columns 'text' and 'label', has {list(frame.columns)}")
-    texts = [t.strip() for t in frame.loc[frame["label"] == label, "text"]]
+    return [(str(t).strip(), int(v)) for t, v in zip(frame["text"], frame["label"])]
+
+
+def _tsv(file: Path, label: int) -> list[str]:
+    texts = [t for t, v in read_tsv(file) if v == label]
     if not texts:
         raise DataError(f"style-transfer file '{file}' has no rows with label {label}")
     return texts
@@ -106,15 +116,15 @@ def read_split(dataset: str, direction: str, split: str, data_dir: str | Path | 
     references = None
     if dataset == "yelp":
         if split in ("train", "dev"):
-            pool = _lines(folder / f"sentiment.dev.{source}.clean")
-            n = dev_size or 16
+            pool = read_lines(folder / f"sentiment.dev.{source}.clean")
+            n = dev_size or YELP_DEV_SIZE
             if len(pool) <= n:
                 raise DataError(f"style-transfer file '{folder / f'sentiment.dev.{source}.clean'}' has "
                                 f"{len(pool)} lines; Yelp needs more than dev_size={n} (the rest trains)")
             inputs = pool[n:] if split == "train" else pool[:n]
         elif split == "test":
-            inputs = _lines(folder / f"sentiment.test.{source}.clean")
-            references = _lines(folder / f"sentiment.ref.{source}.clean")
+            inputs = read_lines(folder / f"sentiment.test.{source}.clean")
+            references = read_lines(folder / f"sentiment.ref.{source}.clean")
         else:
             raise ConfigError(f"style-transfer has no split '{split}' (train, dev, test)")
     else:

@@ -38,8 +38,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ...errors import ConfigError, DataError, ModelLoadError
+from ...errors import ConfigError, ModelLoadError
 from ...models import LoadedModel, cache_dir, load_model, mean_token_nll, sentence_embeddings
+from .data import YELP_DEV_SIZE, dataset_dir, read_lines, read_tsv
 
 log = logging.getLogger(__name__)
 
@@ -528,26 +529,8 @@ YELP_MAX_PER_LABEL = 5000
 #: which the middle layers keep and the last layer, tuned for semantic similarity, discards; it
 #: also halves the encoder cost.
 OFFLINE_STYLE_LAYER = 3
-YELP_DEV_HELDOUT = 16  # the first 16 dev lines of each label are the dev evaluation split
 SHAKESPEARE_SEEDS = (100, 13, 21, 42, 87)
 ROLES = ("reward", "eval")
-
-
-def _read_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DataError(f"style-transfer data file '{path}' does not exist")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def _read_tsv(path: Path) -> list[tuple[str, int]]:
-    import pandas as pd
-
-    if not path.is_file():
-        raise DataError(f"style-transfer data file '{path}' does not exist")
-    df = pd.read_csv(path, sep="\t")
-    if "text" not in df.columns or "label" not in df.columns:
-        raise DataError(f"'{path}' must have columns text and label, has {list(df.columns)}")
-    return [(str(t).strip(), int(v)) for t, v in zip(df["text"], df["label"])]
 
 
 def _spread(items: list, cap: int | None) -> list:
@@ -588,11 +571,11 @@ def offline_classifier_data(dataset: str, role: str, data_dir: str | os.PathLike
         raise ConfigError(f"offline style classifier role must be one of {ROLES}, got '{role}'")
     root = Path(data_dir)
     if dataset == "yelp":
-        folder = root / "yelp" / "clean"
-        dev = {c: _read_lines(folder / f"sentiment.dev.{c}.clean") for c in (0, 1)}
+        folder = dataset_dir("yelp", root, 0)
+        dev = {c: read_lines(folder / f"sentiment.dev.{c}.clean") for c in (0, 1)}
         drop = {t for c in (0, 1) for split in ("test", "ref")
-                for t in _read_lines(folder / f"sentiment.{split}.{c}.clean")}
-        drop |= {t for c in (0, 1) for t in dev[c][:YELP_DEV_HELDOUT]}
+                for t in read_lines(folder / f"sentiment.{split}.{c}.clean")}
+        drop |= {t for c in (0, 1) for t in dev[c][:YELP_DEV_SIZE]}
         cap = YELP_MAX_PER_LABEL if max_per_label is None else max_per_label
         chosen: dict[str, list[tuple[str, int]]] = {}
         for r, parity in (("reward", 0), ("eval", 1)):
@@ -600,7 +583,7 @@ def offline_classifier_data(dataset: str, role: str, data_dir: str | os.PathLike
                 drop = drop | {t for t, _ in chosen["reward"]}
             pairs = []
             for c in (0, 1):
-                pool = dev[c][YELP_DEV_HELDOUT:][parity::2]
+                pool = dev[c][YELP_DEV_SIZE:][parity::2]
                 pairs += _spread(_dedup([(t, c) for t in pool], drop), cap)
             chosen[r] = pairs
             if r == role:
@@ -609,12 +592,10 @@ def offline_classifier_data(dataset: str, role: str, data_dir: str | os.PathLike
     elif dataset == "shakespeare":
         if split_seed is None:
             raise ConfigError("shakespeare offline style classifiers need split_seed")
-        base = root / "shakespeare" / "100-shot"
-
         def split(seed: int, name: str) -> list[tuple[str, int]]:
-            return _read_tsv(base / f"100-{seed}" / f"{name}.tsv")
+            return read_tsv(dataset_dir("shakespeare", root, seed) / f"{name}.tsv")
 
-        drop = {t for s in SHAKESPEARE_SEEDS if (base / f"100-{s}" / "test.tsv").is_file()
+        drop = {t for s in SHAKESPEARE_SEEDS if (dataset_dir("shakespeare", root, s) / "test.tsv").is_file()
                 for t, _ in split(s, "test")}
         drop |= {t for t, _ in split(split_seed, "test")}
         reward = _dedup(split(split_seed, "train"), drop)
@@ -624,7 +605,7 @@ def offline_classifier_data(dataset: str, role: str, data_dir: str | os.PathLike
             drop |= {t for t, _ in reward}
             pool = []
             for s in SHAKESPEARE_SEEDS:
-                if not (base / f"100-{s}").is_dir():
+                if not dataset_dir("shakespeare", root, s).is_dir():
                     continue
                 pool += split(s, "dev") + ([] if s == split_seed else split(s, "train"))
             pairs = _dedup(pool, drop)
@@ -803,8 +784,8 @@ def compute_baseline(data_dir: str | os.PathLike, model: str = "minilm-l6", laye
                      pairs: int = 20_000, seed: int = 0) -> float:
     """Mean raw F1 of ``pairs`` random (candidate, reference) pairs of Yelp dev-pool sentences
     (both labels, lines 17..end), bert_score's way of computing a rescale baseline."""
-    folder = Path(data_dir) / "yelp" / "clean"
-    pool = [t for c in (0, 1) for t in _read_lines(folder / f"sentiment.dev.{c}.clean")[YELP_DEV_HELDOUT:]]
+    folder = dataset_dir("yelp", data_dir, 0)
+    pool = [t for c in (0, 1) for t in read_lines(folder / f"sentiment.dev.{c}.clean")[YELP_DEV_SIZE:]]
     gen = torch.Generator().manual_seed(seed)
     a = torch.randint(len(pool), (pairs,), generator=gen).tolist()
     b = torch.randint(len(pool), (pairs,), generator=gen).tolist()
