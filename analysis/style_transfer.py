@@ -45,14 +45,20 @@ def _lm_name(name: str) -> str:
     return name.split("/")[-1]
 
 
+def _best_records(trials: pd.DataFrame, prompts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The style-transfer trials, and their chosen prompts' records (test outputs and
+    per-sentence values) by trial id."""
+    st = trials[trials["task"] == "style_transfer"]
+    best = prompts[(prompts["source"] == "best") & prompts["trial_id"].isin(st["trial_id"])]
+    return st, best.drop_duplicates("trial_id", keep="last").set_index("trial_id")
+
+
 def pooled_runs(trials: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
     """One row per pooled run (method, task LM, dataset, seed): the paper's metrics over the
     concatenated sentences of its directions, and which directions it has."""
-    st = trials[trials["task"] == "style_transfer"]
+    st, best = _best_records(trials, prompts)
     if not len(st):
         return pd.DataFrame()
-    best = prompts[(prompts["source"] == "best") & prompts["trial_id"].isin(st["trial_id"])]
-    best = best.drop_duplicates("trial_id", keep="last").set_index("trial_id")
     keys = ["method", "task.task_lm", "dataset", "run.seed"]
     rows = []
     for (method, lm, dataset, seed), group in st.groupby(keys, sort=False, dropna=False):
@@ -139,9 +145,7 @@ def published_rows(methods: list[str], task_lms: list[str], which: str) -> dict:
 def example_outputs(trials: pd.DataFrame, prompts: pd.DataFrame, methods: list[str], k: int = 3) -> str:
     """Markdown: per method and direction, the best prompt and its first k test outputs beside the
     inputs (the first completed seed)."""
-    st = trials[trials["task"] == "style_transfer"]
-    best = prompts[(prompts["source"] == "best") & prompts["trial_id"].isin(st["trial_id"])]
-    best = best.drop_duplicates("trial_id", keep="last").set_index("trial_id")
+    st, best = _best_records(trials, prompts)
     lines = []
     for method in methods:
         mine = st[st["method"] == method].sort_values(["task.direction", "run.seed"])

@@ -340,3 +340,23 @@ def test_eval_scores_output_files_and_prompts_from_the_command_line(yelp_dir, ti
     assert main(["eval", "--task", "style_transfer", "--dataset", "yelp", "--data-dir", str(yelp_dir),
                  "--task-lm", str(tiny_dirs["lm"]), "--outputs", str(outputs), *models]) == 2
     assert main(["eval", "--task", "style_transfer", "--dataset", "yelp", "--data-dir", str(yelp_dir)]) == 2
+
+
+def test_q_bias_shifts_every_q_value_and_leaves_the_policy(tiny_gpt2):
+    # RLPrompt's logit_bias (lm_adaptor_model.py): Q + b in sampling and in the loss's targets
+    from pinbench.methods.rl.policy import QPolicy
+    from pinbench.methods.rl.regularizers import make_regularizer
+
+    torch.manual_seed(0)
+    plain = QPolicy(tiny_gpt2, hidden=16, prompt_length=2)
+    biased = QPolicy(tiny_gpt2, hidden=16, prompt_length=2, q_bias=-10.0)
+    biased.mlp.load_state_dict(plain.mlp.state_dict())
+    biased.target.load_state_dict(plain.target.state_dict())
+    e = torch.randn(3, tiny_gpt2.model.config.n_embd)
+    tokens = torch.tensor([4, 7, 9])
+    assert torch.allclose(biased.q_values(e), plain.q_values(e) - 10.0, atol=1e-5)
+    assert torch.allclose(biased.q_values(e, target=True), plain.q_values(e, target=True) - 10.0, atol=1e-5)
+    assert torch.allclose(biased.q_taken(e, tokens), plain.q_taken(e, tokens) - 10.0, atol=1e-5)
+    for name in ("shannon", "sparse_tsallis"):
+        reg = make_regularizer(name, 1.5)
+        assert torch.allclose(reg.policy(biased.q_values(e), 1.0), reg.policy(plain.q_values(e), 1.0), atol=1e-5)

@@ -100,9 +100,9 @@ class PromptBook:
 
 
 def _rows(metrics: dict, n: int) -> list[dict]:
-    """Per prompt: each tensor metric as a float (a grouped reward [P, G] as its mean); other
-    per-prompt values (a task's sampled outputs, a list per prompt) as they are, so they are
-    stored with the prompt."""
+    """Per prompt: each tensor metric as a float (a row of several values, e.g. a task's reward
+    draws, as its mean); other per-prompt values (a task's sampled outputs, a list per prompt) as
+    they are, so they are stored with the prompt."""
     return [{k: float(v[i].float().mean()) if torch.is_tensor(v) else v[i] for k, v in metrics.items()}
             for i in range(n)]
 

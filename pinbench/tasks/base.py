@@ -61,10 +61,17 @@ class Task:
         raise NotImplementedError
 
     def check_splits(self, splits: Sequence[str]) -> None:
-        """Fail now, before any training, if a split a run will need is missing."""
+        """Fail now, before any training, if a split a run will need is missing: an unknown name,
+        or data that ``split`` cannot read."""
         unknown = [s for s in splits if s not in self.splits]
         if unknown:
             raise ConfigError(f"task '{self.name}' has no split(s) {unknown}; it has {list(self.splits)}")
+        for name in splits:
+            self.split(name)
+
+    def split(self, name: str):
+        """A split's data, read (and kept) on first use; a task without data files returns None."""
+        return None
 
     def score(self, prompts: Sequence[str], split: str = "train") -> dict[str, torch.Tensor]:
         """Per-prompt metrics on a split: {name: tensor [P]}, ``reward`` among them. A value that is

@@ -142,12 +142,6 @@ class FewShotClassification(Task):
 
     # -- the task interface ------------------------------------------------------------------
 
-    def check_splits(self, splits: Sequence[str]) -> None:
-        """Read the splits a run will need now, so a missing file fails before training."""
-        super().check_splits(splits)
-        for name in splits:
-            self.split(name)
-
     def differentiable(self):
         """The verbalizer cross-entropy as a function of prompt embeddings (exact weights), for
         gradient methods: ``loss(prompt_embeds, split.texts, split.labels)``."""

@@ -77,6 +77,13 @@ OFFLINE_CONTENT = dict(model="minilm-l6", layer=MINILM_LAYER, baseline=MINILM_BA
 DEFAULT_LAYERS = {"minilm-l6": MINILM_LAYER, "roberta-large": 17}
 
 
+def max_input_length(tokenizer) -> int:
+    """Tokens to truncate an input to: the tokenizer's model_max_length, or 512 where it is unset
+    (transformers gives a huge sentinel then)."""
+    n = getattr(tokenizer, "model_max_length", None) or 512
+    return n if n < 100_000 else 512
+
+
 def greedy_match(
     cand: torch.Tensor, cand_mask: torch.Tensor, cand_weight: torch.Tensor,
     ref: torch.Tensor, ref_mask: torch.Tensor, ref_weight: torch.Tensor,
@@ -161,8 +168,7 @@ class BertScorer:
         self.batch_size, self.chunk_pairs = batch_size, chunk_pairs
         tok = self.lm.tokenizer
         self._prefix = " " if _is_byte_level(tok) else ""
-        max_len = getattr(tok, "model_max_length", None) or 512
-        self._max_length = max_len if max_len < 100_000 else 512
+        self._max_length = max_input_length(tok)
         # Weight 0 for the tokens the tokenizer adds around a text ([CLS]/[SEP], <s>/</s>), as
         # bert_score's idf dict does; found by what it adds to "" (tokenizers differ in which of
         # cls/sep/bos/eos they name), so an empty candidate has nothing left to match.
@@ -487,8 +493,7 @@ class HubStyleClassifier:
     @torch.no_grad()
     def logits(self, texts: Sequence[str]) -> torch.Tensor:
         tok = self.lm.tokenizer
-        max_len = getattr(tok, "model_max_length", 512)
-        max_len = max_len if max_len < 100_000 else 512
+        max_len = max_input_length(tok)
         out = []
         for start in range(0, len(texts), self.batch_size):
             batch = tok(list(texts[start:start + self.batch_size]), padding=True, truncation=True,

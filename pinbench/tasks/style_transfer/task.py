@@ -103,11 +103,12 @@ class StyleTransferConfig:
     """Tokens per generation batch (memory / speed trade-off)."""
 
     def __post_init__(self):
+        from .generation import check_template
+
         get_dataset(self.dataset)
         parse_direction(self.direction)
+        check_template(self.template)
         require([(self.task_lm_dtype in ("float32", "bfloat16"), "task_lm_dtype", "float32 or bfloat16"),
-                 ("{prompt}" in self.template and "{input}" in self.template, "template",
-                  "a string with {prompt} and {input}"),
                  (self.gen_top_k >= 1, "gen_top_k", ">= 1"),
                  (self.num_samples >= 1, "num_samples", ">= 1"),
                  (self.num_bootstraps >= 1, "num_bootstraps", ">= 1"),
@@ -176,8 +177,6 @@ class StyleTransfer(Task):
     def __init__(self, config: StyleTransferConfig, generator, content, reward_style, *, seed: int = 0,
                  exact=None, eval_style=None, fluency=None, reference_lm=None, device: str = "cpu"):
         self.config, self.seed, self.device = config, seed, device
-        self.dataset = get_dataset(config.dataset)
-        self.lower = self.dataset.lower_outputs if config.lower_outputs is None else config.lower_outputs
         self.source, self.target = parse_direction(config.direction)
         self.generator, self.exact = generator, exact or generator
         self.content, self.reward_style = content, reward_style
@@ -219,12 +218,6 @@ class StyleTransfer(Task):
             self._splits[name] = read_split(c.dataset, c.direction, name, c.data_dir, split_seed=c.split_seed,
                                             dev_size=c.dev_size, test_size=c.test_size)
         return self._splits[name]
-
-    def check_splits(self, splits: Sequence[str]) -> None:
-        """Read the splits a run will need now, so a missing file fails before training."""
-        super().check_splits(splits)
-        for name in splits:
-            self.split(name)
 
     # -- randomness and checkpoints ----------------------------------------------------------
 
