@@ -1,5 +1,5 @@
 """Read one or several results stores (local directories or ``s3://`` / ``gs://`` / ``file://``
-URIs, through pyarrow's filesystems) into pandas frames.
+URIs, resolved by ``pinbench.storage``) into pandas frames.
 
 A store is a directory with ``trials.parquet``, ``history.parquet`` and ``prompts.parquet`` (what
 ``pinbench sweep`` and ``pinbench train --out`` write; columns in the README, "Results"). A path
@@ -15,13 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
-from pinbench.errors import PinbenchError
-from pinbench.io import write_table
+from pinbench.errors import ConfigError, PinbenchError
 from pinbench.results import KNOWN_SCHEMA_VERSIONS, REQUIRED_COLUMNS, TABLES, upgrade
+from pinbench.storage import Location, resolve
 
 
 class ResultsError(PinbenchError):
@@ -32,37 +29,36 @@ class ResultsError(PinbenchError):
 class Store:
     """One results directory: where it is and what the report calls it."""
 
-    uri: str
-    """As the user gave it (a path or a URI)."""
-    fs: pafs.FileSystem
-    path: str
-    """The directory inside ``fs``."""
+    location: Location
     label: str
     """Short unique name (the directory's name), used to qualify clashing trial ids."""
 
-    def file(self, name: str) -> str:
-        return f"{self.path.rstrip('/')}/{name}"
+    @property
+    def uri(self) -> str:
+        """As the user gave it (a path or a URI)."""
+        return self.location.uri
+
+    @property
+    def path(self) -> str:
+        """The directory inside its filesystem."""
+        return self.location.path
 
     def exists(self, name: str) -> bool:
-        return self.fs.get_file_info(self.file(name)).type == pafs.FileType.File
+        return self.location.join(name).is_file()
 
     def display(self, name: str) -> str:
-        return f"{self.uri.rstrip('/')}/{name}"
+        return self.location.join(name).uri
 
     def read(self, name: str, what: str = "results file", hint: str = "") -> pd.DataFrame:
         """A Parquet file of the store; a truncated or foreign file is an error naming it."""
         try:
-            return pq.read_table(self.file(name), filesystem=self.fs).to_pandas()
+            return self.location.join(name).read_parquet()
         except Exception as exc:  # ArrowInvalid, OSError
             raise ResultsError(f"cannot read {what} '{self.display(name)}': {exc}{hint}") from exc
 
     def write(self, name: str, frame: pd.DataFrame) -> None:
-        """Write a Parquet file into the store: atomically on a local disk (temporary file and
-        rename); object stores replace an object whole on upload."""
-        if isinstance(self.fs, pafs.LocalFileSystem):
-            write_table(frame, self.file(name))
-        else:
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), self.file(name), filesystem=self.fs)
+        """Write a Parquet file into the store, replacing it whole (``pinbench.storage``)."""
+        self.location.join(name).write_parquet(frame)
 
 
 @dataclass
@@ -78,33 +74,23 @@ class Results:
         return self.trials[self.trials["status"] == "completed"]
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in uri:
-        try:
-            return pafs.FileSystem.from_uri(uri)
-        except Exception as exc:  # pyarrow raises several types for bad or unsupported URIs
-            raise ResultsError(f"cannot open results location '{uri}': {exc}") from exc
-    return pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
-
-
 def find_stores(uris: list[str]) -> list[Store]:
     """Each argument is a store or a root of stores; error if one holds no results at all."""
     stores: list[Store] = []
     for uri in uris:
-        fs, path = _filesystem(str(uri))
-        info = fs.get_file_info(path)
-        if info.type == pafs.FileType.NotFound:
+        try:
+            root = resolve(str(uri))
+        except ConfigError as exc:
+            raise ResultsError(str(exc)) from exc
+        if not root.exists():
             raise ResultsError(f"results directory '{uri}' does not exist")
-        if info.type != pafs.FileType.Directory:
+        if not root.is_dir():
             raise ResultsError(f"'{uri}' is not a directory; pass a results directory (with trials.parquet)")
-        store = Store(str(uri), fs, path, Path(path).name or str(uri))
+        store = Store(root, Path(root.path).name or str(uri))
         if store.exists("trials.parquet"):
             stores.append(store)
             continue
-        children = sorted((c for c in fs.get_file_info(pafs.FileSelector(path)) if c.type == pafs.FileType.Directory),
-                          key=lambda c: c.path)
-        candidates = [Store(f"{str(uri).rstrip('/')}/{c.base_name}", fs, c.path, c.base_name) for c in children]
-        found = [s for s in candidates if s.exists("trials.parquet")]
+        found = [s for s in (Store(c, c.name) for c in root.subdirectories()) if s.exists("trials.parquet")]
         if not found:
             raise ResultsError(f"no results in '{uri}': expected {', '.join(t + '.parquet' for t in TABLES)} "
                                "there or in its subdirectories (written by `pinbench sweep` or `pinbench train --out`)")

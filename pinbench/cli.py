@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, PinbenchError
+from .errors import ConfigError, NonFiniteError, PinbenchError, yaml_error_line
 
 
 def _quiet_transformers() -> None:
@@ -104,7 +104,7 @@ def _key_values(items: list[str], flag: str = "--set") -> dict[str, str]:
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise ConfigError(f"{flag} expects KEY=VALUE, got {item!r}")
         out[key.strip()] = value.strip()
     return out
@@ -152,8 +152,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                     help="import a module that registers more tasks or methods (repeatable)")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="set any field by its dotted key (method.alpha=0.5; repeatable)")
-    tr.add_argument("--out", type=Path, default=None,
-                    help="write config.json and trials/history/prompts.parquet here")
+    tr.add_argument("--out", default=None,
+                    help="write config.json and trials/history/prompts.parquet here (a directory or "
+                         "a URI: s3://bucket/prefix, gs://..., file://...)")
     _add_field_flags(tr, argv)
     tr.set_defaults(func=cmd_train)
 
@@ -162,8 +163,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sw.add_argument("--data-dir", default=None, help="few-shot data root for every trial (overrides the suite)")
     sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a base setting of the suite for every trial (repeatable)")
-    sw.add_argument("--results", type=Path, default=Path("results"),
-                    help="results root: the store is <results>/<suite name>/ (default: results)")
+    sw.add_argument("--results", default="results",
+                    help="results root, a directory or a URI (s3://bucket/prefix, gs://..., file://...): "
+                         "the store is <results>/<suite name>/ (default: results)")
     sw.add_argument("--address", default=None, help="join a running Ray cluster (default: start a local one)")
     sw.add_argument("--storage", default=None,
                     help="Tune storage for checkpoints and experiment state: a local path or s3://... "
@@ -184,6 +186,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sw.add_argument("--verbose", action="store_true",
                     help="Ray's full output (worker logs, Tune's progress reporter) instead of the "
                          "one-row-per-trial view")
+    sw.add_argument("--wait-for-resources", action="store_true",
+                    help="launch even if no node has the CPUs/GPUs a trial asks for (an autoscaling "
+                         "cluster that adds such nodes later); by default that is an error")
+    sw.add_argument("--no-data-check", action="store_true",
+                    help="do not read every trial's data files on the driver before launching (data "
+                         "that only the worker nodes have)")
     sw.set_defaults(func=cmd_sweep)
 
     rp = sub.add_parser("report", help="tables, naturalness metrics, figures and report.md from results",
@@ -373,6 +381,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .results import write_run
     from .run import make_spec
+    from .storage import resolve
 
     console = Console()
     values: dict = {"task": args.task, "method": args.method, "preset": args.preset, "plugins": args.plugin}
@@ -382,6 +391,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             values[f"{section}.{name}"] = value
     values.update(_key_values(args.set))
     spec = make_spec(values, "pinbench train", from_strings=True)
+    if args.out is not None and resolve(args.out).is_file():  # a path or a URI (s3://...)
+        raise ConfigError(f"--out '{args.out}' is a file; give a directory (for config.json and the results tables)")
     config = spec.run
     _quiet_transformers()
     trainer = spec.method_class(spec)
@@ -410,10 +421,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                                   f"{metric} {row.get(metric, float('nan')):.4f} {source} {prompt!r}")
             bar.update(job, advance=1, **fields)
 
+        error = ""
         try:
             result = trainer.train(on_step)
-        except KeyboardInterrupt:
-            status = "interrupted"  # keep what was computed
+        except (KeyboardInterrupt, NonFiniteError) as exc:  # keep what was computed
+            status, error = ("interrupted", "") if isinstance(exc, KeyboardInterrupt) else ("failed", str(exc))
             result = trainer.result
             result.steps_done = trainer.step_count
     best, test = result.best, result.test
@@ -425,9 +437,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         console.print("test: " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()))
     console.print(f"{result.steps_done} steps in {result.wall_time_s:.0f} s ({status})")
     if args.out is not None:
-        write_run(args.out, result, status=status)
+        write_run(args.out, result, status=status, error=error)
         console.print(f"results written to {args.out}/")
-    return 0 if status == "completed" else 130
+    if error:
+        console.print(f"error: {error}")
+    return {"completed": 0, "interrupted": 130}.get(status, 1)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -442,8 +456,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not console.is_terminal:  # job logs: tables at full width, not squeezed into 80 columns
         console = Console(width=max(console.width, 160))
     # --set values are YAML scalars (0.5, none, true), type-checked by the suite like its own values
-    overrides = {k: (None if v.lower() in ("none", "null") else yaml.safe_load(v)) if v else v
-                 for k, v in _key_values(args.set).items()}
+    overrides = {}
+    for k, v in _key_values(args.set).items():
+        try:
+            overrides[k] = (None if v.lower() in ("none", "null") else yaml.safe_load(v)) if v else v
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {k}={v}: the value is not valid YAML ({yaml_error_line(exc)})") from None
     if args.data_dir is not None:
         overrides["task.data_dir"] = str(Path(args.data_dir).resolve())
     suite = load_suite(args.suite, overrides)
@@ -470,12 +488,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     store = run_sweep(suite, results_dir=args.results, storage=args.storage, address=args.address,
                       resume=args.resume, max_failures=args.max_failures, num_cpus=args.num_cpus,
-                      verbose=args.verbose, trackers=args.tracker,
+                      verbose=args.verbose, trackers=args.tracker, wait_for_resources=args.wait_for_resources,
+                      check_data=not args.no_data_check,
                       checkpoint_every_s=CHECKPOINT_EVERY_S if args.checkpoint_every is None else args.checkpoint_every)
-    import pandas as pd
-
-    trials = pd.read_parquet(store.dir / "trials.parquet")
-    table = Table(title=f"{suite.name}: results in {store.dir}")
+    trials = store.table("trials")
+    table = Table(title=f"{suite.name}: results in {store.uri}")
     metrics = [c for c in trials.columns if c.startswith(("dev_", "test_", "train_")) and c.endswith(
         tuple(trials["selection_metric"].dropna().unique()) or ("accuracy",))]
     cols = [c for c in ("trial_id", "status", *metrics, "wall_time_s", "best_prompt") if c in trials.columns]
@@ -496,6 +513,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from analysis.naturalness import NaturalnessOptions
 
     console = Console()
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out '{args.out}' is a file; give a directory for the report")
+    if args.top_prompts < 0:
+        raise ConfigError(f"--top-prompts must be >= 0, got {args.top_prompts}")
     _quiet_transformers()
     options = ReportOptions(
         metric=args.metric, error=args.error, published=args.published, top_prompts=args.top_prompts,

@@ -269,8 +269,12 @@ class SweepConsole(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         row = self._row(trial)
-        # a trial that ends without its final report was stopped early (ASHA)
-        row.status = "completed" if (trial.last_result or {}).get("done_training") else "stopped"
+        # a trial that ends without its final report was stopped early (ASHA); one whose final
+        # report says it failed (a NaN loss: not retried) is failed
+        last = trial.last_result or {}
+        row.status = "completed" if last.get("done_training") else "stopped"
+        if last.get("trial_failed"):
+            row.status, row.error = "failed", str(last.get("error", ""))
         self._changed(row)
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:

@@ -6,6 +6,7 @@ A crash (or Ctrl-C) mid-write leaves the previous file intact and never a half-w
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +30,13 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def stale_temp_files(target: str | os.PathLike) -> list[Path]:
+    """The temporary files of ``atomic_path(target)`` that are still there: left by a writer that
+    was killed mid-write (``os.replace`` never ran and neither did the clean-up)."""
+    target = Path(target)
+    return sorted(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
 
 
 _TABLE_WRITERS = {

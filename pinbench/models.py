@@ -164,6 +164,10 @@ def _offline_hint() -> str:
     )
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def guess_kind(name: str) -> str:
     """Masked for BERT-family names (roberta-large, bert-base-uncased, ...), causal otherwise."""
     return "masked" if "bert" in name.lower() else "causal"
@@ -176,7 +180,8 @@ def resolve_path(name: str, kind: str) -> str:
         return name
     if kind not in alias.kinds:
         raise ModelLoadError(
-            f"model '{name}' is a {'/'.join(alias.kinds)} model and cannot be loaded as a {kind} model"
+            f"model '{name}' is {_article(alias.kinds[0])} {'/'.join(alias.kinds)} model and cannot be loaded as "
+            f"{_article(kind)} {kind} model"
         )
     return str(alias.locate())
 
@@ -246,9 +251,15 @@ def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_c
     path = resolve_path(name, kind)
     if name not in ALIASES:
         if _looks_like_path(name):
-            if not os.path.isdir(os.path.expanduser(name)):
-                raise ModelLoadError(f"model directory '{name}' does not exist. {_offline_hint()}")
             path = os.path.expanduser(name)
+            if os.path.isfile(path):
+                raise ModelLoadError(f"model path '{name}' is a file; give the model's directory (with its "
+                                     f"config.json), a hub id or an offline alias. {_offline_hint()}")
+            if not os.path.isdir(path):
+                raise ModelLoadError(f"model directory '{name}' does not exist. {_offline_hint()}")
+            if not os.path.isfile(os.path.join(path, "config.json")):
+                raise ModelLoadError(f"model directory '{name}' has no config.json: it is not a saved Hugging Face "
+                                     f"model (save_pretrained writes one). {_offline_hint()}")
         else:
             reason = _hub_unreachable_reason(name)
             if reason:

@@ -63,8 +63,8 @@ def import_plugins(modules: Iterable[str]) -> None:
     for module in modules:
         try:
             importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigError(f"plug-in module '{module}' cannot be imported: {exc}") from None
+        except (ImportError, SyntaxError) as exc:  # SyntaxError's message names the file and line
+            raise ConfigError(f"plug-in module '{module}' cannot be imported: {type(exc).__name__}: {exc}") from None
 
 
 TASKS = Registry("task", {

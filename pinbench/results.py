@@ -7,8 +7,10 @@
     prompts.parquet  one row per evaluated prompt, and the chosen one (source ``best``)
 
 Every table carries ``schema_version``; the columns are documented in the README ("Results").
-Version 1 (flat ``config.*`` columns, RL on classification only) is upgraded on read. Files are
-written atomically (temporary file + rename). ``analysis.load`` reads stores through this module.
+Version 1 (flat ``config.*`` columns, RL on classification only) is upgraded on read. A store is
+a local directory or an object-store prefix (``storage.Location``); each file is replaced whole
+(``storage``: temporary file + rename on a disk, one upload in a bucket). ``analysis.load`` reads
+stores through this module.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from pathlib import Path
 import pandas as pd
 
 from .fields import same_value
-from .io import write_table, write_text
 from .run import RunResult, RunSpec
+from .storage import Location, resolve
 
 SCHEMA_VERSION = 2
 KNOWN_SCHEMA_VERSIONS = frozenset({1, 2})
 TABLES = ("trials", "history", "prompts")
+# Readers start from trials.parquet: it is written last, so every trial it lists already has its
+# history and prompts (a reader between two writes sees history rows of trials it does not list yet).
+WRITE_ORDER = ("history", "prompts", "trials")
 
 # What a trials row says about itself, so analysis never infers it from settings.
 IDENTITY = ("task", "method", "preset", "dataset", "selection_split", "selection_metric", "selection_mode",
@@ -66,6 +71,7 @@ def trial_row(result: RunResult, trial_id: str, suite: str = "", status: str = "
     row.update({k: v for k, v in best.items() if k.startswith(f"{split}_") and not isinstance(v, list)})
     row.update(result.test)
     row.update({f"budget_{k}": v for k, v in result.budget.items()})
+    row["resumed_at"] = list(result.resumed_at)
     return row
 
 
@@ -80,37 +86,54 @@ def frames(result: RunResult, trial_id: str, suite: str = "", status: str = "com
     return {"trials": trials, "history": history, "prompts": prompts}
 
 
-def write_results(out_dir: str | Path, tables: dict[str, pd.DataFrame]) -> dict[str, Path]:
-    """Write the three tables under ``out_dir`` (atomically, each file)."""
-    out_dir = Path(out_dir)
-    return {name: write_table(tables[name], out_dir / f"{name}.parquet") for name in TABLES}
+def write_results(out_dir: str | Path | Location, tables: dict[str, pd.DataFrame]) -> dict[str, Location]:
+    """Write the three tables under ``out_dir`` (a path or a URI), each replaced whole, trials last."""
+    out = resolve(out_dir)
+    return {name: out.join(f"{name}.parquet").write_parquet(tables[name]) for name in WRITE_ORDER}
 
 
-def write_run(out_dir: str | Path, result: RunResult, trial_id: str = "run",
-              status: str = "completed") -> dict[str, Path]:
+def write_run(out_dir: str | Path | Location, result: RunResult, trial_id: str = "run",
+              status: str = "completed", error: str = "") -> dict[str, Location]:
     """Everything `pinbench train --out` writes: the three tables and a readable config.json."""
-    paths = write_results(out_dir, frames(result, trial_id, status=status))
-    paths["config"] = write_text(json.dumps(result.spec.nested(), indent=2) + "\n", Path(out_dir) / "config.json")
+    out = resolve(out_dir)
+    paths = write_results(out, frames(result, trial_id, status=status, error=error))
+    paths["config"] = out.join("config.json").write_text(json.dumps(result.spec.nested(), indent=2) + "\n")
     return paths
 
 
 class ResultsStore:
-    """``<root>/<suite>/`` with the three tables; one entry per trial id, rewritten atomically
-    (the sweep's driver owns it)."""
+    """``<root>/<suite>/`` with the three tables; one entry per trial id, rewritten whole at each
+    change (the sweep's driver owns it). ``root`` is a path or a URI (``s3://bucket/prefix``)."""
 
-    def __init__(self, root: str | Path, suite_name: str):
-        self.dir = Path(root) / suite_name
+    def __init__(self, root: str | Path | Location, suite_name: str):
+        self.location = resolve(root).join(suite_name)
         self.suite_name = suite_name
         self._tables: dict[str, dict[str, pd.DataFrame]] = {}
-        if (self.dir / "trials.parquet").is_file():
-            loaded = {name: pd.read_parquet(self.dir / f"{name}.parquet") for name in TABLES}
+        if self.location.join("trials.parquet").is_file():
+            loaded = {name: self.location.join(f"{name}.parquet").read_parquet() for name in TABLES}
             for tid in loaded["trials"]["trial_id"]:
                 self._tables[tid] = {name: df[df["trial_id"] == tid] for name, df in loaded.items()}
+
+    @property
+    def uri(self) -> str:
+        """Where the store is, as given (for messages)."""
+        return self.location.uri
+
+    @property
+    def dir(self) -> Path | None:
+        """The store's local directory; None for a store in an object store."""
+        return self.location.local
 
     def completed(self) -> set[str]:
         return {tid for tid, t in self._tables.items() if t["trials"]["status"].iloc[0] == "completed"}
 
+    def table(self, name: str) -> pd.DataFrame:
+        """One table over every trial the store holds (as ``flush`` writes it)."""
+        parts = [t[name] for t in self._tables.values() if len(t[name])]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"schema_version": [], "trial_id": []})
+
     def add_completed(self, directory: str | Path) -> str:
+        """Add a finished trial from the three tables in a local ``directory`` (its checkpoint)."""
         tables = {name: pd.read_parquet(Path(directory) / f"{name}.parquet") for name in TABLES}
         tid = str(tables["trials"]["trial_id"].iloc[0])
         self._tables[tid] = tables
@@ -123,11 +146,10 @@ class ResultsStore:
         self.flush()
 
     def flush(self) -> None:
-        merged = {}
-        for name in TABLES:
-            parts = [t[name] for t in self._tables.values() if len(t[name])]
-            merged[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"schema_version": [], "trial_id": []})
-        write_results(self.dir, merged)
+        """Rewrite the tables (trials last); first delete what an earlier writer, killed mid-write,
+        left of its temporary files (the driver is the store's only writer)."""
+        self.location.remove_stale_temp([f"{name}.parquet" for name in TABLES])
+        write_results(self.location, {name: self.table(name) for name in TABLES})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -177,3 +177,6 @@ class RunResult:
     """What the run spent, so methods compare at equal cost: ``scored_<split>`` prompts the task
     scored, ``examples_<split>`` (prompt, example) pairs it ran through its model, and
     ``gradient_steps`` / ``gradient_examples`` of white-box methods (``PromptBook``)."""
+    resumed_at: list[int] = field(default_factory=list)
+    """The steps the run continued from after a checkpoint was loaded (one per resume; empty for a
+    run that never stopped), so a results row shows that a resumed trial did not start over."""

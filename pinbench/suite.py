@@ -43,7 +43,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, yaml_error_line
 from .fields import check_value
 from .run import RunSpec, make_spec, resolve_key, section_classes
 
@@ -268,19 +268,44 @@ def parse_suite(raw, source: str = "<memory>") -> Suite:
             (suite.search.metric, suite.search.mode) != (suite.scheduler.metric, suite.scheduler.mode):
         raise ConfigError(f"{source}: search and scheduler must use the same metric and mode "
                           f"({suite.search.metric}/{suite.search.mode} vs {suite.scheduler.metric}/{suite.scheduler.mode})")
-    suite.trials()  # every grid point must make a valid config
+    trials = suite.trials()  # every grid point must make a valid config
+    for part, target in (("search", suite.search), ("scheduler", suite.scheduler)):
+        if target is not None:
+            specs = [base_spec] if suite.search is not None else [t.spec for t in trials]
+            _check_reported_metric(source, f"{part}.metric", target.metric, specs)
     return suite
+
+
+def _check_reported_metric(source: str, key: str, metric: str, specs: list[RunSpec]) -> None:
+    """A search's or scheduler's metric must be in every report of every trial, or Tune stops the
+    sweep at the first report. A trial reports, at each evaluation, its task's metrics on the
+    selection split (``dev_accuracy``) and the best so far (``best_dev_accuracy``), plus the
+    method's own quantities (``reward_mean``, ``loss``), which are not checked here; test metrics
+    come at the end only."""
+    prefix, split, name = metric.removeprefix("best_").partition("_")
+    if split != "_" or prefix not in ("train", "dev", "test"):
+        return  # not a split's metric: a method's own quantity
+    for spec in specs:
+        task = spec.task_class
+        reported = [f"{b}{task.selection_split}_{m.name}" for b in ("", "best_") for m in task.metrics]
+        if metric not in reported:
+            raise ConfigError(f"{source}: {key}: '{metric}' is not reported at each evaluation of task "
+                              f"'{spec.task}'; it reports {', '.join(reported)}")
 
 
 def load_suite(path: str | Path, overrides: dict | None = None) -> Suite:
     """Read and validate a suite file; ``overrides`` replace base settings (e.g. data_dir)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"suite file '{path}' is a directory; give a suite YAML file (see suites/)")
     if not path.is_file():
         raise ConfigError(f"suite file '{path}' does not exist")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"suite file '{path}' is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{path} is not valid YAML: {yaml_error_line(exc)}") from None
     if isinstance(raw, dict) and overrides:
         raw = {**raw, "base": {**(raw.get("base") or {}), **overrides}}
     return parse_suite(raw, str(path))

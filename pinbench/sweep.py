@@ -15,6 +15,7 @@ finishes or fails, so a long sweep can be analysed while it runs.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -26,6 +27,7 @@ from typing import Callable
 import pandas as pd
 import torch
 
+from .errors import ConfigError, NonFiniteError, PinbenchError
 from .results import ResultsStore, frames
 from .run import make_spec
 from .suite import Suite
@@ -63,10 +65,10 @@ def _report(trainer, metrics: dict, tables: dict[str, pd.DataFrame] | None = Non
     and prompt so far, and (if
     ``checkpoint``) a checkpoint. Tune persists the checkpoint during the call, so its temporary
     directory is removed after. ``best_prompt`` is the only text metric; the scheduler and the
-    searcher read their numeric metric only."""
+    searcher read their numeric metric only; ``error`` (a trial that failed inside) is the other."""
     from ray import tune
 
-    metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) or k == "error"}
     best = trainer.result.best
     split = trainer.task.selection_split  # dev_*, or train_* for a task that selects on its reward
     metrics.update({f"best_{k}": v for k, v in best.items() if k.startswith(f"{split}_") and isinstance(v, (int, float))})
@@ -128,10 +130,17 @@ def run_trial(params: dict) -> None:
             if due:
                 last_checkpoint = time.monotonic()
 
-    result = trainer.train(on_step)
-    tables = frames(result, params["trial_id"], params.get("suite", ""))
+    try:
+        result = trainer.train(on_step)
+        status, error, final = "completed", "", {**result.history[-1], **result.test}
+    except NonFiniteError as exc:
+        # Deterministic given the seed: a retry would fail at the same step. The trial ends here,
+        # recorded as failed with its history so far, and is not retried.
+        result, status, error = trainer.result, "failed", str(exc)
+        final = {"step": trainer.step_count, "error": error}
+    tables = frames(result, params["trial_id"], params.get("suite", ""), status=status, error=error)
     tables["trials"]["node_id"] = _node_id()
-    _report(trainer, {**result.history[-1], **result.test, "done_training": True}, tables)
+    _report(trainer, {**final, "done_training": True, "trial_failed": status == "failed"}, tables)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,9 +250,11 @@ def run_config_for(suite: Suite, *, results_dir: str | Path = "results", storage
                    max_failures: int = 0, verbose: bool = False, trackers=(), progress: bool = True):
     """Tune's RunConfig: the results-store callback, the trackers' callbacks, and either the
     pinbench console (``progress``, Tune silent: verbose=0) or, with ``verbose``, Tune's own
-    progress reporter (verbose=2) instead."""
+    progress reporter (verbose=2) instead. Tune's storage defaults to ``<results>/_ray``: a local
+    directory as a path, a bucket's as its URI (Tune writes through pyarrow, query included)."""
     from ray import tune
 
+    from .storage import resolve
     from .trackers import tracker_callbacks
 
     callbacks = [make_callback(results_dir, suite), *tracker_callbacks(trackers, suite)]
@@ -251,8 +262,9 @@ def run_config_for(suite: Suite, *, results_dir: str | Path = "results", storage
         from .console import SweepConsole
 
         callbacks.append(SweepConsole(suite))
+    ray_dir = resolve(results_dir).join("_ray")
     return tune.RunConfig(
-        name=suite.name, storage_path=storage or str(Path(results_dir).resolve() / "_ray"),
+        name=suite.name, storage_path=storage or (str(ray_dir.local) if ray_dir.local else ray_dir.uri),
         verbose=2 if verbose else 0,
         failure_config=tune.FailureConfig(max_failures=max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS),
@@ -260,27 +272,94 @@ def run_config_for(suite: Suite, *, results_dir: str | Path = "results", storage
     )
 
 
+def check_trial_data(suite: Suite) -> None:
+    """Read every trial's data files on the driver before Ray starts (no model loads): a missing or
+    broken file is one error naming the trial and the file, not N trials failing after launch. An
+    Optuna suite is checked at its base and at each value of a ``choice`` over a task field."""
+    configs = [(t.trial_id, t.spec) for t in suite.trials()]
+    if suite.search is not None:
+        base = configs[0][1].to_dict()
+        for key, dist in suite.search.space.items():
+            if key.startswith("task.") and dist["type"] == "choice":
+                configs += [(f"{key}={v}", make_spec({**base, key: v}, suite.source)) for v in dist["values"]]
+    seen: set[str] = set()
+    for name, spec in configs:
+        key = repr((spec.task, spec.task_config, spec.run.test))
+        if key in seen:  # trials that differ only in method or seed read the same files
+            continue
+        seen.add(key)
+        try:
+            spec.task_class.check_data(spec.task_config, spec.run)
+        except PinbenchError as exc:
+            raise type(exc)(f"{suite.source}: trial {name}: {exc}") from exc
+
+
+def check_resources(suite: Suite) -> None:
+    """A trial that asks for more CPUs or GPUs than any node of the connected cluster has would
+    wait forever: fail now, naming the suite's ``resources`` and what the cluster has."""
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    for key, name in (("cpu", "CPU"), ("gpu", "GPU")):
+        asked = float(suite.resources.get(key) or 0)
+        largest = max((float(n.get(name, 0)) for n in nodes), default=0.0)
+        if asked > largest:
+            raise ConfigError(
+                f"{suite.source}: resources.{key} = {asked:g} per trial, but the largest node of the Ray cluster "
+                f"has {largest:g} {name}(s) ({len(nodes)} node(s)); no trial could start. Lower resources.{key}, "
+                f"add a node with more, or pass --wait-for-resources (an autoscaling cluster adds it later)")
+
+
+def _skip_completed(trainable: Callable[[dict], None], completed: set[str]) -> Callable[[dict], None]:
+    """For a restored experiment: a trial the store already holds as completed (Tune's snapshot,
+    taken every few seconds, may predate its end) reports done at once instead of training again."""
+    from ray import tune
+
+    @functools.wraps(trainable)  # Tune's restore checks that the trainable's name is unchanged
+    def trainable_or_skip(params: dict) -> None:
+        if resolve_params(params)["trial_id"] in completed:
+            tune.report({"done_training": True, "already_in_store": True})
+            return
+        trainable(params)
+
+    return trainable_or_skip
+
+
 def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str | None = None,
               address: str | None = None, resume: bool = False, max_failures: int = 0,
               num_cpus: int | None = None, verbose: bool = False, trackers=(), progress: bool = True,
-              checkpoint_every_s: float = CHECKPOINT_EVERY_S, trainable: Callable[[dict], None] = run_trial):
+              checkpoint_every_s: float = CHECKPOINT_EVERY_S, trainable: Callable[[dict], None] = run_trial,
+              wait_for_resources: bool = False, check_data: bool = True):
     """Run (or resume) every trial of ``suite``; returns the ResultsStore. ``verbose`` brings back
     Ray's own output (worker logs, Tune's progress reporter) in place of the pinbench console;
     ``trackers`` names loggers (tensorboard, mlflow, wandb); ``trainable`` wraps ``run_trial``
-    (tests inject failures through it)."""
+    (tests inject failures through it). Before any trial launches, every trial's data files are read
+    (``check_data``) and the suite's per-trial resources are compared with the cluster's nodes
+    (unless ``wait_for_resources``)."""
     import ray
     from ray import tune
 
-    store = ResultsStore(results_dir, suite.name)
+    from .storage import check_writable
+
     # The trackers' callbacks are built here, before Ray starts: a missing package fails now.
     run_config = run_config_for(suite, results_dir=results_dir, storage=storage, max_failures=max_failures,
                                 verbose=verbose, trackers=trackers, progress=progress)
+    # Storage that cannot be written is one line now, not an error when the first trial ends.
+    check_writable(results_dir)
+    if storage:
+        check_writable(storage, "Tune's checkpoints")
+    store = ResultsStore(results_dir, suite.name)
     experiment_path = f"{run_config.storage_path.rstrip('/')}/{suite.name}"
+    if check_data:
+        check_trial_data(suite)
     if not ray.is_initialized():
         ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
                  log_to_driver=bool(verbose), logging_level=logging.INFO if verbose else logging.WARNING)
-    trainable = tune.with_resources(trainable, {"cpu": suite.resources["cpu"], "gpu": suite.resources["gpu"]})
+    if not wait_for_resources:
+        check_resources(suite)
+    resources = {"cpu": suite.resources["cpu"], "gpu": suite.resources["gpu"]}
     if resume and tune.Tuner.can_restore(experiment_path):
+        trainable = tune.with_resources(_skip_completed(trainable, store.completed()), resources)
         tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True,
                                    param_space=None)
         # The restored run config is the one pickled when the sweep started: this run's console,
@@ -294,7 +373,7 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
                                         checkpoint_every_s=checkpoint_every_s)
         if not space:
             return store
-        tuner = tune.Tuner(trainable, param_space=space, run_config=run_config,
+        tuner = tune.Tuner(tune.with_resources(trainable, resources), param_space=space, run_config=run_config,
                            tune_config=tune.TuneConfig(**tune_kwargs))
     try:
         with _quiet_tune(bool(verbose)):

@@ -46,7 +46,7 @@ def test_minilm_alias_gives_sentence_embeddings():
 
 
 def test_alias_of_the_wrong_kind_is_refused():
-    with pytest.raises(ModelLoadError, match="'minilm-l6' is a encoder model and cannot be loaded as a causal"):
+    with pytest.raises(ModelLoadError, match="'minilm-l6' is an encoder model and cannot be loaded as a causal"):
         models.load_model("minilm-l6", "causal")
 
 

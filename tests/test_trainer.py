@@ -317,3 +317,70 @@ def test_replay_warmup_explores_until_the_buffer_holds_one_batch(small_lm, warmu
     third = trainer.step()  # 48 >= 40: updates either way
     assert third["loss"] is not None
     assert any(not torch.equal(a, b) for a, b in zip(start, trainer.policy.mlp.parameters()))
+
+
+# ---- faults: non-finite quantities, and a run continued from a compact checkpoint -------------
+
+
+class PoisonedTask(TargetTask):
+    """TargetTask whose rewards become ``value`` from the ``after``-th training call on."""
+
+    def __init__(self, after: int, value: float):
+        super().__init__()
+        self.after, self.value, self.train_calls = after, value, 0
+
+    def score(self, prompts, split="train"):
+        out = super().score(prompts, split)
+        if split == "train":
+            self.train_calls += 1
+            if self.train_calls > self.after:
+                out["reward"] = torch.full_like(out["reward"], self.value)
+        return out
+
+
+@pytest.mark.parametrize("value, shown", [(float("nan"), "nan"), (float("inf"), "inf")])
+def test_a_non_finite_reward_stops_the_run_at_its_step_naming_the_quantity(small_lm, value, shown):
+    from pinbench.errors import NonFiniteError
+
+    trainer = Trainer(small_config(steps=20, replay_size=0), task=PoisonedTask(3, value), policy_lm=small_lm)
+    with pytest.raises(NonFiniteError, match=rf"^step 4: reward_mean is {shown} "):
+        trainer.train()
+    assert trainer.step_count == 4 and trainer.result.steps_done == 4
+    assert [r["step"] for r in trainer.result.history] == [1, 2, 3, 4]  # the failing step is kept
+
+
+def test_a_nan_loss_stops_the_run_before_the_next_step(small_lm, monkeypatch):
+    from pinbench.errors import NonFiniteError
+
+    trainer = Trainer(small_config(steps=20, replay_size=0), task=TargetTask(), policy_lm=small_lm)
+    loss = trainer.loss
+    monkeypatch.setattr(trainer, "loss", lambda *a: loss(*a) * (float("nan") if trainer.step_count == 6 else 1.0))
+    with pytest.raises(NonFiniteError, match=r"^step 7: loss is nan"):
+        trainer.train()
+    assert trainer.step_count == 7
+
+
+def test_a_run_continued_from_a_compact_checkpoint_equals_an_uninterrupted_run(small_lm, tmp_path):
+    """The checkpoint a sweep writes (compact: no replay states, through torch.save / load with
+    weights_only): the continued run makes the same prompts and records where it resumed."""
+    full = Trainer(small_config(steps=14, eval_every=2), task=TargetTask(), policy_lm=small_lm)
+    full.train()
+    first = Trainer(small_config(steps=14, eval_every=2), task=TargetTask(), policy_lm=small_lm)
+    for _ in range(6):
+        first.step()
+    torch.save(first.state_dict(compact=True), tmp_path / "state.pt")
+    second = Trainer(small_config(steps=14, eval_every=2), task=TargetTask(), policy_lm=small_lm)
+    second.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    assert second.result.resumed_at == [6]
+    iterations = []
+    iterate = second.iterate
+    second.iterate = lambda: iterations.append(second.step_count) or iterate()
+    second.train()
+    assert iterations == list(range(6, 14))  # it trained on from step 6, not from 0
+    assert [p["prompt"] for p in second.result.prompts] == [p["prompt"] for p in full.result.prompts]
+    assert second.result.best["prompt"] == full.result.best["prompt"]
+    steps = lambda r: [(h["step"], h.get("greedy_prompt"), h["unique_prompts"]) for h in r.history]  # noqa: E731
+    assert steps(second.result) == steps(full.result)
+    losses = lambda r: [h["loss"] for h in r.history if h["loss"] is not None]  # noqa: E731
+    assert losses(second.result) == pytest.approx(losses(full.result), rel=1e-4)
+    assert full.result.resumed_at == []

@@ -8,13 +8,14 @@ report split at the end. A ``Preset`` is a named recipe of a method (``pin`` is 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Sequence
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NonFiniteError
 from ..run import RunResult, RunSpec
 
 
@@ -153,6 +154,9 @@ class Method:
     config_class: ClassVar[type]
     evaluation_source: ClassVar[str] = "current"
     """What an evaluated prompt is called in the results (``source``; the RL policy's: greedy)."""
+    finite_quantities: ClassVar[tuple[str, ...]] = ("reward_mean", "reward_max", "loss", "grad_norm")
+    """History-row quantities that must stay finite: a NaN or infinity stops the run at that step
+    (the first one named: a bad reward before the loss it makes)."""
 
     def __init__(self, spec: RunSpec, task=None):
         self.spec, self.run = spec, spec.run
@@ -198,6 +202,12 @@ class Method:
         row = self.iterate()
         self.step_count += 1
         row = {"step": self.step_count, **row}
+        for quantity in self.finite_quantities:
+            value = row.get(quantity)
+            if value is not None and not math.isfinite(value):
+                self.result.history.append(row)  # the failing step stays in the record
+                raise NonFiniteError(f"step {self.step_count}: {quantity} is {value} "
+                                     f"(the run stops: every later update would build on it)")
         if self.evaluation_due():
             row.update(self.evaluate())
         self.result.history.append(row)
@@ -240,7 +250,7 @@ class Method:
         r = self.result
         return {"step": self.step_count, "book": self.book.state_dict(), "history": r.history,
                 "prompts": r.prompts, "best": r.best, "wall_time_s": r.wall_time_s,
-                "task": self.task.state_dict(), "budget": dict(r.budget)}
+                "task": self.task.state_dict(), "budget": dict(r.budget), "resumed_at": list(r.resumed_at)}
 
     def load_state_dict(self, state: dict) -> None:
         self.step_count = state["step"]
@@ -249,3 +259,4 @@ class Method:
         r = self.result
         r.history, r.prompts, r.best, r.wall_time_s = state["history"], state["prompts"], state["best"], state["wall_time_s"]
         r.budget = dict(state.get("budget", {}))
+        r.resumed_at = [*state.get("resumed_at", []), self.step_count]  # this load is a resume

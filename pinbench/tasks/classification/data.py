@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ...errors import ConfigError, DataError
+from ...errors import ConfigError, DataError, yaml_error_line
 
 PLACEHOLDERS = ("input", "prompt", "mask")
 SPLITS = ("train", "dev", "test")
@@ -203,7 +203,7 @@ def _parse_registry(text: str, source: str) -> dict[str, DatasetSpec]:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{source} is not valid YAML: {yaml_error_line(exc)}") from None
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{source}: expected a mapping of dataset name -> settings")
     return {str(name): parse_spec(str(name), entry, source) for name, entry in raw.items()}
@@ -231,7 +231,11 @@ def load_dataset_file(path: str | Path, register: bool = True) -> dict[str, Data
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"dataset file '{path}' does not exist")
-    specs = _parse_registry(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"dataset file '{path}' is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    specs = _parse_registry(text, str(path))
     resolved = {}
     for name, spec in specs.items():
         data_dir = spec.data_dir
@@ -278,6 +282,9 @@ def read_split(spec: DatasetSpec | str, split: str, split_seed: int = 13,
         spec = get_dataset(spec)
     file = spec.file(data_dir, split_seed, split)
     if not file.is_file():
+        root = data_dir if data_dir is not None else spec.data_dir
+        if root is not None and not Path(spec.path).is_absolute() and not Path(root).is_dir():
+            raise DataError(f"dataset '{spec.name}': data directory '{root}' does not exist")
         raise DataError(f"dataset '{spec.name}': split file '{file}' does not exist")
     df = _read_tsv(file, spec.name)
     # The preferred column first, then the LM-BFF names (agnews train says `text`, test `sentence`).

@@ -75,6 +75,12 @@ def verbalizer_ids(lm: LoadedModel, words: Sequence[str], dataset: str = "?") ->
                 f"verbalizer word {word!r} of dataset '{dataset}' is {len(toks)} tokens {pieces} "
                 f"for task model '{lm.name}', not one; choose single-token words for this model"
             )
+        unk = lm.tokenizer.unk_token_id
+        if unk is not None and toks[0] == unk:
+            raise ConfigError(
+                f"verbalizer word {word!r} of dataset '{dataset}' is not in the vocabulary of task model "
+                f"'{lm.name}' (it becomes the unknown token {lm.tokenizer.unk_token!r}); choose another word"
+            )
         ids.append(toks[0])
     return ids
 

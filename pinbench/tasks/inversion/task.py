@@ -113,9 +113,13 @@ class Inversion(Task):
         self._eval_images: torch.Tensor | None = None
 
     @classmethod
-    def build(cls, config: InversionConfig, run) -> "Inversion":
+    def check_data(cls, config: InversionConfig, run) -> None:
         for path in image_paths(config.image, config.data_dir):
-            read_image(path)  # a missing or broken image fails before a model loads
+            read_image(path)
+
+    @classmethod
+    def build(cls, config: InversionConfig, run) -> "Inversion":
+        cls.check_data(config, run)  # a missing or broken image fails before a model loads
         return cls(config, _scorer(config.clip_model, config, run.device), device=run.device)
 
     @classmethod

@@ -71,7 +71,11 @@ def read_lines(file: Path) -> list[str]:
     """A one-sentence-per-line file (Yelp), stripped, blank lines dropped."""
     if not file.is_file():
         raise DataError(f"style-transfer file '{file}' does not exist")
-    lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"style-transfer file '{file}' is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
     if not lines:
         raise DataError(f"style-transfer file '{file}' is empty")
@@ -84,10 +88,22 @@ def read_tsv(file: Path) -> list[tuple[str, int]]:
     RLPrompt's loader does; a text such as "NA" stays text."""
     if not file.is_file():
         raise DataError(f"style-transfer file '{file}' does not exist")
-    frame = pd.read_csv(file, sep="\t", keep_default_na=False, dtype={"text": str})
+    try:
+        frame = pd.read_csv(file, sep="\t", keep_default_na=False, dtype={"text": str}, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"style-transfer file '{file}' is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        reason = " ".join(str(exc).split())
+        raise DataError(f"style-transfer file '{file}' cannot be parsed as TSV: {reason}") from None
     if not {"text", "label"} <= set(frame.columns):
         raise DataError(f"style-transfer file '{file}' needs columns 'text' and 'label', has {list(frame.columns)}")
-    return [(str(t).strip(), int(v)) for t, v in zip(frame["text"], frame["label"])]
+    rows = []
+    for line, (text, label) in enumerate(zip(frame["text"], frame["label"]), start=2):
+        try:
+            rows.append((str(text).strip(), int(label)))
+        except ValueError:
+            raise DataError(f"style-transfer file '{file}' line {line}: label {label!r} is not an integer") from None
+    return rows
 
 
 def _tsv(file: Path, label: int) -> list[str]:
@@ -103,6 +119,8 @@ def dataset_dir(dataset: str, data_dir: str | Path | None, split_seed: int) -> P
         raise ConfigError(f"style-transfer dataset '{dataset}' needs a data directory (task.data_dir / "
                           f"--data-dir: the folder holding yelp/ and shakespeare/, e.g. ../shared/data/style-transfer)")
     root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"style-transfer data directory '{data_dir}' does not exist")
     return root / "yelp" / "clean" if dataset == "yelp" else root / "shakespeare" / "100-shot" / f"100-{split_seed}"
 
 

@@ -1,0 +1,173 @@
+"""Where a results store lives: a local directory or a prefix in an object store (``s3://``,
+``gs://``, ``file://`` URIs), through pyarrow's filesystems. The sweep's writer, ``pinbench
+train --out`` and ``analysis.load`` all resolve, read and write stores here.
+
+Writes replace a file whole. On a local disk that takes a temporary file in the same directory
+and ``os.replace`` (``io.atomic_path``): a reader, or a crash mid-write, never sees half a file.
+An object store makes an object visible only when its upload completes (one PUT, or the
+completion of a multipart upload), replacing the old object at once: there the file is written
+directly, since a temporary object and a copy would only cost a second upload.
+
+S3-compatible servers: ``s3://bucket/prefix?endpoint_override=host:port&scheme=http`` (pyarrow's
+URI parameters), or the AWS SDK's ``AWS_ENDPOINT_URL``, which pyarrow honours as well.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from .errors import ConfigError
+from .io import stale_temp_files, write_table, write_text
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+# What the probe of ``check_writable`` waits for. The AWS SDK's defaults are already short (1 s
+# to connect, 3 s without progress, 3 attempts: a refused port fails in ~6 s, a server that never
+# answers in ~10 s); they are set explicitly so that another SDK default cannot make the check
+# hang. Google's client retries transient errors for up to 15 minutes unless told otherwise.
+# Only the probe gives up this early: the store's own writes keep the clients' retries, so a
+# long sweep survives a blip of its bucket.
+PROBE_S3_TIMEOUTS = {"connect_timeout": 1.0, "request_timeout": 3.0}
+PROBE_GCS_RETRY = datetime.timedelta(seconds=5)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Location:
+    """A file or directory: the URI as the user gave it (for messages), the filesystem, and the
+    path inside that filesystem."""
+
+    uri: str
+    fs: pafs.FileSystem
+    path: str
+
+    def __str__(self) -> str:
+        return self.uri
+
+    @property
+    def local(self) -> Path | None:
+        """The path on this machine's disk, or None in an object store."""
+        return Path(self.path) if isinstance(self.fs, pafs.LocalFileSystem) else None
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    def join(self, *names: str) -> Location:
+        """A file or directory below this one; a URI's query (``?endpoint_override=...``) stays at its end."""
+        base, sep, query = self.uri.partition("?")
+        return Location("/".join([base.rstrip("/"), *names]) + sep + query, self.fs,
+                        "/".join([self.path.rstrip("/"), *names]))
+
+    def _type(self) -> pafs.FileType:
+        return self.fs.get_file_info(self.path).type
+
+    def exists(self) -> bool:
+        return self._type() != pafs.FileType.NotFound
+
+    def is_file(self) -> bool:
+        return self._type() == pafs.FileType.File
+
+    def is_dir(self) -> bool:
+        return self._type() == pafs.FileType.Directory
+
+    def subdirectories(self) -> list[Location]:
+        """The directories directly below this one, by name."""
+        found = self.fs.get_file_info(pafs.FileSelector(self.path))
+        return [self.join(info.base_name) for info in sorted(found, key=lambda i: i.base_name)
+                if info.type == pafs.FileType.Directory]
+
+    def read_parquet(self) -> pd.DataFrame:
+        return pq.read_table(self.path, filesystem=self.fs).to_pandas()
+
+    def write_parquet(self, frame: pd.DataFrame) -> Location:
+        """Replace the file whole (see the module's docstring)."""
+        if self.local is not None:
+            write_table(frame, self.local)
+        else:
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), self.path, filesystem=self.fs)
+        return self
+
+    def write_text(self, text: str) -> Location:
+        if self.local is not None:
+            write_text(text, self.local)
+        else:
+            with self.fs.open_output_stream(self.path) as out:
+                out.write(text.encode("utf-8"))
+        return self
+
+    def remove_stale_temp(self, names: tuple[str, ...] | list[str]) -> list[Path]:
+        """Delete the temporary files that a writer killed mid-write left beside ``names`` in this
+        local directory (``io.atomic_path``'s ``.<name>.*.tmp``); an object store has none (an
+        unfinished upload is not an object). Call only where no other process writes those names."""
+        if self.local is None:
+            return []
+        stale = [p for name in names for p in stale_temp_files(self.local / name)]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
+
+def resolve(where: str | os.PathLike | Location) -> Location:
+    """A local path (relative to the working directory, ``~`` expanded) or a URI that pyarrow
+    knows (``s3://``, ``gs://``, ``file://``, ``hdfs://``; query parameters such as
+    ``?endpoint_override=host:port&scheme=http`` select S3-compatible servers). Only the URI is
+    parsed here; nothing is read, except that an ``s3://`` URI without a region or endpoint asks
+    AWS for its bucket's region."""
+    if isinstance(where, Location):
+        return where
+    uri = os.fspath(where)
+    if not _URI.match(uri):
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:/[^/]", uri):  # str(Path("s3://b/x")) is "s3:/b/x"
+            raise ConfigError(f"'{uri}' looks like a URI that lost a slash; write it as '{uri.replace(':/', '://', 1)}'")
+        return Location(uri, pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve()))
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri)
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError or ValueError for unusable URIs
+        raise ConfigError(f"cannot open results location '{uri}': {_one_line(exc)}") from exc
+    return Location(uri, fs, path)
+
+
+def _fail_fast(fs: pafs.FileSystem) -> pafs.FileSystem:
+    """The same filesystem with the short waits of ``PROBE_S3_TIMEOUTS`` / ``PROBE_GCS_RETRY``
+    (rebuilt through its pickling arguments, which are its constructor's)."""
+    if type(fs).__name__ not in ("S3FileSystem", "GcsFileSystem"):
+        return fs
+    rebuild, (kwargs,) = fs.__reduce__()
+    if type(fs).__name__ == "S3FileSystem":
+        return rebuild({**kwargs, **PROBE_S3_TIMEOUTS})
+    return rebuild({**kwargs, "retry_time_limit": PROBE_GCS_RETRY})
+
+
+def check_writable(where: str | os.PathLike | Location, what: str = "results") -> Location:
+    """Write and delete a small probe object in the directory ``where``, giving up within seconds,
+    so that storage that cannot be written (no such bucket, no route, refused connection, no
+    permission, a file in the way) is one line naming the URI before any work starts, not a
+    failure when the first trial ends. A local directory is created."""
+    location = resolve(where)
+    fs = _fail_fast(location.fs)
+    probe = location.join(f".pinbench-probe-{uuid.uuid4().hex}")
+    try:
+        if fs.get_file_info(location.path).type == pafs.FileType.File:
+            raise NotADirectoryError("it is a file, not a directory")
+        if location.local is not None:
+            fs.create_dir(location.path)
+        with fs.open_output_stream(probe.path) as out:
+            out.write(b"pinbench write check\n")
+        fs.delete_file(probe.path)
+    except Exception as exc:  # OSError, ArrowException: whatever the filesystem says
+        raise ConfigError(f"cannot write {what} to '{location.uri}': {_one_line(exc)}") from exc
+    return location

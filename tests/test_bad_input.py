@@ -1,0 +1,800 @@
+"""The README's "Bad input" catalogue, row by row: every input a user can get wrong gives one clear
+line naming the file, key, value or model that is wrong.
+
+One source of truth, checked both ways: each README row (``| # | input | command | error |``; a row
+without an id is a group's title) is a
+pytest item that builds its bad input in a temporary directory (the working directory of the case,
+so relative paths print as written), runs it through ``pinbench.cli.main`` and matches the printed
+line against the README's ``error`` cell (``…`` stands for any text); and the README's ids must be
+exactly the cases defined here.
+
+Adding a row: write a case function below (its arguments are pytest fixtures by name; it returns
+the CLI's argv, or a callable whose exception message is the row's error) decorated with
+``@case("the-id")``, and add the row to the README table.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import socket
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import pytest
+
+from pinbench.cli import main
+from pinbench.errors import PinbenchError
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SECTION = "## Bad input"
+
+
+# ---------------------------------------------------------------------------------------------
+# The README table
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    input: str
+    command: str
+    error: str
+
+
+def _cell(text: str) -> str:
+    """A table cell's text without its code-span backticks (``…`` or `…`)."""
+    text = text.strip()
+    for ticks in ("``", "`"):
+        if len(text) > 2 * len(ticks) and text.startswith(ticks) and text.endswith(ticks):
+            return text[len(ticks):-len(ticks)].strip()
+    return text
+
+
+def readme_rows() -> list[Row]:
+    text = README.read_text(encoding="utf-8")
+    start = text.find(f"\n{SECTION}\n")
+    if start < 0:
+        return []  # the set test below names the missing rows
+    end = text.find("\n## ", start + 1)
+    rows = []
+    for line in text[start:end if end >= 0 else None].splitlines():
+        if not line.startswith("|"):
+            continue
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if cells[0] == "#" or set(cells[0]) <= set("-: "):
+            continue  # the header, the rule under it and a group's title row (no id)
+        assert len(cells) == 4, f"README {SECTION}: a row needs 4 cells (# | input | command | error): {line}"
+        rows.append(Row(_cell(cells[0]), cells[1], cells[2], _cell(cells[3]).replace("\\|", "|")))
+    return rows
+
+
+def pattern(error: str) -> str:
+    """The README's message as a regular expression: literal text, ``…`` for any text."""
+    return ".*".join(re.escape(part) for part in error.split("…"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    build: Callable
+    code: int = 2
+    """The exit code (2: pinbench's errors and argparse's)."""
+    usage: bool = False
+    """argparse's errors come after its usage lines; the row's line is the last one."""
+    stream: str = "err"
+    """Where the line is printed: err (``pinbench: error: ...``) or out."""
+
+
+CASES: dict[str, Case] = {}
+
+
+def case(id: str, **kw):
+    def register(fn):
+        assert id not in CASES, f"case {id} defined twice"
+        CASES[id] = Case(fn, **kw)
+        return fn
+    return register
+
+
+def write(path: str, text: str | bytes) -> str:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return str(path)
+
+
+def sweep(body: str, *extra: str, dry_run: bool = True) -> list[str]:
+    """``pinbench sweep bad.yaml --dry-run`` on a suite ``name: s`` plus ``body``."""
+    suite = write("bad.yaml", "name: s\n" + textwrap.dedent(body))
+    return ["sweep", suite, *(["--dry-run"] if dry_run else []), *extra]
+
+
+SPACE = "search:\n  space:\n    method.alpha: {type: uniform, low: 0.1, high: 10}\n"
+
+ROWS = ["the movie was great\t1", "i hated the plot\t0", "it is okay\t2", "fun film\t1"]
+
+
+def reviews(rows=ROWS, header: str = "sentence\tlabel", verbalizers: str = '[" bad", " good", " okay"]',
+            test: str | bytes | None = None) -> None:
+    """Dataset ``reviews`` in ``reviews.yaml``, its split seed 5 under ``data/`` (words of the tiny
+    models' vocabulary); ``test``: the test split's file content instead."""
+    for split in ("train", "dev", "test"):
+        content = "\n".join([header, *rows]) + "\n"
+        write(f"data/reviews/16-5/{split}.tsv", test if split == "test" and test is not None else content)
+    write("reviews.yaml", f"""\
+        reviews:
+          verbalizers: {verbalizers}
+          template: "{{input}} {{prompt}} {{mask}} ."
+        """)
+
+
+def evaluate(model: str, *extra: str, data_dir: str = "data") -> list[str]:
+    return ["eval", "--dataset", "reviews", "--dataset-file", "reviews.yaml", "--data-dir", data_dir,
+            "--split-seed", "5", "--prompt", "it was", "--task-lm", str(model), *extra]
+
+
+# ---- suite files (pinbench sweep SUITE --dry-run) ----
+
+
+@case("suite-missing")
+def _():
+    return ["sweep", "nope.yaml", "--dry-run"]
+
+
+@case("suite-directory")
+def _():
+    Path("suites").mkdir()
+    return ["sweep", "suites", "--dry-run"]
+
+
+@case("suite-not-yaml")
+def _():
+    return sweep("base: {seed: [1}\n")
+
+
+@case("suite-not-utf8")
+def _():
+    return ["sweep", write("bad.yaml", b"name: caf\xe9\n"), "--dry-run"]
+
+
+@case("suite-not-mapping")
+def _():
+    return ["sweep", write("bad.yaml", "- name: s\n"), "--dry-run"]
+
+
+@case("suite-no-name")
+def _():
+    return ["sweep", write("bad.yaml", "base: {seed: 1}\n"), "--dry-run"]
+
+
+@case("suite-unknown-key")
+def _():
+    return sweep("grids:\n  seed: [0, 1]\n")
+
+
+@case("suite-unknown-field")
+def _():
+    return sweep("base:\n  method.alpah: 0.5\n")
+
+
+@case("suite-unknown-bare-key")
+def _():
+    return sweep("base:\n  stpes: 10\n")
+
+
+@case("suite-unknown-section")
+def _():
+    return sweep("base:\n  model.lr: 0.001\n")
+
+
+@case("suite-wrong-type")
+def _():
+    return sweep("base:\n  run.steps: ten\n")
+
+
+@case("suite-null-value")
+def _():
+    return sweep("base:\n  run.steps: null\n")
+
+
+@case("suite-out-of-range")
+def _():
+    return sweep("base:\n  run.steps: 0\n")
+
+
+@case("suite-grid-bad-value")
+def _():
+    return sweep("grid:\n  method.alpha: [0.5, high]\n")
+
+
+@case("suite-unknown-regularizer")
+def _():
+    return sweep("base:\n  method.regularizer: tsalis\n")
+
+
+@case("suite-unknown-preset")
+def _():
+    return sweep("base:\n  preset: pinn\n")
+
+
+@case("suite-preset-of-other-method")
+def _():
+    return sweep("base:\n  preset: pin\n  method: pez\n")
+
+
+@case("suite-unknown-task")
+def _():
+    return sweep("base:\n  task: translation\n")
+
+
+@case("suite-unknown-method")
+def _():
+    return sweep("base:\n  method: dpo\n")
+
+
+@case("suite-missing-plugin")
+def _():
+    return sweep("plugins: [my_tasks]\n")
+
+
+@case("suite-empty-grid-axis")
+def _():
+    return sweep("grid:\n  seed: []\n")
+
+
+@case("suite-empty-grid")
+def _():
+    return sweep("grid: []\n")
+
+
+@case("suite-grid-not-list")
+def _():
+    return sweep("grid:\n  seed: 3\n")
+
+
+@case("suite-duplicate-trial")
+def _():
+    return sweep("grid:\n  - seed: [0, 1]\n  - run.seed: [1]\n")
+
+
+@case("suite-resources-negative")
+def _():
+    return sweep("resources: {cpu: -1}\n")
+
+
+@case("suite-max-concurrent")
+def _():
+    return sweep("max_concurrent: 0\n")
+
+
+@case("search-unknown-distribution")
+def _():
+    return sweep("search:\n  space:\n    method.alpha: {type: normal, low: 0, high: 1}\n")
+
+
+@case("search-unknown-field")
+def _():
+    return sweep("search:\n  space:\n    method.alpah: {type: uniform, low: 0.1, high: 10}\n")
+
+
+@case("search-low-above-high")
+def _():
+    return sweep("search:\n  space:\n    method.alpha: {type: loguniform, low: 10, high: 0.1}\n")
+
+
+@case("search-missing-bound")
+def _():
+    return sweep("search:\n  space:\n    method.alpha: {type: uniform, low: 0.1}\n")
+
+
+@case("search-choice-bad-value")
+def _():
+    return sweep("search:\n  space:\n    method.top_k: {type: choice, values: [1000, all]}\n")
+
+
+@case("search-empty-space")
+def _():
+    return sweep("search:\n  space: {}\n")
+
+
+@case("search-and-grid")
+def _():
+    return sweep("grid:\n  seed: [0, 1]\n" + SPACE)
+
+
+@case("search-metric-not-reported")
+def _():
+    return sweep("search:\n  metric: test_accuracy\n  space:\n    method.alpha: {type: uniform, low: 0.1, high: 10}\n")
+
+
+@case("scheduler-metric-mismatch")
+def _():
+    return sweep(SPACE + "scheduler:\n  metric: dev_reward\n")
+
+
+@case("scheduler-metric-not-reported")
+def _():
+    return sweep("base:\n  task: inversion\nscheduler:\n  grace_period: 2\n")
+
+
+@case("scheduler-unknown-type")
+def _():
+    return sweep("scheduler:\n  type: hyperband\n")
+
+
+# ---- command-line values ----
+
+
+@case("set-no-equals")
+def _():
+    return sweep("", "--set", "steps")
+
+
+@case("set-empty-key")
+def _():
+    return ["train", "--set", "=0.5"]
+
+
+@case("set-unknown-key")
+def _():
+    return ["train", "--set", "method.colour=red"]
+
+
+@case("set-bad-value")
+def _():
+    return ["train", "--set", "run.steps=many"]
+
+
+@case("set-bad-yaml")
+def _():
+    return sweep("", "--set", "method.alpha=[0.5")
+
+
+@case("flag-out-of-range")
+def _():
+    return ["train", "--alpha", "-1"]
+
+
+@case("train-unknown-preset")
+def _():
+    return ["train", "--preset", "pinn"]
+
+
+@case("train-missing-plugin")
+def _():
+    return ["train", "--plugin", "my_methods"]
+
+
+@case("plugin-syntax-error")
+def _(monkeypatch, tmp_path):
+    write("my_methods.py", "from pinbench.registry import METHODS\n\nclass Broken(:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return ["train", "--plugin", "my_methods"]
+
+
+@case("train-out-is-file")
+def _():
+    write("run.txt", "notes\n")
+    return ["train", "--out", "run.txt"]
+
+
+@case("checkpoint-every-negative")
+def _():
+    return sweep("", "--checkpoint-every", "-1", dry_run=False)
+
+
+@case("tracker-unknown", usage=True)
+def _():
+    return sweep("", "--tracker", "neptune")
+
+
+@case("tracker-not-installed")
+def _(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # find_spec then says: not installed
+    return sweep("", "--tracker", "mlflow", dry_run=False)
+
+
+@case("predictions-suffix")
+def _(tiny_lm_dir):
+    reviews()
+    return evaluate(tiny_lm_dir, "--predictions", "predictions.xlsx")
+
+
+@case("eval-no-prompt")
+def _():
+    return ["eval", "--dataset", "sst-2"]
+
+
+@case("eval-batch-tokens")
+def _(tiny_lm_dir):
+    reviews()
+    return evaluate(tiny_lm_dir, "--batch-tokens", "0")
+
+
+@case("report-out-is-file")
+def _():
+    write("report.txt", "notes\n")
+    return ["report", "results", "--out", "report.txt"]
+
+
+@case("report-top-prompts-negative")
+def _():
+    return ["report", "results", "--top-prompts", "-1"]
+
+
+# ---- few-shot classification data ----
+
+
+@case("dataset-unknown")
+def _():
+    return ["eval", "--dataset", "sst-3", "--prompt", "It was"]
+
+
+@case("dataset-file-missing")
+def _():
+    return ["datasets", "--dataset-file", "reviews.yaml"]
+
+
+@case("dataset-file-not-yaml")
+def _():
+    return ["datasets", "--dataset-file", write("reviews.yaml", 'reviews: {verbalizers: [" bad", " good"\n')]
+
+
+@case("dataset-file-unknown-key")
+def _():
+    return ["datasets", "--dataset-file", write("reviews.yaml", """\
+        reviews:
+          verbalizers: [" bad", " good"]
+          template: "{input} {prompt} {mask} ."
+          labels: [negative, positive]
+        """)]
+
+
+@case("dataset-template-placeholder")
+def _():
+    return ["datasets", "--dataset-file", write("reviews.yaml", """\
+        reviews:
+          verbalizers: [" bad", " good"]
+          template: "{input} It was {mask} ."
+        """)]
+
+
+@case("data-dir-not-given")
+def _(tiny_lm_dir):
+    return ["eval", "--dataset", "sst-2", "--prompt", "It was", "--task-lm", tiny_lm_dir]
+
+
+@case("data-dir-missing")
+def _(tiny_lm_dir):
+    reviews()
+    return evaluate(tiny_lm_dir, data_dir="fewshot")
+
+
+@case("split-file-missing")
+def _(tiny_lm_dir):
+    reviews()
+    return evaluate(tiny_lm_dir, "--split-seed", "13")
+
+
+@case("tsv-broken-row")
+def _(tiny_lm_dir):
+    reviews(test="sentence\tlabel\nthe movie was great\t1\ni hated\tthe plot\t0\n")
+    return evaluate(tiny_lm_dir)
+
+
+@case("tsv-no-label-column")
+def _(tiny_lm_dir):
+    reviews(header="sentence\tsentiment")
+    return evaluate(tiny_lm_dir)
+
+
+@case("tsv-no-text-column")
+def _(tiny_lm_dir):
+    reviews(header="review\tlabel")
+    return evaluate(tiny_lm_dir)
+
+
+@case("tsv-label-not-integer")
+def _(tiny_lm_dir):
+    reviews(test="sentence\tlabel\nthe movie was great\tpositive\n")
+    return evaluate(tiny_lm_dir)
+
+
+@case("tsv-label-out-of-range")
+def _(tiny_lm_dir):
+    reviews(test="sentence\tlabel\nthe movie was great\t3\n")
+    return evaluate(tiny_lm_dir)
+
+
+@case("tsv-not-utf8")
+def _(tiny_lm_dir):
+    reviews(test=b"sentence\tlabel\nthe movie was caf\xe9\t1\n")
+    return evaluate(tiny_lm_dir)
+
+
+@case("split-empty")
+def _(tiny_lm_dir):
+    reviews(test="sentence\tlabel\n")
+    return evaluate(tiny_lm_dir)
+
+
+@case("split-empty-file")
+def _(tiny_lm_dir):
+    reviews(test="")
+    return evaluate(tiny_lm_dir)
+
+
+@case("verbalizer-multi-token")
+def _(tiny_lm_dir):
+    reviews(verbalizers='[" bad", " very good", " okay"]')
+    return evaluate(tiny_lm_dir)
+
+
+@case("verbalizer-unknown-token")
+def _(tiny_lm_dir):
+    reviews(verbalizers='[" bad", " superb", " okay"]')
+    return evaluate(tiny_lm_dir)
+
+
+# ---- style transfer and inversion data ----
+
+
+def shakespeare(test: str) -> None:
+    for split in ("train", "dev"):
+        write(f"st/shakespeare/100-shot/100-100/{split}.tsv", "text\tlabel\nthou art\t0\nyou are\t1\n")
+    write("st/shakespeare/100-shot/100-100/test.tsv", test)
+
+
+@case("style-unknown-dataset")
+def _():
+    return ["eval", "--task", "style_transfer", "--dataset", "shakespear", "--data-dir", "st", "--prompt", "x"]
+
+
+@case("style-data-dir-missing")
+def _():
+    return ["eval", "--task", "style_transfer", "--dataset", "yelp", "--data-dir", "style", "--prompt", "x"]
+
+
+@case("style-file-missing")
+def _():
+    Path("st").mkdir()
+    return ["eval", "--task", "style_transfer", "--dataset", "yelp", "--data-dir", "st", "--prompt", "x"]
+
+
+@case("style-label-not-integer")
+def _(tiny_lm_dir):
+    shakespeare("text\tlabel\nthou art\tzero\nyou are\t1\n")
+    return ["eval", "--task", "style_transfer", "--dataset", "shakespeare", "--data-dir", "st", "--prompt", "x",
+            "--task-lm", tiny_lm_dir]
+
+
+@case("style-tsv-broken")
+def _(tiny_lm_dir):
+    shakespeare('text\tlabel\n"thou art\t0\nyou are\t1\n')
+    return ["eval", "--task", "style_transfer", "--dataset", "shakespeare", "--data-dir", "st", "--prompt", "x",
+            "--task-lm", tiny_lm_dir]
+
+
+@case("style-direction")
+def _():
+    return ["eval", "--task", "style_transfer", "--dataset", "yelp", "--direction", "0-1", "--data-dir", "st",
+            "--prompt", "x"]
+
+
+def inversion(*sets: str) -> list[str]:
+    return ["eval", "--task", "inversion", "--prompt", "a red painting", "--set", "clip_model=clip",
+            *[a for s in sets for a in ("--set", s)]]
+
+
+@case("image-missing")
+def _():
+    Path("targets").mkdir()
+    return inversion("image=blue") + ["--data-dir", "targets"]
+
+
+@case("image-no-data-dir")
+def _():
+    return inversion("image=red.png")
+
+
+@case("image-path-missing")
+def _():
+    return inversion("image=/data/images/red.png")
+
+
+@case("image-unreadable")
+def _():
+    write("targets/red.png", "not an image\n")
+    return inversion("image=red") + ["--data-dir", "targets"]
+
+
+@case("inversion-unknown-key")
+def _():
+    return inversion("image=red", "images=red,blue")
+
+
+# ---- models ----
+
+
+@case("model-dir-missing")
+def _():
+    reviews()
+    return evaluate("./models/tiny")
+
+
+@case("model-path-is-file")
+def _():
+    reviews()
+    return evaluate(write("model.bin", "weights\n"))
+
+
+@case("model-dir-not-a-model")
+def _():
+    reviews()
+    Path("models").mkdir()
+    return evaluate("models")
+
+
+@case("model-hub-unreachable")
+def _(monkeypatch):
+    from huggingface_hub import constants
+
+    def offline(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)  # the machine is offline
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    reviews()
+    return evaluate("nobody/no-such-model")
+
+
+@case("model-alias-wrong-kind")
+def _():
+    reviews()
+    return evaluate("minilm-l6")
+
+
+@case("model-wrong-kind")
+def _(tiny_lm_dir):
+    reviews()
+    return evaluate(tiny_lm_dir, "--task-lm-kind", "masked")
+
+
+@case("model-no-cuda")
+def _(tiny_lm_dir, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    reviews()
+    return evaluate(tiny_lm_dir, "--device", "cuda")
+
+
+# ---- results stores (pinbench report / transfer) ----
+
+
+def store(path: str = "results/s", tiny_lm_dir: str = "tiny") -> Path:
+    """A store with one completed trial, written by pinbench's own results writer."""
+    from pinbench.results import frames, write_results
+    from pinbench.run import RunResult, make_spec
+
+    spec = make_spec({"preset": "pin", "dataset": "sst-2", "policy_lm": tiny_lm_dir, "task_lm": tiny_lm_dir})
+    result = RunResult(spec, steps_done=20, wall_time_s=1.0, prompt_tokenizer=tiny_lm_dir,
+                       history=[{"step": 20, "dev_accuracy": 0.9}],
+                       best={"step": 20, "prompt": "the movie", "token_ids": None, "dev_accuracy": 0.9},
+                       test={"test_accuracy": 0.9})
+    write_results(path, frames(result, "t0", "s"))
+    return Path(path)
+
+
+@case("results-missing")
+def _():
+    return ["report", "results/s", "--out", "report"]
+
+
+@case("results-not-a-directory")
+def _():
+    return ["report", write("results.csv", "a,b\n"), "--out", "report"]
+
+
+@case("results-not-a-store")
+def _():
+    write("results/notes.txt", "nothing here\n")
+    return ["report", "results", "--out", "report"]
+
+
+@case("results-corrupt-parquet")
+def _():
+    write("results/s/trials.parquet", b"PAR1 truncated")
+    return ["report", "results/s", "--out", "report"]
+
+
+@case("results-future-schema")
+def _():
+    for table in ("trials", "history", "prompts"):
+        Path("results/s").mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"schema_version": [99], "trial_id": ["t0"]}).to_parquet(f"results/s/{table}.parquet")
+    return ["transfer", "results/s", "--task-lm", "smollm2-135m"]
+
+
+@case("results-not-pinbench")
+def _():
+    Path("results/s").mkdir(parents=True)
+    pd.DataFrame({"trial_id": ["t0"], "accuracy": [0.9]}).to_parquet("results/s/trials.parquet")
+    return ["report", "results/s", "--out", "report"]
+
+
+@case("results-missing-table")
+def _():
+    store()
+    Path("results/s/history.parquet").unlink()
+    return ["report", "results/s", "--out", "report"]
+
+
+@case("report-unknown-metric")
+def _(tiny_lm_dir):
+    store(tiny_lm_dir=tiny_lm_dir)
+    return ["report", "results/s", "--out", "report", "--metric", "test_acc", "--reference-lm", tiny_lm_dir]
+
+
+@case("report-unknown-baseline")
+def _(tiny_lm_dir):
+    store(tiny_lm_dir=tiny_lm_dir)
+    return ["report", "results/s", "--out", "report", "--baseline", "rl-prompt", "--reference-lm", tiny_lm_dir]
+
+
+# ---------------------------------------------------------------------------------------------
+# The checks
+# ---------------------------------------------------------------------------------------------
+
+ROWS_IN_README = readme_rows()
+
+
+def test_the_readme_catalogue_and_the_cases_are_the_same_set():
+    ids = [r.id for r in ROWS_IN_README]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    assert not repeated, f"ids repeated in README {SECTION}: {repeated}"
+    assert not set(ids) - set(CASES), f"README rows without a case in {__file__}: {sorted(set(ids) - set(CASES))}"
+    assert not set(CASES) - set(ids), f"cases without a README row: {sorted(set(CASES) - set(ids))}"
+    for row in ROWS_IN_README:
+        assert row.error and "\n" not in row.error and row.input and row.command, row
+
+
+@pytest.mark.parametrize("row", ROWS_IN_README, ids=[r.id for r in ROWS_IN_README])
+def test_bad_input_gives_the_catalogued_line(row: Row, request, tmp_path, monkeypatch, capsys):
+    assert row.id in CASES, f"README row '{row.id}' has no case in {__file__} (add one with @case)"
+    spec = CASES[row.id]
+    monkeypatch.chdir(tmp_path)
+    kwargs = {name: request.getfixturevalue(name) for name in inspect.signature(spec.build).parameters}
+    action = spec.build(**kwargs)
+    capsys.readouterr()  # what making the fixtures printed (a model's save progress bar)
+    if callable(action):  # a library call: its exception's message is the row's error
+        with pytest.raises(PinbenchError) as info:
+            action()
+        lines, code = [str(info.value)], spec.code
+    else:
+        try:
+            code = main([str(a) for a in action])
+        except SystemExit as exc:  # argparse
+            code = exc.code
+        out, err = capsys.readouterr()
+        lines = (err if spec.stream == "err" else out).strip().splitlines()
+        assert "Traceback" not in err
+    assert code == spec.code, f"exit code {code}, expected {spec.code}: {lines}"
+    assert lines, "nothing printed"
+    if spec.stream == "err" and not spec.usage:
+        assert len(lines) == 1, f"the error is {len(lines)} lines, not one:\n" + "\n".join(lines)
+    assert re.fullmatch(pattern(row.error), lines[-1]), \
+        f"README {SECTION} row '{row.id}' says\n  {row.error}\nbut the line is\n  {lines[-1]}"

@@ -1,0 +1,334 @@
+"""Results stores through pyarrow filesystems: local paths, ``file://`` URIs and an S3-compatible
+server (moto, on 127.0.0.1), the write check before Ray starts, and stale temporary files."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import textwrap
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis import load_results
+from pinbench.cli import main
+from pinbench.errors import ConfigError
+from pinbench.results import TABLES, ResultsStore, frames, write_results, write_run
+from pinbench.run import RunResult, make_spec
+from pinbench.storage import Location, check_writable, resolve
+from pinbench.suite import load_suite, parse_suite
+
+pytest.importorskip("moto.server")
+pytest.importorskip("boto3")
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, read, released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_port():
+    """An S3-compatible server for this module, with dummy credentials in the environment (Ray's
+    workers, started after this, inherit them)."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.delenv("AWS_ENDPOINT_URL", raising=False)
+        env.delenv("AWS_PROFILE", raising=False)
+        yield port
+    server.stop()
+
+
+@pytest.fixture
+def bucket(moto_port):
+    """A fresh bucket: (name, boto3 client, the URI query that points pyarrow at the server)."""
+    import boto3
+
+    name = f"pinbench-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}")
+    client.create_bucket(Bucket=name)
+    return name, client, f"?endpoint_override=127.0.0.1:{moto_port}&scheme=http"
+
+
+def keys(client, bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def trial_tables(trial_id: str, seed: int, model: str = "tiny", acc: float = 0.75) -> dict[str, pd.DataFrame]:
+    spec = make_spec({"preset": "pin", "dataset": "sst-2", "seed": seed, "policy_lm": model, "task_lm": model,
+                      "steps": 2, "eval_every": 1})
+    result = RunResult(spec, steps_done=2, wall_time_s=1.0, prompt_tokenizer=model,
+                       history=[{"step": s, "reward_mean": 0.1 * s, "dev_accuracy": acc} for s in (1, 2)],
+                       best={"step": 2, "prompt": "the movie", "token_ids": None, "dev_accuracy": acc},
+                       test={"test_accuracy": acc},
+                       prompts=[{"step": 2, "source": "best", "prompt": "the movie", "dev_accuracy": acc}])
+    return frames(result, trial_id, "s")
+
+
+def checkpoint_dir(tmp_path: Path, trial_id: str, seed: int) -> Path:
+    """What a finished trial's checkpoint holds: its three tables, in a local directory."""
+    directory = tmp_path / f"ckpt-{trial_id}"
+    write_results(directory, trial_tables(trial_id, seed))
+    return directory
+
+
+def fill(store: ResultsStore, tmp_path: Path) -> None:
+    """One completed and one failed trial."""
+    store.add_completed(checkpoint_dir(tmp_path, "t0", 0))
+    store.add_failed("t1", make_spec({"preset": "pin", "dataset": "sst-2", "seed": 1}), "RuntimeError: boom")
+
+
+def assert_round_trip(root: str, tmp_path: Path) -> ResultsStore:
+    """Fill a store under ``root``, load it again (a new driver) and through analysis.load."""
+    fill(ResultsStore(root, "s"), tmp_path)
+    again = ResultsStore(root, "s")
+    assert again.completed() == {"t0"}
+    trials = again.table("trials").set_index("trial_id")
+    assert trials.loc["t1", "status"] == "failed" and trials.loc["t1", "error"] == "RuntimeError: boom"
+    assert again.table("history")["step"].tolist() == [1, 2]
+    results = load_results(again.uri)
+    assert sorted(results.trials["trial_id"]) == ["t0", "t1"]
+    assert results.completed()["test_accuracy"].tolist() == [0.75]
+    return again
+
+
+# ---- locations ------------------------------------------------------------------------------
+
+
+def test_resolve_paths_and_uris(tmp_path, monkeypatch):
+    import pyarrow.fs as pafs
+
+    monkeypatch.chdir(tmp_path)
+    local = resolve("results")
+    assert isinstance(local.fs, pafs.LocalFileSystem)
+    assert (local.uri, local.path, local.local) == ("results", str(tmp_path / "results"), tmp_path / "results")
+    uri = resolve(f"file://{tmp_path}/r")
+    assert isinstance(uri.fs, pafs.LocalFileSystem) and uri.local == tmp_path / "r"
+    assert uri.join("s", "trials.parquet").uri == f"file://{tmp_path}/r/s/trials.parquet"
+    # a URI's query stays at its end; the filesystem path has none
+    s3 = Location("s3://b/p?endpoint_override=h:1&scheme=http", local.fs, "b/p")
+    joined = s3.join("s", "trials.parquet")
+    assert (joined.uri, joined.path) == ("s3://b/p/s/trials.parquet?endpoint_override=h:1&scheme=http",
+                                         "b/p/s/trials.parquet")
+    with pytest.raises(ConfigError, match=r"'s3:/b/x' looks like a URI that lost a slash; write it as 's3://b/x'"):
+        resolve(Path("s3://b/x"))
+    with pytest.raises(ConfigError, match=r"^cannot open results location 'nosuch://b/x': "):
+        resolve("nosuch://b/x")
+
+
+def test_local_writes_are_atomic_object_store_writes_direct(tmp_path, monkeypatch):
+    """A local file goes through io.atomic_path (temporary file + rename); trials is written last."""
+    import pinbench.io
+
+    renamed, written = [], []
+    real_replace = pinbench.io.os.replace
+    monkeypatch.setattr(pinbench.io.os, "replace", lambda a, b: renamed.append((Path(a).name, Path(b).name))
+                        or real_replace(a, b))
+    real_write = Location.write_parquet
+    monkeypatch.setattr(Location, "write_parquet", lambda self, frame: written.append(self.name)
+                        or real_write(self, frame))
+    write_results(tmp_path / "out", trial_tables("t0", 0))
+    assert written == ["history.parquet", "prompts.parquet", "trials.parquet"]
+    assert [b for _, b in renamed] == written
+    assert all(a.startswith(f".{b}.") and a.endswith(".tmp") for a, b in renamed)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(written)
+
+
+# ---- stores on a local disk -----------------------------------------------------------------
+
+
+def test_results_store_round_trip_through_a_file_uri(tmp_path):
+    store = assert_round_trip(f"file://{tmp_path}/results", tmp_path)
+    assert store.uri == f"file://{tmp_path}/results/s"
+    assert store.dir == tmp_path / "results" / "s"
+    assert sorted(p.name for p in store.dir.iterdir()) == [f"{t}.parquet" for t in sorted(TABLES)]
+
+
+def test_stale_temp_files_are_ignored_on_load_and_removed_by_the_next_flush(tmp_path):
+    root = tmp_path / "results"
+    fill(ResultsStore(root, "s"), tmp_path)
+    directory = root / "s"
+    # a writer killed mid-write left half a file behind, and so did someone else's writer
+    stale = directory / ".trials.parquet.k1ll3d.tmp"
+    stale.write_bytes((directory / "trials.parquet").read_bytes()[:100])
+    other = directory / ".naturalness.parquet.r3p0rt.tmp"
+    other.write_bytes(b"not ours")
+    store = ResultsStore(root, "s")
+    assert store.completed() == {"t0"} and sorted(store.table("trials")["trial_id"]) == ["t0", "t1"]
+    assert sorted(load_results(directory).trials["trial_id"]) == ["t0", "t1"]
+    store.add_completed(checkpoint_dir(tmp_path, "t2", 2))
+    assert not stale.exists()
+    assert other.exists()  # the store removes its own tables' leftovers only
+    assert ResultsStore(root, "s").completed() == {"t0", "t2"}
+
+
+# ---- an S3-compatible server ----------------------------------------------------------------
+
+
+def test_results_store_report_and_train_out_in_s3(bucket, tmp_path, tiny_lm_dir):
+    name, client, query = bucket
+    root = f"s3://{name}/results{query}"
+    store = assert_round_trip(root, tmp_path)
+    assert store.dir is None and store.uri == f"s3://{name}/results/s{query}"
+    assert keys(client, name) == [f"results/s/{t}.parquet" for t in sorted(TABLES)]  # no probe or temp objects
+    # pinbench report reads the store and writes its naturalness cache back into the bucket
+    out = tmp_path / "report"
+    assert main(["report", store.uri, "--out", str(out), "--reference-lm", tiny_lm_dir]) == 0
+    assert (out / "report.md").is_file()
+    assert "results/s/naturalness.parquet" in keys(client, name)
+    # pinbench train --out: the same writer, to a URI
+    paths = write_run(f"s3://{name}/run{query}", store_result())
+    assert paths["config"].uri == f"s3://{name}/run/config.json{query}"
+    assert {f"run/{f}" for f in ("config.json", "trials.parquet", "history.parquet", "prompts.parquet")} \
+        <= set(keys(client, name))
+    assert load_results(f"s3://{name}/run{query}").trials["trial_id"].tolist() == ["run"]
+
+
+def store_result() -> RunResult:
+    spec = make_spec({"preset": "pin", "dataset": "sst-2", "policy_lm": "tiny", "task_lm": "tiny"})
+    return RunResult(spec, steps_done=1, wall_time_s=1.0, history=[{"step": 1, "reward_mean": 0.0}],
+                     best={"step": 1, "prompt": "a", "token_ids": None, "dev_accuracy": 0.5})
+
+
+def test_aws_endpoint_url_points_pyarrow_at_the_server(bucket, moto_port, monkeypatch, tmp_path):
+    """pyarrow (26) honours the AWS SDK's AWS_ENDPOINT_URL: plain s3:// URIs reach the server."""
+    name, client, _ = bucket
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{moto_port}")
+    assert check_writable(f"s3://{name}/results").uri == f"s3://{name}/results"
+    assert_round_trip(f"s3://{name}/results", tmp_path)
+    assert keys(client, name) == [f"results/s/{t}.parquet" for t in sorted(TABLES)]
+
+
+# ---- unreachable storage: one line, before Ray starts ---------------------------------------
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    import ray
+
+    def no_init(*args, **kwargs):
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr(ray, "init", no_init)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+
+
+SUITE = {"name": "s", "base": {"dataset": "sst-2"}}
+
+
+@pytest.mark.parametrize("where", ["no-such-bucket", "refused-port", "a-file"])
+def test_unwritable_results_fail_before_ray_starts(where, bucket, tmp_path, no_ray):
+    from pinbench.sweep import run_sweep
+
+    name, client, query = bucket
+    uri, cause = {
+        "no-such-bucket": (f"s3://no-such-bucket-{name}/results{query}", "bucket does not exist"),
+        "refused-port": (f"s3://{name}/results?endpoint_override=127.0.0.1:{free_port()}&scheme=http",
+                         "Could not connect to server"),
+        "a-file": (str(tmp_path / "results.txt"), "it is a file, not a directory"),
+    }[where]
+    (tmp_path / "results.txt").write_text("notes\n")
+    with pytest.raises(ConfigError) as info:
+        run_sweep(parse_suite(SUITE), results_dir=uri)
+    message = str(info.value)
+    assert message.startswith(f"cannot write results to '{uri}': ") and cause in message
+    assert "\n" not in message
+    assert keys(client, name) == []  # nothing was written anywhere
+    assert (tmp_path / "results.txt").read_text() == "notes\n"
+
+
+def test_unwritable_tune_storage_fails_before_ray_starts(bucket, tmp_path, no_ray):
+    from pinbench.sweep import run_sweep
+
+    uri = f"s3://{bucket[0]}/ray?endpoint_override=127.0.0.1:{free_port()}&scheme=http"
+    with pytest.raises(ConfigError, match=rf"^cannot write Tune's checkpoints to '{uri.replace('?', '[?]')}': "):
+        run_sweep(parse_suite(SUITE), results_dir=tmp_path / "results", storage=uri)
+
+
+def test_sweep_cli_with_unreachable_results_is_one_line(tmp_path, capsys, no_ray, moto_port):
+    suite_file = tmp_path / "s.yaml"
+    suite_file.write_text("name: s\nbase: {dataset: sst-2}\n")
+    uri = f"s3://nowhere/results?endpoint_override=127.0.0.1:{free_port()}&scheme=http"
+    assert main(["sweep", str(suite_file), "--results", uri]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"pinbench: error: cannot write results to '{uri}': ")
+
+
+# ---- real sweeps (Ray, tiny models) ----------------------------------------------------------
+
+
+def write_suite(path: Path, model_dir, spec) -> Path:
+    path.write_text(textwrap.dedent(f"""\
+        name: tiny
+        base:
+          preset: pin
+          dataset: toy
+          dataset_file: {spec}
+          split_seed: 5
+          policy_lm: {model_dir}
+          task_lm: {model_dir}
+          top_k: 20
+          mlp_hidden: 16
+          replay_batch: 8
+          steps: 4
+          eval_every: 2
+        grid:
+          seed: [0, 1]
+        resources: {{cpu: 1, gpu: 0}}
+        """))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ray_s3(moto_port):
+    """A local Ray started after the S3 credentials are in the environment (its workers inherit
+    them). ``address="local"``: never a Ray cluster another process left running."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def assert_sweep_store(uri: str, suite) -> None:
+    results = load_results(uri)
+    assert sorted(results.trials["trial_id"]) == sorted(t.trial_id for t in suite.trials())
+    assert (results.trials["status"] == "completed").all()
+    assert results.history.groupby("trial_id")["step"].apply(list).tolist() == [[1, 2, 3, 4]] * 2
+
+
+def test_sweep_with_file_uri_results(ray_s3, tiny_setup, tmp_path):
+    suite_file = write_suite(tmp_path / "tiny.yaml", *tiny_setup)
+    suite = load_suite(suite_file)
+    assert main(["sweep", str(suite_file), "--results", f"file://{tmp_path}/results"]) == 0
+    assert_sweep_store(f"file://{tmp_path}/results/tiny", suite)
+    # Tune's checkpoints: <results>/_ray, one directory per trial
+    trial_dirs = sorted((tmp_path / "results" / "_ray" / "tiny").glob("seed=*"))
+    assert [len(list(d.glob("checkpoint_*/state.pt"))) for d in trial_dirs] == [1, 1]
+
+
+def test_sweep_with_s3_results_keeps_store_and_checkpoints_in_the_bucket(ray_s3, bucket, tiny_setup, tmp_path):
+    name, client, query = bucket
+    suite_file = write_suite(tmp_path / "tiny.yaml", *tiny_setup)
+    suite = load_suite(suite_file)
+    assert main(["sweep", str(suite_file), "--results", f"s3://{name}/sweep{query}"]) == 0
+    assert_sweep_store(f"s3://{name}/sweep/tiny{query}", suite)
+    found = keys(client, name)
+    assert {f"sweep/tiny/{t}.parquet" for t in TABLES} <= set(found)
+    for trial in suite.trials():  # Tune's trial directories, each with its final checkpoint
+        assert [k for k in found if k.startswith(f"sweep/_ray/tiny/{trial.trial_id}_")
+                and k.endswith("/state.pt")], f"no checkpoint of {trial.trial_id} in {found}"
+    assert not [k for k in found if ".pinbench-probe-" in k]
+    assert not (tmp_path / "sweep").exists()  # nothing went to a local directory of that name
