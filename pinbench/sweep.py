@@ -310,15 +310,30 @@ def check_resources(suite: Suite) -> None:
                 f"add a node with more, or pass --wait-for-resources (an autoscaling cluster adds it later)")
 
 
-def _skip_completed(trainable: Callable[[dict], None], completed: set[str]) -> Callable[[dict], None]:
+def _stored_metrics(store: ResultsStore) -> dict[str, dict]:
+    """Per completed trial in the store, the metrics its final report gave a searcher: the best
+    prompt's selection-split values, under their own names and as ``best_<name>``."""
+    out = {}
+    trials = store.table("trials")
+    for row in trials[trials["status"] == "completed"].to_dict("records") if len(trials) else []:
+        split = f"{row.get('selection_split') or 'dev'}_"
+        values = {k: float(v) for k, v in row.items()
+                  if k.startswith(split) and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        out[row["trial_id"]] = {**values, **{f"best_{k}": v for k, v in values.items()}}
+    return out
+
+
+def _skip_completed(trainable: Callable[[dict], None], completed: dict[str, dict]) -> Callable[[dict], None]:
     """For a restored experiment: a trial the store already holds as completed (Tune's snapshot,
-    taken every few seconds, may predate its end) reports done at once instead of training again."""
+    taken every few seconds, may predate its end) reports done at once, with the metrics it ended
+    with (a searcher records them as that trial's value), instead of training again."""
     from ray import tune
 
     @functools.wraps(trainable)  # Tune's restore checks that the trainable's name is unchanged
     def trainable_or_skip(params: dict) -> None:
-        if resolve_params(params)["trial_id"] in completed:
-            tune.report({"done_training": True, "already_in_store": True})
+        trial_id = resolve_params(params)["trial_id"]
+        if trial_id in completed:
+            tune.report({**completed[trial_id], "done_training": True, "already_in_store": True})
             return
         trainable(params)
 
@@ -352,14 +367,24 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
     experiment_path = f"{run_config.storage_path.rstrip('/')}/{suite.name}"
     if check_data:
         check_trial_data(suite)
-    if not ray.is_initialized():
+    started = not ray.is_initialized()
+    if started and not verbose:
+        # a local Ray says at each start whether token auth is on: one line of noise on every
+        # sweep, and the line above a pre-launch error (the README covers auth for clusters)
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    if started:
         ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
                  log_to_driver=bool(verbose), logging_level=logging.INFO if verbose else logging.WARNING)
     if not wait_for_resources:
-        check_resources(suite)
+        try:
+            check_resources(suite)
+        except ConfigError:
+            if started:  # leave no Ray of ours behind (a test, a notebook goes on in this process)
+                ray.shutdown()
+            raise
     resources = {"cpu": suite.resources["cpu"], "gpu": suite.resources["gpu"]}
     if resume and tune.Tuner.can_restore(experiment_path):
-        trainable = tune.with_resources(_skip_completed(trainable, store.completed()), resources)
+        trainable = tune.with_resources(_skip_completed(trainable, _stored_metrics(store)), resources)
         tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True,
                                    param_space=None)
         # The restored run config is the one pickled when the sweep started: this run's console,

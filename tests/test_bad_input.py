@@ -626,6 +626,60 @@ def _():
     return inversion("image=red", "images=red,blue")
 
 
+# ---- before a sweep launches (storage, data and resources are checked on the driver) ----
+
+
+@pytest.fixture
+def no_ray_left():
+    """The sweep's checks run before and just after Ray starts; none must leave a Ray running."""
+    yield
+    import ray
+
+    assert not ray.is_initialized(), "the failed sweep left its Ray running"
+
+
+def launchable(body: str = "") -> str:
+    """A suite that would launch: dataset ``reviews`` from ``reviews.yaml`` (split seed 5) and
+    ``body`` (more top-level keys)."""
+    reviews()
+    return write("bad.yaml", "name: s\nbase:\n  dataset: reviews\n  dataset_file: reviews.yaml\n"
+                             "  data_dir: data\n  split_seed: 5\n" + textwrap.dedent(body))
+
+
+@case("sweep-data-missing")
+def _(no_ray_left):
+    reviews()
+    write("bad.yaml", "name: s\nbase:\n  dataset: reviews\n  dataset_file: reviews.yaml\n  data_dir: data\n"
+                      "grid:\n  split_seed: [5, 6]\n")
+    return ["sweep", "bad.yaml", "--results", "results"]
+
+
+@case("sweep-too-many-cpus")
+def _(no_ray_left):
+    return ["sweep", launchable("resources: {cpu: 64}\n"), "--results", "results", "--num-cpus", "2"]
+
+
+@case("sweep-no-gpu")
+def _(no_ray_left):
+    return ["sweep", launchable("resources: {cpu: 1, gpu: 1}\n"), "--results", "results", "--num-cpus", "2"]
+
+
+@case("results-is-a-file")
+def _(no_ray_left):
+    write("results", "not a directory\n")
+    return ["sweep", launchable(), "--results", "results"]
+
+
+@case("results-uri-lost-slash")
+def _(no_ray_left):
+    return ["sweep", launchable(), "--results", "s3:/my-bucket/pinbench"]
+
+
+@case("results-unknown-scheme")
+def _(no_ray_left):
+    return ["sweep", launchable(), "--results", "ftp://host/pinbench"]
+
+
 # ---- models ----
 
 

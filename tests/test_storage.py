@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import textwrap
 import uuid
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from pinbench.results import TABLES, ResultsStore, frames, write_results, write_
 from pinbench.run import RunResult, make_spec
 from pinbench.storage import Location, check_writable, resolve
 from pinbench.suite import load_suite, parse_suite
+from test_sweep import write_suite
 
 pytest.importorskip("moto.server")
 pytest.importorskip("boto3")
@@ -63,7 +63,10 @@ def bucket(moto_port):
 
 
 def keys(client, bucket: str) -> list[str]:
-    return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
+    """The bucket's objects, without the empty directory markers (``results/``) that pyarrow puts
+    where deleting a directory's last object (the write check's probe) would make it vanish."""
+    return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])
+                  if not o["Key"].endswith("/"))
 
 
 def trial_tables(trial_id: str, seed: int, model: str = "tiny", acc: float = 0.75) -> dict[str, pd.DataFrame]:
@@ -267,28 +270,6 @@ def test_sweep_cli_with_unreachable_results_is_one_line(tmp_path, capsys, no_ray
 
 
 # ---- real sweeps (Ray, tiny models) ----------------------------------------------------------
-
-
-def write_suite(path: Path, model_dir, spec) -> Path:
-    path.write_text(textwrap.dedent(f"""\
-        name: tiny
-        base:
-          preset: pin
-          dataset: toy
-          dataset_file: {spec}
-          split_seed: 5
-          policy_lm: {model_dir}
-          task_lm: {model_dir}
-          top_k: 20
-          mlp_hidden: 16
-          replay_batch: 8
-          steps: 4
-          eval_every: 2
-        grid:
-          seed: [0, 1]
-        resources: {{cpu: 1, gpu: 0}}
-        """))
-    return path
 
 
 @pytest.fixture(scope="module")
