@@ -19,21 +19,28 @@ def test_eval_prints_scores_and_writes_predictions(tiny_setup, tmp_path, capsys)
     assert len(frame) == 2 * 4
     assert {"prompt", "example", "text", "label", "prediction", "correct", "reward",
             "p_bad", "p_good", "p_okay"} <= set(frame.columns)
-    probs = frame[["p_bad", "p_good", "p_okay"]].sum(axis=1)
-    assert probs.round(5).eq(1.0).all()
-    assert (frame["correct"] == (frame["label"] == frame["prediction"])).all()
-    # The printed accuracy is the mean of the per-example hits.
-    acc = frame[frame.prompt == "it was"].correct.mean()
-    assert f"{100 * acc:.2f}%" in printed
+    probs = frame[["p_bad", "p_good", "p_okay"]]
+    assert probs.sum(axis=1).round(5).eq(1.0).all()
+    # The labels are the toy file's, by hand (good, bad, okay, good), for each prompt; the
+    # prediction is the most probable class of the probability columns, and a hit is judged
+    # against those hand labels, not against the frame's own label column.
+    assert frame["label"].tolist() == [1, 0, 2, 1] * 2
+    argmax = probs.to_numpy().argmax(axis=1).tolist()
+    assert frame["prediction"].tolist() == argmax
+    assert frame["correct"].tolist() == [p == y for p, y in zip(argmax, [1, 0, 2, 1] * 2)]
+    # The printed accuracy is the share of those hits per prompt.
+    for prompt, start in (("it was", 0), ("overall", 4)):
+        hits = sum(p == y for p, y in zip(argmax[start:start + 4], [1, 0, 2, 1]))
+        assert f"'{prompt}'" in printed and f"{100 * hits / 4:.2f}%" in printed
 
 
-def test_missing_split_file_is_one_clear_line(few_shot_dir, capsys):
-    code = main(["eval", "--dataset", "yelp-2", "--split", "test", "--prompt", "x",
-                 "--data-dir", str(few_shot_dir), "--task-lm", "smollm2-135m"])
+def test_missing_split_file_is_one_clear_line(few_shot_without_test, tiny_lm_dir, capsys):
+    code = main(["eval", "--dataset", "sst-2", "--split", "test", "--prompt", "x",
+                 "--data-dir", str(few_shot_without_test), "--task-lm", tiny_lm_dir])
     err = capsys.readouterr().err
     assert code == 2
-    assert "yelp-2/16-13/test.tsv' does not exist" in err
-    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"pinbench: error: dataset 'sst-2': split file '{few_shot_without_test}/sst-2/16-13/test.tsv' does not exist"]
 
 
 def test_bad_predictions_name_fails_before_scoring(tiny_setup, tmp_path, capsys):
@@ -99,12 +106,16 @@ def test_train_writes_the_results_tables(tiny_setup, tmp_path, capsys):
     assert config["preset"] == "pin" and config["method_config"]["top_k"] == 20 and config["run"]["steps"] == 4
 
 
-def test_train_fails_before_training_when_a_split_is_missing(tiny_setup, few_shot_dir, capsys):
+def test_train_fails_before_training_when_a_split_is_missing(tiny_setup, few_shot_without_test, capsys,
+                                                             monkeypatch):
+    from pinbench.methods.rl.trainer import Trainer
+
     model_dir, _ = tiny_setup
-    code = main(["train", "--dataset", "yelp-2", "--data-dir", str(few_shot_dir), "--policy-lm", str(model_dir),
-                 "--task-lm", str(model_dir), "--steps", "2"])
+    monkeypatch.setattr(Trainer, "iterate", lambda self: pytest.fail("training started"))
+    code = main(["train", "--dataset", "sst-2", "--data-dir", str(few_shot_without_test),
+                 "--policy-lm", str(model_dir), "--task-lm", str(model_dir), "--steps", "2"])
     assert code == 2
-    assert "yelp-2/16-13/test.tsv' does not exist" in capsys.readouterr().err
+    assert "sst-2/16-13/test.tsv' does not exist" in capsys.readouterr().err
 
 
 def test_train_rejects_a_bad_option_value(capsys):
