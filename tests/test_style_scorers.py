@@ -12,7 +12,7 @@ import torch
 
 from pinbench.errors import ConfigError, ModelLoadError
 from pinbench.tasks.style_transfer import scorers as S
-from tests.conftest import WORDS, data_root
+from conftest import WORDS, shared_data
 
 # ---------------------------------------------------------------------------------------------
 # helpers: a tiny BERT-style encoder / classifier with [CLS] ... [SEP]
@@ -498,10 +498,7 @@ def test_joint_and_geometric_mean():
 
 @pytest.fixture(scope="module")
 def style_dir():
-    path = data_root() / "style-transfer"
-    if not (path / "yelp" / "clean").is_dir():
-        pytest.skip(f"style-transfer data not found at {path} (set PINBENCH_DATA_DIR)")
-    return path
+    return shared_data("style-transfer", "yelp", "clean").parents[1]  # fails in CI when missing
 
 
 def _yelp_test(style_dir):

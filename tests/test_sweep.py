@@ -146,6 +146,21 @@ def test_shipped_suites_validate(name):
     suite = load_suite(REPO / "suites" / f"{name}.yaml", {"task.data_dir": "/data"})
     assert len(suite.trials()) == SHIPPED[name]
     assert sorted(p.stem for p in (REPO / "suites").glob("*.yaml")) == sorted(SHIPPED)  # every suite is here
+    if name in PRESET_COUNTS:  # the parts the suites' comments promise, exactly
+        counts: dict = {}
+        for trial in suite.trials():
+            counts[trial.spec.preset] = counts.get(trial.spec.preset, 0) + 1
+        assert counts == PRESET_COUNTS[name]
+
+
+# paper-fsc: PIN and RLPrompt 2 x 35 x 3 = 210; manual and instructions 2 x 35 = 70; in-context,
+# soft prompt, GrIPS, AutoPrompt, PEZ 5 x 35 x 3 = 525; random search 105.
+PRESET_COUNTS = {
+    "quickstart": {"pin": 1, "rlprompt": 1},
+    "tsallis-ablation": {"pin": 270},
+    "paper-fsc": {"pin": 105, "rlprompt": 105, "manual": 35, "instructions": 35, "in-context": 105,
+                  "soft-prompt": 105, "grips": 105, "autoprompt": 105, "pez": 105, "random-search": 105},
+}
 
 
 def test_cpu_study_runs_both_pin_readings_the_ablation_and_rlprompt_at_the_codes_scales():
@@ -355,7 +370,8 @@ def test_verbose_brings_back_rays_output(monkeypatch, tiny_setup, tmp_path):
     monkeypatch.setattr(ray, "init", fake_init)
     for verbose in (False, True):
         with pytest.raises(KeyboardInterrupt):
-            run_sweep(suite, results_dir=tmp_path, verbose=verbose)
+            # no data check: GRID's mr has no files here, and the check runs before ray.init
+            run_sweep(suite, results_dir=tmp_path, verbose=verbose, check_data=False)
     assert [kw["log_to_driver"] for kw in inits] == [False, True]
 
     calls = []
@@ -550,6 +566,7 @@ def test_tensorboard_tracker_writes_a_run_per_trial_with_the_grid_values_as_hpar
 
 
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tiny_setup, tmp_path):
+    import os
     import signal
     import subprocess
     import sys
@@ -563,16 +580,27 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tiny_setup,
     suite_file.write_text(suite_file.read_text().replace("steps: 4", "steps: 30"))
     results = tmp_path / "results"
     store = results / "tiny" / "trials.parquet"
-    # --checkpoint-every 0: a checkpoint at every evaluation, so the interrupted trial continues from one
-    proc = subprocess.Popen([sys.executable, "-m", "pinbench.cli", "sweep", str(suite_file), "--results", str(results),
-                             "--num-cpus", "2", "--checkpoint-every", "0"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not store.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-    assert store.exists(), "no trial finished before the deadline"
-    proc.send_signal(signal.SIGINT)  # Ctrl-C while the next trial runs
-    proc.wait(timeout=120)
+    log = tmp_path / "sweep.log"
+    # --checkpoint-every 0: a checkpoint at every evaluation, so the interrupted trial continues from one.
+    # Its own session: the sweep and the local Ray it starts are killed together if the test fails.
+    with open(log, "wb") as output:
+        proc = subprocess.Popen([sys.executable, "-m", "pinbench.cli", "sweep", str(suite_file), "--results",
+                                 str(results), "--num-cpus", "2", "--checkpoint-every", "0"],
+                                stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        # The event: the store's first row, written by the driver when the first trial finishes.
+        # No deadline; a sweep that exits first fails the test at once, with its output.
+        while not store.exists():
+            if proc.poll() is not None:
+                pytest.fail(f"the sweep exited with {proc.returncode} before a trial finished:\n"
+                            f"{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C while the next trial runs
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     before = pd.read_parquet(store)
     assert 1 <= len(before) < 3
     import ray

@@ -159,7 +159,7 @@ def test_filtered_tokens_are_never_sampled(small_lm):
     rollout = policy.rollout(200, reg, 1.0, torch.Generator().manual_seed(0))
     allowed = _top_k_sets(policy, rollout, 3)
     assert (allowed == rollout.tokens.unsqueeze(-1)).any(-1).all()
-    assert (rollout.support <= 3).all()
+    assert (rollout.support == 3).all()  # softmax over the 3 kept tokens: all 3, exactly, can be drawn
     # Without the filter the same policy samples outside those sets.
     policy.top_k = None
     free = policy.rollout(200, reg, 1.0, torch.Generator().manual_seed(0))
@@ -384,3 +384,124 @@ def test_a_run_continued_from_a_compact_checkpoint_equals_an_uninterrupted_run(s
     losses = lambda r: [h["loss"] for h in r.history if h["loss"] is not None]  # noqa: E731
     assert losses(second.result) == pytest.approx(losses(full.result), rel=1e-4)
     assert full.result.resumed_at == []
+
+
+# ---- what an update sees: shaped rewards, clipped gradients, the best prompt, the replay ring ----
+
+
+class FixedRewardTask(TargetTask):
+    """Pays the prompts of every training batch 1, 2, 3 and 6 in order, whatever they are; not
+    cacheable, so every sampled prompt is scored (no cache merges repeated prompts)."""
+
+    cacheable = False
+
+    def score(self, prompts, split="train"):
+        out = super().score(prompts, split)
+        if split == "train":
+            out["reward"] = torch.tensor([1.0, 2.0, 3.0, 6.0])
+        return out
+
+
+# Rewards 1, 2, 3, 6: mean 3, population std 1.870829 (+ eps 1e-4), z = -1.068988, -0.534494, 0,
+# 1.603482 (tests/test_rewards.py); TargetTask's own shaping is 5 z + 0.
+@pytest.mark.parametrize("overrides, stored", [
+    ({}, [-5.344939, -2.672470, 0.0, 8.017409]),  # the task's defaults: 5 z
+    ({"reward_scale": 100.0, "reward_shift": -20.0}, [-126.8988, -73.4494, -20.0, 140.3482]),  # 100 z - 20
+    ({"reward_zscore": False, "reward_scale": 2.0, "reward_shift": 1.0}, [3.0, 5.0, 7.0, 13.0]),  # 2 R + 1
+])
+def test_the_buffer_and_the_update_get_the_shaped_rewards(small_lm, overrides, stored, monkeypatch):
+    replay = Trainer(small_config(prompts_per_step=4, replay_size=10, replay_batch=8, steps=3, **overrides),
+                     FixedRewardTask(), small_lm)
+    row = replay.step()  # 4 < 8 stored: warm-up, no update
+    assert replay.buffer._data["reward"][:4].tolist() == pytest.approx(stored, abs=1e-3)
+    assert (row["reward_mean"], row["reward_max"]) == (3.0, 6.0)  # the history keeps the raw rewards
+    # on-policy: the loss of the step's own batch gets the same shaped rewards
+    on_policy = Trainer(small_config(prompts_per_step=4, replay_size=0, steps=3, **overrides),
+                        FixedRewardTask(), small_lm)
+    seen = []
+    loss = on_policy.loss
+    monkeypatch.setattr(on_policy, "loss", lambda *a: seen.append(a[3].tolist()) or loss(*a))
+    on_policy.step()
+    assert seen == [pytest.approx(stored, abs=1e-3)]
+
+
+@pytest.mark.parametrize("clip", [1e-7, 1e6])
+def test_gradients_are_clipped_to_grad_clip_before_the_update(small_lm, clip, monkeypatch):
+    trainer = Trainer(small_config(grad_clip=clip, replay_size=0, steps=2), TargetTask(), small_lm)
+    norms = []
+    step = trainer.optimizer.step
+
+    def record_then_step(*args, **kwargs):  # the gradient Adam is given
+        norms.append(torch.sqrt(sum(p.grad.pow(2).sum() for p in trainer.policy.mlp.parameters())).item())
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.optimizer, "step", record_then_step)
+    row = trainer.step()
+    raw = row["grad_norm"]  # the norm before clipping
+    assert 1e-5 < raw < 1e3  # so 1e-7 clips and 1e6 does not
+    assert norms == [pytest.approx(min(clip, raw), rel=1e-4)]
+
+
+class DistanceTask(TargetTask):
+    """Selects by a lower-is-better metric: the number of positions that miss TARGET."""
+
+    metrics = (Metric("distance", higher_is_better=False), Metric("reward"))
+    selection_metric = "distance"
+
+    def score(self, prompts, split="train"):
+        out = super().score(prompts, split)
+        return {"distance": 3 - 3 * out["reward"], "reward": out["reward"] * 0 + torch.tensor(
+            [float(len(p)) for p in prompts])}  # reward: the prompt's length in characters
+
+
+def test_the_best_prompt_breaks_ties_on_reward_then_keeps_the_earlier():
+    from pinbench.methods.base import PromptBook
+    from pinbench.run import RunResult
+
+    book = PromptBook(TargetTask(), RunResult(small_config()))
+    # dev accuracy is 0 for the first four (exact match only); reward is the share of hits
+    book.consider("great it was", 1, "greedy")       # reward 1/3: the first best
+    book.consider("great movie was", 2, "greedy")    # same accuracy, reward 2/3: better
+    book.consider("great movie it", 3, "greedy")     # equal on both: the earlier stays
+    book.consider("it was the", 4, "greedy")         # reward 0: worse
+    assert (book.result.best["step"], book.result.best["prompt"]) == (2, "great movie was")
+    book.consider("great movie fun", 5, "greedy")    # accuracy 1 beats any reward
+    assert book.result.best["step"] == 5 and len(book.result.prompts) == 5  # all recorded, one best
+
+    lower = PromptBook(DistanceTask(), RunResult(small_config()))
+    lower.consider("it was the", 1, "greedy")        # distance 3
+    lower.consider("great was it", 2, "greedy")      # distance 2: lower is better
+    lower.consider("great it the", 3, "greedy")      # distance 2, same length: the earlier stays
+    lower.consider("great it movie", 4, "greedy")    # distance 2, longer (higher reward): better
+    lower.consider("the movie fun", 5, "greedy")     # distance 1 (movie, fun hit), shorter: better
+    assert [lower.result.best[k] for k in ("step", "dev_distance")] == [5, 1.0]
+    assert [p["step"] for p in lower.result.prompts] == [1, 2, 3, 4, 5]
+
+
+def test_replay_buffer_slots_after_wrap_around_and_a_checkpoint():
+    from pinbench.methods.rl.policy import Rollout
+
+    def batch(start, n=3):
+        # every field of trajectory i carries i, so a misaligned slot shows up
+        ids = torch.arange(start, start + n)
+        return (Rollout(ids[:, None].repeat(1, 2), ids[:, None, None].float().repeat(1, 2, 4),
+                        ids[:, None].float().repeat(1, 2), torch.zeros(n, 2), torch.zeros(n, 2)), ids.float())
+
+    buf = ReplayBuffer(5)
+    for start in (0, 3, 6):
+        buf.add(*batch(start))
+    # 0 1 2 -> slots 0-2; 3 4 5 -> slots 3, 4, 0; 6 7 8 -> slots 1-3: the ring holds 5 6 7 8 4
+    assert buf._data["reward"].tolist() == [5.0, 6.0, 7.0, 8.0, 4.0]
+    assert buf._data["tokens"][:, 0].tolist() == [5, 6, 7, 8, 4]
+    assert buf._data["hidden"][:, 1, 3].tolist() == [5.0, 6.0, 7.0, 8.0, 4.0]
+    assert buf._data["threshold"][:, 0].tolist() == [5.0, 6.0, 7.0, 8.0, 4.0]
+    assert (buf.size, buf._next) == (5, 4)
+    drawn = buf.sample(50, torch.Generator().manual_seed(0))
+    assert torch.equal(drawn["tokens"][:, 1].float(), drawn["reward"])  # rows stay whole
+    assert torch.equal(drawn["hidden"][:, 0, 0], drawn["reward"])
+    # a restored buffer writes on where the saved one stopped: 9 replaces the oldest (4), 10 then 5
+    restored = ReplayBuffer(5)
+    restored.load_state_dict(buf.state_dict())
+    restored.add(*batch(9, 2))
+    assert restored._data["reward"].tolist() == [10.0, 6.0, 7.0, 8.0, 9.0]
+    assert restored._data["tokens"][:, 0].tolist() == [10, 6, 7, 8, 9]
