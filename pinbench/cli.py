@@ -53,7 +53,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="YAML file defining extra datasets (repeatable)")
     p.add_argument("--data-dir", default=None,
                    help="root of the task's data: few-shot (<dir>/<dataset>/16-<seed>/<split>.tsv), "
-                        "style transfer (<dir>/yelp/, <dir>/shakespeare/) or inversion (the image directory)")
+                        "style transfer (<dir>/yelp/, <dir>/shakespeare/) or inversion (the image directory), "
+                        "or a data root like ../shared/data; default: PINBENCH_DATA_DIR, ../shared/data, the "
+                        "download cache, the embedded SST-2 split (README \"Data\")")
     p.add_argument("--split-seed", type=int, default=None,
                    help="classification: LM-BFF split seed (13, 21, 42, 87, 100; default 13); "
                         "style transfer: Shakespeare's 100-<seed> split (default 100)")

@@ -39,7 +39,8 @@ class InversionConfig:
     path. Several, comma-separated, make the reward their mean cosine (PEZ's multi-image mode)."""
     data_dir: str | None = None
     """Directory of the target images (the PIN authors' 20 Lexica images:
-    ``../shared/data/inversion/lexica``); its name is the report's dataset column."""
+    ``../shared/data/inversion/lexica``); its name is the report's dataset column. Unset: the
+    working directory, then the Lexica images of pinbench's data rule."""
     clip_model: str = PAPER_CLIP
     """The reward's CLIP (hub id or directory): the paper's OpenCLIP ViT-H/14 laion2b_s32b_b79k;
     ``openai/clip-vit-base-patch32`` and the like for cheaper runs."""
