@@ -28,10 +28,15 @@ install: $(STAMP)
 
 # The manual prompt's score first (the baseline), then the quickstart sweep: PIN vs RLPrompt,
 # then its report: tables (Markdown, LaTeX, CSV), naturalness metrics, learning curves.
+# The data come from pinbench's data rule (README "Data"): ../shared/data when it is there, else the
+# download cache, else the SST-2 split shipped in the package, so a fresh clone needs no network.
+# `make demo DATA=DIR` reads DIR (a data root) instead.
+DEMO_DATA := $(if $(filter command line,$(origin DATA)),PINBENCH_DATA_DIR=$(abspath $(DATA)))
+
 demo: $(STAMP)
-	$(BIN)/pinbench eval --dataset sst-2 --split-seed 13 --split test \
-		--prompt "It was" --task-lm smollm2-135m --data-dir $(DATA)/few-shot
-	$(BIN)/pinbench sweep suites/quickstart.yaml --data-dir $(DATA)/few-shot --results results
+	$(DEMO_DATA) $(BIN)/pinbench eval --dataset sst-2 --split-seed 13 --split test \
+		--prompt "It was" --task-lm smollm2-135m
+	$(DEMO_DATA) $(BIN)/pinbench sweep suites/quickstart.yaml --results results
 	$(BIN)/pinbench report results/quickstart --out report --published matching
 	@echo "The quickstart report: $(CURDIR)/report/report.md"
 

@@ -5,7 +5,8 @@
     pinbench sweep    run a suite of trials on Ray Tune
     pinbench report   tables, naturalness metrics, figures and report.md from results
     pinbench models   list the built-in offline models
-    pinbench datasets list the registered datasets
+    pinbench datasets list the registered datasets, whether their files are present and where
+    pinbench data     download the public data sets (with checksums) into pinbench's data cache
     pinbench list     the registered tasks, methods and presets
 
 Errors the user can fix (a missing file, an unknown model, a bad key) print one line and exit 2.
@@ -52,7 +53,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="YAML file defining extra datasets (repeatable)")
     p.add_argument("--data-dir", default=None,
                    help="root of the task's data: few-shot (<dir>/<dataset>/16-<seed>/<split>.tsv), "
-                        "style transfer (<dir>/yelp/, <dir>/shakespeare/) or inversion (the image directory)")
+                        "style transfer (<dir>/yelp/, <dir>/shakespeare/) or inversion (the image directory), "
+                        "or a data root like ../shared/data; default: PINBENCH_DATA_DIR, ../shared/data, the "
+                        "download cache, the embedded SST-2 split (README \"Data\")")
     p.add_argument("--split-seed", type=int, default=None,
                    help="classification: LM-BFF split seed (13, 21, 42, 87, 100; default 13); "
                         "style transfer: Shakespeare's 100-<seed> split (default 100)")
@@ -226,10 +229,40 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="the registered tasks, methods and presets")
     ls.add_argument("--plugin", action="append", default=[], metavar="MODULE")
     ls.set_defaults(func=cmd_list)
-    ds = sub.add_parser("datasets", help="list registered datasets")
+    ds = sub.add_parser("datasets", help="list registered datasets, whether their files are present and where")
     ds.add_argument("--dataset-file", action="append", default=[], metavar="YAML")
+    ds.add_argument("--data-dir", default=None,
+                    help="look only here (a data root like ../shared/data); default: pinbench's data rule")
     ds.set_defaults(func=cmd_datasets)
+    _add_data_parser(sub)
     return parser
+
+
+def _add_data_parser(sub) -> None:
+    data = sub.add_parser("data", help="fetch the public data sets into pinbench's data cache (README \"Data\")")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    dl = data_sub.add_parser("download", help="fetch data sets from their public sources, a checksum per file",
+                             description="Fetch data sets into the data cache ($PINBENCH_CACHE_DIR/data, default "
+                                         "~/.cache/pinbench/data), verifying each file's sha256. Rerun to resume "
+                                         "an interrupted download.")
+    dl.add_argument("names", nargs="*", metavar="NAME",
+                    help="data sets (default: all): the few-shot ones by registry name (sst-2, ...), "
+                         "yelp and shakespeare (style transfer), lexica (inversion images)")
+    dl.add_argument("--mirror", default=os.environ.get("PINBENCH_DATA_MIRROR"), metavar="URL",
+                    help="fetch the same layout from this base URL instead (default: $PINBENCH_DATA_MIRROR, "
+                         "else each file's public source)")
+    dl.add_argument("--from", dest="from_dir", default=None, metavar="DIR",
+                    help="copy from a local data root (the layout of ../shared/data) instead of the network")
+    dl.add_argument("--manifest", default=None, help="another manifest file (default: the one pinbench ships)")
+    dl.add_argument("--attempts", type=int, default=3, help="tries per file when a connection drops (default 3)")
+    dl.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a try fails")
+    dl.set_defaults(func=cmd_data_download)
+    mf = data_sub.add_parser("manifest", help="(maintainers) write the manifest of a data root's files")
+    mf.add_argument("root", type=Path, help="a data root in pinbench's layout")
+    mf.add_argument("names", nargs="*", metavar="NAME", help="only these data sets")
+    mf.add_argument("--out", type=Path, default=Path(__file__).with_name("data_manifest.json"),
+                    help="where to write it (default: the manifest pinbench ships)")
+    mf.set_defaults(func=cmd_data_manifest)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -582,12 +615,62 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
+    from .data_download import SOURCES, load_manifest, presence
     from .tasks.classification.data import load_dataset_file, registry
+    from .tasks.style_transfer.data import DATASETS as STYLE_DATASETS
 
     for f in args.dataset_file:
         load_dataset_file(f)
+    manifest = load_manifest()
+
+    def where(name: str) -> str:
+        if name not in manifest:
+            own = registry()[name].data_dir if name in registry() else None
+            return f"user dataset, files under {own}" if own else "no public source known to pinbench"
+        p = presence(manifest[name], args.data_dir)
+        places = ", ".join(f"{label} {folder}" for label, folder in p.places.items())
+        line = f"{p.status} {p.found}/{len(p.dataset.files)} files" + (f" in {places}" if places else "")
+        if p.dataset.unavailable:
+            line += f" (+{len(p.dataset.unavailable)} published without a checksum here, not counted)"
+        return line + (f"; get them: pinbench data download {name}" if p.status != "present" else "")
+
+    print("few-shot classification:")
     for name, spec in sorted(registry().items()):
-        print(f"{name:10s} {spec.num_classes:2d} classes  {spec.template!r:32s} {list(spec.verbalizers)}")
+        print(f"  {name:10s} {spec.num_classes:2d} classes  {spec.template!r:32s} {list(spec.verbalizers)}")
+        print(f"  {'':10s} {where(name)}")
+    print("style transfer:")
+    for name, style in STYLE_DATASETS.items():
+        print(f"  {name:12s} {style.description}\n  {'':12s} {where(name)}")
+    print("inversion:")
+    for name in (n for n, s in SOURCES.items() if s.kind == "inversion"):
+        print(f"  {name:12s} target images\n  {'':12s} {where(name)}")
+    return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from .data_download import download, load_manifest
+
+    if args.attempts < 1:
+        raise ConfigError(f"--attempts must be >= 1, got {args.attempts}")
+    manifest = load_manifest(args.manifest)
+
+    def report(s) -> None:
+        note = f"; not downloaded (no checksum): {', '.join(s.unavailable)}" if s.unavailable else ""
+        print(f"{s.dataset}: {s.fetched + s.present} file(s) verified in {s.folder} "
+              f"({s.fetched} fetched, {s.present} already there){note}", flush=True)
+
+    download(args.names, manifest=manifest, mirror=args.mirror or None, from_dir=args.from_dir,
+             attempts=args.attempts, timeout=args.timeout, progress=report)
+    return 0
+
+
+def cmd_data_manifest(args: argparse.Namespace) -> int:
+    from .data_download import build_manifest, write_manifest
+
+    manifest = build_manifest(args.root, args.names or None)
+    write_manifest(manifest, args.out)
+    n = sum(len(d["files"]) for d in manifest["datasets"].values())
+    print(f"{args.out}: {len(manifest['datasets'])} data set(s), {n} file(s)")
     return 0
 
 

@@ -70,9 +70,11 @@ def _package_dir(package: str) -> Path:
 
 
 def cache_dir() -> Path:
-    """Where converted weights are cached: $PINBENCH_CACHE_DIR, else ~/.cache/pinbench."""
-    root = os.environ.get("PINBENCH_CACHE_DIR") or Path.home() / ".cache" / "pinbench"
-    return Path(root)
+    """Where converted weights are cached: $PINBENCH_CACHE_DIR, else $XDG_CACHE_HOME/pinbench,
+    else ~/.cache/pinbench (``data_locations.cache_home``, shared with the data cache)."""
+    from .data_locations import cache_home
+
+    return cache_home()
 
 
 def _smollm2_dir() -> Path:

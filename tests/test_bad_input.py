@@ -472,9 +472,20 @@ def _():
         """)]
 
 
+def no_data_anywhere(monkeypatch) -> None:
+    """Every place of the data rule empty but the embedded demo split (SST-2 seed 13), whatever
+    the machine has: PINBENCH_DATA_DIR unset, no ../shared/data, an empty cache."""
+    from pinbench import data_locations
+
+    monkeypatch.delenv("PINBENCH_DATA_DIR", raising=False)
+    monkeypatch.setenv("PINBENCH_CACHE_DIR", str(Path("cache").resolve()))
+    monkeypatch.setattr(data_locations, "SHARED_DATA", Path("shared/data").resolve())
+
+
 @case("data-dir-not-given")
-def _(tiny_lm_dir):
-    return ["eval", "--dataset", "sst-2", "--prompt", "It was", "--task-lm", tiny_lm_dir]
+def _(tiny_lm_dir, monkeypatch):
+    no_data_anywhere(monkeypatch)
+    return ["eval", "--dataset", "sst-2", "--split-seed", "21", "--prompt", "It was", "--task-lm", tiny_lm_dir]
 
 
 @case("data-dir-missing")
@@ -606,7 +617,8 @@ def _():
 
 
 @case("image-no-data-dir")
-def _():
+def _(monkeypatch):
+    no_data_anywhere(monkeypatch)
     return inversion("image=red.png")
 
 

@@ -84,8 +84,8 @@ def test_the_white_box_path_equals_the_text_path_on_a_prompts_own_tokens(clip, i
 def test_image_errors_name_the_file(image_dir, tmp_path):
     with pytest.raises(DataError, match=r"target image 'blue' not found in .*targets"):
         image_paths("red, blue", image_dir)
-    with pytest.raises(DataError, match="set task.data_dir"):
-        image_paths("red.png", None)
+    with pytest.raises(DataError, match=r"target image 'red.png' \(not in the working directory\).*--data-dir DIR"):
+        image_paths("red.png", None)  # nor in the Lexica images of the data rule's places
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
     spec = make_spec({"task": "inversion", "task.image": str(tmp_path / "broken.jpg"),
                       "task.clip_model": "no-such-org/no-such-clip"})

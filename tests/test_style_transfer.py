@@ -102,12 +102,13 @@ def test_shakespeare_references_are_the_parallel_test_half(tmp_path):
         ("thou art", 'Yea, " quoth he, "Fall\'st?')
 
 
-def test_missing_files_and_bad_directions_are_named(tmp_path, yelp_dir):
+def test_missing_files_and_bad_directions_are_named(tmp_path, yelp_dir, monkeypatch):
     with pytest.raises(DataError, match="sentiment.dev.0.clean"):
         read_split("yelp", "0_to_1", "dev", tmp_path)
     with pytest.raises(ConfigError, match="2_to_0"):
         read_split("yelp", "2_to_0", "dev", yelp_dir)
-    with pytest.raises(ConfigError, match="needs a data directory"):
+    monkeypatch.setenv("PINBENCH_DATA_DIR", str(tmp_path))  # no data directory given: the data rule's places
+    with pytest.raises(DataError, match="'style-transfer/yelp/clean' not found.*pinbench data download yelp"):
         read_split("yelp", "0_to_1", "dev", None)
     with pytest.raises(ConfigError, match="num_samples"):
         StyleTransferConfig(num_samples=0)

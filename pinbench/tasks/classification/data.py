@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from ...data_locations import explicit_folder, locate
 from ...errors import ConfigError, DataError, yaml_error_line
 
 PLACEHOLDERS = ("input", "prompt", "mask")
@@ -95,12 +96,12 @@ class DatasetSpec:
         if split not in SPLITS:
             raise ConfigError(f"unknown split '{split}' for dataset '{self.name}'; expected one of {SPLITS}")
         rel = self.path.format(name=self.name, split_seed=split_seed, split=split)
-        root = data_dir if data_dir is not None else self.data_dir
-        if root is None and not Path(rel).is_absolute():
-            raise ConfigError(
-                f"dataset '{self.name}' needs a data directory (--data-dir) to find '{rel}'"
-            )
-        return Path(root or "") / rel
+        if Path(rel).is_absolute():
+            return Path(rel)
+        if data_dir is None and self.data_dir is not None:  # a user dataset's own directory
+            return Path(self.data_dir) / rel
+        # --data-dir as given (or the few-shot folder of a data root), else the places of the rule
+        return locate("few-shot", rel, self.name, data_dir) / rel
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,7 @@ def read_split(spec: DatasetSpec | str, split: str, split_seed: int = 13,
         spec = get_dataset(spec)
     file = spec.file(data_dir, split_seed, split)
     if not file.is_file():
-        root = data_dir if data_dir is not None else spec.data_dir
+        root = explicit_folder("few-shot", data_dir) if data_dir is not None else spec.data_dir
         if root is not None and not Path(spec.path).is_absolute() and not Path(root).is_dir():
             raise DataError(f"dataset '{spec.name}': data directory '{root}' does not exist")
         raise DataError(f"dataset '{spec.name}': split file '{file}' does not exist")

@@ -28,7 +28,8 @@ class ClassificationConfig:
     split_seed: int = 13
     """LM-BFF split seed: 13, 21, 42, 87 or 100."""
     data_dir: str | None = None
-    """Root of the few-shot data (<data_dir>/<dataset>/16-<split_seed>/...)."""
+    """Root of the few-shot data (<data_dir>/<dataset>/16-<split_seed>/...); unset: pinbench's data
+    rule (PINBENCH_DATA_DIR, ../shared/data, the download cache, the embedded SST-2 split)."""
     dataset_file: str | None = None
     """Optional YAML file that defines extra datasets."""
     template: str = "dataset"

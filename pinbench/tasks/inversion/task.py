@@ -20,6 +20,7 @@ from typing import Sequence
 
 import torch
 
+from ...data_locations import explicit_folder, find, not_found
 from ...errors import ConfigError, DataError
 from ...fields import require
 from ...registry import TASKS
@@ -38,7 +39,8 @@ class InversionConfig:
     path. Several, comma-separated, make the reward their mean cosine (PEZ's multi-image mode)."""
     data_dir: str | None = None
     """Directory of the target images (the PIN authors' 20 Lexica images:
-    ``../shared/data/inversion/lexica``); its name is the report's dataset column."""
+    ``../shared/data/inversion/lexica``); its name is the report's dataset column. Unset: the
+    working directory, then the Lexica images of pinbench's data rule."""
     clip_model: str = PAPER_CLIP
     """The reward's CLIP (hub id or directory): the paper's OpenCLIP ViT-H/14 laion2b_s32b_b79k;
     ``openai/clip-vit-base-patch32`` and the like for cheaper runs."""
@@ -59,22 +61,28 @@ class InversionConfig:
 
 def image_paths(image: str, data_dir: str | Path | None) -> list[Path]:
     """The files ``task.image`` names (see ``InversionConfig.image``); a DataError names the first
-    one that is missing and where it was looked for."""
+    one that is missing and where it was looked for. Without ``data_dir`` a relative name is looked
+    for in the working directory, then in the Lexica images found by pinbench's data rule
+    (``pinbench.data_locations``)."""
     paths = []
     for entry in (e.strip() for e in image.split(",") if e.strip()):
         given = Path(entry).expanduser()
-        if given.is_absolute() or data_dir is None:
+        names = [entry] + ([f"{entry}{s}" for s in IMAGE_SUFFIXES] if not given.suffix else [])
+        if given.is_absolute():
             candidates = [given]
+        elif data_dir is None:
+            lexica = [found[1] for found in (find("inversion", n) for n in names) if found is not None]
+            candidates = [given] + [lexica[0] / n for n in names] if lexica else [given]
         else:
-            root = Path(data_dir).expanduser()
-            candidates = [root / entry] + ([root / f"{entry}{s}" for s in IMAGE_SUFFIXES] if not given.suffix else [])
+            root = explicit_folder("inversion", data_dir, entry)
+            candidates = [root / n for n in names]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
             if given.is_absolute():
                 raise DataError(f"target image '{entry}' does not exist")
             if data_dir is None:
-                raise DataError(f"target image '{entry}' not found; set task.data_dir (--data-dir) to the "
-                                "image directory, or give a path")
+                raise not_found("inversion", entry, "lexica",
+                                f"target image '{entry}' (not in the working directory)")
             raise DataError(f"target image '{entry}' not found in {data_dir}")
         paths.append(found)
     return paths
@@ -126,8 +134,11 @@ class Inversion(Task):
     def dataset_name(cls, config: InversionConfig) -> str:
         """The image set: the name of ``data_dir``, else of the first image's directory."""
         if config.data_dir:
-            return Path(config.data_dir).expanduser().resolve().name
-        return Path(config.image.split(",")[0].strip()).expanduser().resolve().parent.name
+            return explicit_folder("inversion", config.data_dir).expanduser().resolve().name
+        try:  # the folder the data rule found the image in (lexica), else the path's own
+            return image_paths(config.image, None)[0].resolve().parent.name
+        except DataError:
+            return Path(config.image.split(",")[0].strip()).expanduser().resolve().parent.name
 
     def split_size(self, name: str) -> int:
         return len(self.paths)  # a prompt is scored against every target image

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...data_locations import explicit_folder, locate
 from ...errors import ConfigError, DataError
 
 DIRECTIONS = ("0_to_1", "1_to_0")
@@ -113,15 +114,27 @@ def _tsv(file: Path, label: int) -> list[str]:
     return texts
 
 
-def dataset_dir(dataset: str, data_dir: str | Path | None, split_seed: int) -> Path:
-    """Where a dataset's files are: ``<data_dir>/yelp/clean`` or ``<data_dir>/shakespeare/100-shot/100-<seed>``."""
+def _dataset_rel(dataset: str, split_seed: int) -> str:
+    return "yelp/clean" if dataset == "yelp" else f"shakespeare/100-shot/100-{split_seed}"
+
+
+def style_root(dataset: str, data_dir: str | Path | None, split_seed: int) -> Path:
+    """The folder holding ``yelp/`` and ``shakespeare/``: ``data_dir`` (or the style-transfer folder
+    of a data root given there), else the first place of pinbench's data rule that has the dataset
+    (``pinbench.data_locations``)."""
+    rel = _dataset_rel(dataset, split_seed)
     if data_dir is None:
-        raise ConfigError(f"style-transfer dataset '{dataset}' needs a data directory (task.data_dir / "
-                          f"--data-dir: the folder holding yelp/ and shakespeare/, e.g. ../shared/data/style-transfer)")
-    root = Path(data_dir)
+        return locate("style-transfer", rel, dataset, what=f"style-transfer dataset '{dataset}'")
+    root = explicit_folder("style-transfer", data_dir, rel)
     if not root.is_dir():
         raise DataError(f"style-transfer data directory '{data_dir}' does not exist")
-    return root / "yelp" / "clean" if dataset == "yelp" else root / "shakespeare" / "100-shot" / f"100-{split_seed}"
+    return root
+
+
+def dataset_dir(dataset: str, data_dir: str | Path | None, split_seed: int) -> Path:
+    """Where a dataset's files are: ``<root>/yelp/clean`` or ``<root>/shakespeare/100-shot/100-<seed>``
+    (``style_root`` finds the root)."""
+    return style_root(dataset, data_dir, split_seed) / _dataset_rel(dataset, split_seed)
 
 
 def read_split(dataset: str, direction: str, split: str, data_dir: str | Path | None, *,

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from ...errors import ConfigError, ModelLoadError
 from ...models import LoadedModel, cache_dir, load_model, mean_token_nll, sentence_embeddings
-from .data import YELP_DEV_SIZE, dataset_dir, read_lines, read_tsv
+from .data import YELP_DEV_SIZE, dataset_dir, read_lines, read_tsv, style_root
 
 log = logging.getLogger(__name__)
 
@@ -554,7 +554,7 @@ def _dedup(pairs: list[tuple[str, int]], drop: set[str]) -> list[tuple[str, int]
     return out
 
 
-def offline_classifier_data(dataset: str, role: str, data_dir: str | os.PathLike,
+def offline_classifier_data(dataset: str, role: str, data_dir: str | os.PathLike | None,
                             split_seed: int | None = None,
                             max_per_label: int | None = None) -> tuple[list[str], list[int]]:
     """Training texts and labels of the offline ``role`` ("reward" or "eval") classifier.
@@ -574,7 +574,7 @@ def offline_classifier_data(dataset: str, role: str, data_dir: str | os.PathLike
     """
     if role not in ROLES:
         raise ConfigError(f"offline style classifier role must be one of {ROLES}, got '{role}'")
-    root = Path(data_dir)
+    root = style_root(dataset, data_dir, 100 if split_seed is None else split_seed)
     if dataset == "yelp":
         folder = dataset_dir("yelp", root, 0)
         dev = {c: read_lines(folder / f"sentiment.dev.{c}.clean") for c in (0, 1)}
@@ -621,7 +621,7 @@ def offline_classifier_data(dataset: str, role: str, data_dir: str | os.PathLike
     return [t for t, _ in pairs], [c for _, c in pairs]
 
 
-def offline_style_classifier(dataset: str, role: str, data_dir: str | os.PathLike,
+def offline_style_classifier(dataset: str, role: str, data_dir: str | os.PathLike | None,
                              split_seed: int | None = None, *, encoder: str | LoadedModel = "minilm-l6",
                              max_per_label: int | None = None, l2: float | None = None,
                              layer: int | None = OFFLINE_STYLE_LAYER, device: str = "cpu") -> EmbeddingStyleClassifier:

@@ -49,7 +49,8 @@ class StyleTransferConfig:
     split_seed: int = 100
     """Shakespeare's 100-shot split (100-<seed>: 100, 13, 21, 42, 87); Yelp has one split."""
     data_dir: str | None = None
-    """Root holding yelp/ and shakespeare/ (e.g. ../shared/data/style-transfer)."""
+    """Root holding yelp/ and shakespeare/ (e.g. ../shared/data/style-transfer); unset: pinbench's
+    data rule (PINBENCH_DATA_DIR, ../shared/data, the download cache)."""
     task_lm: str = "smollm2-135m"
     """Generating task LM; PIN's Table 2 uses facebook/opt-125m, opt-350m and opt-1.3b."""
     task_lm_dtype: str = "float32"

@@ -1,0 +1,430 @@
+"""`pinbench data download` against a local HTTP server, the data rule's order, `pinbench datasets`
+and the embedded demo split.
+
+The server (127.0.0.1, a thread) serves a temporary copy of part of the shared data; the manifest is
+built from that copy, so its checksums are those files'. It can corrupt a file, drop the connection
+halfway through one, and ignore Range requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import socket
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from conftest import data_root
+from pinbench import data_locations
+from pinbench.cli import main
+from pinbench.data_download import build_manifest, download, load_manifest, write_manifest
+from pinbench.errors import DataError
+from pinbench.tasks.classification.data import read_split, registry
+from pinbench.tasks.inversion.task import image_paths
+from pinbench.tasks.style_transfer.data import DATASETS as STYLE_DATASETS
+from pinbench.tasks.style_transfer.data import dataset_dir
+
+# A subset of the layout: every kind, small files (the big Yelp dev pools left out).
+SUBSET = [
+    "few-shot/sst-2/16-13/train.tsv", "few-shot/sst-2/16-13/dev.tsv", "few-shot/sst-2/16-13/test.tsv",
+    "few-shot/mr/16-21/train.tsv", "few-shot/mr/16-21/dev.tsv",
+    "style-transfer/yelp/clean/sentiment.ref.0.clean", "style-transfer/yelp/clean/sentiment.test.0.clean",
+    "style-transfer/shakespeare/100-shot/100-13/train.tsv",
+    "inversion/lexica/0.jpg", "inversion/lexica/1.jpg",
+]
+BIG = "few-shot/sst-2/16-13/test.tsv"  # ~200 KB: several reads, so a drop lands mid-file
+
+
+@pytest.fixture(scope="module")
+def source_root(tmp_path_factory) -> Path:
+    shared = data_root()
+    if not (shared / "few-shot").is_dir():
+        pytest.skip(f"shared data not found at {shared} (set PINBENCH_DATA_DIR)")
+    root = tmp_path_factory.mktemp("source")
+    for rel in SUBSET:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared / rel, root / rel)
+    return root
+
+
+@pytest.fixture(scope="module")
+def manifest_file(source_root, tmp_path_factory) -> Path:
+    return write_manifest(build_manifest(source_root), tmp_path_factory.mktemp("manifest") / "manifest.json")
+
+
+class DataServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, root: Path):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.root = root
+        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        self.corrupt: set[str] = set()
+        self.drop: dict[str, int] = {}  # path -> how many more responses to cut halfway
+        self.ranges = True
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: DataServer
+
+    def do_GET(self):
+        srv, rel = self.server, urllib.parse.unquote(self.path.lstrip("/"))
+        srv.requests.append((rel, self.headers.get("Range")))
+        file = srv.root / rel
+        if not file.is_file():
+            self.send_error(404)
+            return
+        body = file.read_bytes()
+        if rel in srv.corrupt:
+            body = body[:-1] + bytes([body[-1] ^ 0xFF])  # same size, one byte off
+        start = 0
+        if self.headers.get("Range") and srv.ranges:
+            start = int(self.headers["Range"].removeprefix("bytes=").split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        payload = body[start:]
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if srv.drop.get(rel, 0) > 0:
+            srv.drop[rel] -= 1
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)  # the connection drops mid-body
+            self.close_connection = True
+            return
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(source_root):
+    srv = DataServer(source_root)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    """No data anywhere but the embedded split: env unset, ../shared/data absent, an empty cache."""
+    monkeypatch.delenv("PINBENCH_DATA_DIR", raising=False)
+    monkeypatch.delenv("PINBENCH_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("PINBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(data_locations, "SHARED_DATA", tmp_path / "no-shared" / "data")
+    return tmp_path
+
+
+def cache_files(cache: Path) -> set[str]:
+    return {p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file()}
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloads
+# ---------------------------------------------------------------------------------------------
+
+
+def test_download_fetches_every_file_verified_into_the_cache_layout(server, manifest_file, source_root, places,
+                                                                   capsys):
+    code, out, err = run_cli(capsys, "data", "download", "--manifest", str(manifest_file), "--mirror", server.url)
+    assert code == 0, err
+    cache = places / "cache" / "data"
+    assert cache_files(cache) == set(SUBSET)
+    for rel in SUBSET:
+        assert (cache / rel).read_bytes() == (source_root / rel).read_bytes(), rel
+    assert "sst-2: 3 file(s) verified" in out and "(3 fetched, 0 already there)" in out
+    assert "lexica: 2 file(s) verified" in out
+    # A second run finds verified copies and asks the server for nothing.
+    server.requests.clear()
+    code, out, _ = run_cli(capsys, "data", "download", "--manifest", str(manifest_file), "--mirror", server.url)
+    assert code == 0 and server.requests == []
+    assert "(0 fetched, 3 already there)" in out
+
+
+def test_download_only_the_named_data_sets(server, manifest_file, places, capsys):
+    code, _, err = run_cli(capsys, "data", "download", "mr", "shakespeare", "--manifest", str(manifest_file),
+                           "--mirror", server.url)
+    assert code == 0, err
+    assert cache_files(places / "cache" / "data") == {r for r in SUBSET if r.startswith(
+        ("few-shot/mr/", "style-transfer/shakespeare/"))}
+    code, _, err = run_cli(capsys, "data", "download", "sst-3", "--manifest", str(manifest_file))
+    assert code == 2 and "unknown data set 'sst-3'" in err and "sst-2" in err
+
+
+def test_a_corrupted_file_is_an_error_naming_it_and_is_not_kept(server, manifest_file, places, capsys):
+    bad = "few-shot/sst-2/16-13/dev.tsv"
+    server.corrupt.add(bad)
+    code, _, err = run_cli(capsys, "data", "download", "sst-2", "--manifest", str(manifest_file),
+                           "--mirror", server.url)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"pinbench: error: checksum mismatch for '{bad}'"), err
+    cache = places / "cache" / "data"
+    assert not (cache / bad).exists() and not (cache / f"{bad}.part").exists()
+    # the rule does not find the bad file either: the embedded split still serves dev
+    assert read_split("sst-2", "dev", 13).file == data_locations.EMBEDDED_DATA / bad
+
+
+def test_a_dropped_connection_is_resumed_with_a_range_request(server, manifest_file, source_root, places):
+    server.drop[BIG] = 1
+    manifest = load_manifest(manifest_file)
+    download(["sst-2"], manifest=manifest, mirror=server.url, attempts=3)
+    cache = places / "cache" / "data"
+    assert (cache / BIG).read_bytes() == (source_root / BIG).read_bytes()
+    asked = [r for p, r in server.requests if p == BIG]
+    size = (source_root / BIG).stat().st_size
+    assert asked == [None, f"bytes={size // 2}-"]  # the second request continued where the first stopped
+
+
+def test_an_interrupted_run_keeps_its_part_file_and_the_next_run_resumes(server, manifest_file, source_root,
+                                                                        places, capsys):
+    server.drop[BIG] = 1
+    code, _, err = run_cli(capsys, "data", "download", "sst-2", "--manifest", str(manifest_file),
+                           "--mirror", server.url, "--attempts", "1")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"download of '{BIG}'" in err and "run the command again to resume" in err
+    cache = places / "cache" / "data"
+    size = (source_root / BIG).stat().st_size
+    assert not (cache / BIG).exists() and (cache / f"{BIG}.part").stat().st_size == size // 2
+    server.requests.clear()
+    code, _, err = run_cli(capsys, "data", "download", "sst-2", "--manifest", str(manifest_file),
+                           "--mirror", server.url)
+    assert code == 0, err
+    assert (cache / BIG).read_bytes() == (source_root / BIG).read_bytes()
+    assert not (cache / f"{BIG}.part").exists()
+    assert (BIG, f"bytes={size // 2}-") in server.requests
+
+
+def test_a_server_without_range_support_restarts_the_file(server, manifest_file, source_root, places):
+    server.ranges = False
+    server.drop[BIG] = 1
+    manifest = load_manifest(manifest_file)
+    with pytest.raises(DataError, match="interrupted"):
+        download(["sst-2"], manifest=manifest, mirror=server.url, attempts=1)
+    download(["sst-2"], manifest=manifest, mirror=server.url, attempts=1)  # 200 again: written from byte 0
+    assert (places / "cache" / "data" / BIG).read_bytes() == (source_root / BIG).read_bytes()
+
+
+def test_no_network_is_one_line_naming_how_to_pass_a_local_directory(manifest_file, places, capsys,
+                                                                     monkeypatch):
+    with socket.socket() as s:  # a port nothing listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, _, err = run_cli(capsys, "data", "download", "sst-2", "--manifest", str(manifest_file),
+                           "--mirror", f"http://127.0.0.1:{port}/")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert f"no connection to 127.0.0.1:{port}" in lines[0]
+    assert "--data-dir DIR" in lines[0] and "PINBENCH_DATA_DIR=DIR" in lines[0]
+    assert "pinbench data download --from DIR" in lines[0]
+
+    def offline(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)  # DNS fails: the default public URLs
+    code, _, err = run_cli(capsys, "data", "download", "sst-2")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "no connection to raw.githubusercontent.com (Name or service not known)" in lines[0]
+    assert "pinbench data download --from DIR" in lines[0]
+    assert not (places / "cache" / "data" / "few-shot").exists() or \
+        not any(p.suffix == ".tsv" for p in (places / "cache" / "data").rglob("*"))
+
+
+def test_download_from_a_local_directory(manifest_file, source_root, places, capsys, tmp_path):
+    code, _, err = run_cli(capsys, "data", "download", "--manifest", str(manifest_file), "--from", str(source_root))
+    assert code == 0, err
+    assert cache_files(places / "cache" / "data") == set(SUBSET)
+    partial = tmp_path / "partial"
+    shutil.copytree(source_root / "few-shot", partial / "few-shot")
+    (partial / "few-shot/mr/16-21/dev.tsv").unlink()
+    shutil.rmtree(places / "cache")
+    code, _, err = run_cli(capsys, "data", "download", "mr", "--manifest", str(manifest_file), "--from", str(partial))
+    assert code == 2 and "'few-shot/mr/16-21/dev.tsv' is not in --from directory" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule: --data-dir, PINBENCH_DATA_DIR, ../shared/data, the cache, the embedded split
+# ---------------------------------------------------------------------------------------------
+
+
+def _root(base: Path, name: str, seeds=(13,)) -> Path:
+    """A data root whose sst-2 train files say which root they are."""
+    root = base / name
+    for seed in seeds:
+        folder = root / "few-shot" / "sst-2" / f"16-{seed}"
+        folder.mkdir(parents=True)
+        (folder / "train.tsv").write_text(f"sentence\tlabel\n{name}\t1\n", encoding="utf-8")
+    return root
+
+
+def test_the_rule_order(places, monkeypatch):
+    explicit = _root(places, "explicit")
+    env = _root(places, "env")
+    shared = _root(places, "shared", seeds=(13,))
+    cache = _root(places / "cache", "data", seeds=(13, 21))
+
+    def source(data_dir=None, seed=13):
+        return read_split("sst-2", "train", seed, data_dir).texts[0]
+
+    monkeypatch.setattr(data_locations, "SHARED_DATA", shared)
+    monkeypatch.setenv("PINBENCH_DATA_DIR", str(env))
+    assert source(explicit / "few-shot") == "explicit"  # as today: the task's folder
+    assert source(explicit) == "explicit"  # a data root works too
+    assert source() == "env"
+    monkeypatch.delenv("PINBENCH_DATA_DIR")
+    assert source() == "shared"
+    assert source(seed=21) == "data"  # ../shared/data lacks seed 21: the cache has it
+    monkeypatch.setattr(data_locations, "SHARED_DATA", places / "absent")
+    assert source() == "data"
+    shutil.rmtree(cache / "few-shot" / "sst-2" / "16-13")
+    split = read_split("sst-2", "train", 13)  # nothing else: the embedded demo split
+    assert split.file == data_locations.EMBEDDED_DATA / "few-shot" / "sst-2" / "16-13" / "train.tsv"
+    assert len(split) == 32
+
+
+def test_pinbench_data_dir_is_not_fallen_through(places, monkeypatch):
+    env = _root(places, "env")
+    _root(places / "cache", "data", seeds=(21,))
+    monkeypatch.setenv("PINBENCH_DATA_DIR", str(env))
+    with pytest.raises(DataError) as info:
+        read_split("sst-2", "train", 21)
+    assert f"tried PINBENCH_DATA_DIR ({env / 'few-shot'})" in str(info.value)
+    assert "cache" not in str(info.value)
+
+
+def test_missing_data_names_the_places_tried_and_the_download_command(places):
+    with pytest.raises(DataError) as info:
+        read_split("mr", "test", 21)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("dataset 'mr': 'few-shot/mr/16-21/test.tsv' not found; tried PINBENCH_DATA_DIR (unset), ")
+    for place in (f"../shared/data ({data_locations.SHARED_DATA}: absent)",
+                  f"cache ({places / 'cache' / 'data' / 'few-shot'})",
+                  f"embedded ({data_locations.EMBEDDED_DATA / 'few-shot'})"):
+        assert place in message
+    assert message.endswith("run `pinbench data download mr`, or pass --data-dir DIR or set PINBENCH_DATA_DIR=DIR")
+    with pytest.raises(DataError, match=r"run `pinbench data download shakespeare`"):
+        dataset_dir("shakespeare", None, 13)
+    with pytest.raises(DataError, match=r"target image '0.jpg' \(not in the working directory\).*download lexica"):
+        image_paths("0.jpg", None)
+
+
+def test_every_task_reads_downloaded_data_from_the_cache(server, manifest_file, source_root, places):
+    download(None, manifest=load_manifest(manifest_file), mirror=server.url)
+    cache = places / "cache" / "data"
+    assert read_split("mr", "train", 21).file == cache / "few-shot/mr/16-21/train.tsv"
+    assert dataset_dir("shakespeare", None, 13) == cache / "style-transfer/shakespeare/100-shot/100-13"
+    assert image_paths("1", None) == [cache / "inversion/lexica/1.jpg"]
+    # an explicit data root maps to each task's folder
+    assert dataset_dir("yelp", source_root, 0) == source_root / "style-transfer/yelp/clean"
+    assert image_paths("0.jpg", source_root) == [source_root / "inversion/lexica/0.jpg"]
+
+
+# ---------------------------------------------------------------------------------------------
+# pinbench datasets
+# ---------------------------------------------------------------------------------------------
+
+
+def _line_after(out: str, name: str) -> str:
+    lines = out.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.split() and line.split()[0] == name)
+    return lines[i + 1].strip()
+
+
+def test_datasets_shows_presence_and_where(server, places, capsys, monkeypatch):
+    code, out, _ = run_cli(capsys, "datasets")
+    assert code == 0
+    embedded = data_locations.EMBEDDED_DATA / "few-shot"
+    assert _line_after(out, "sst-2") == (f"partial 3/15 files in embedded {embedded}; "
+                                         "get them: pinbench data download sst-2")
+    assert _line_after(out, "mr") == "missing 0/15 files; get them: pinbench data download mr"
+    assert _line_after(out, "shakespeare").startswith("missing 0/15 files")
+    assert _line_after(out, "lexica").startswith("missing 0/20 files")
+    assert "yelp-2" in out and "(+5 published without a checksum here, not counted)" in _line_after(out, "yelp-2")
+    # after copying mr into the cache it is found there
+    (places / "cache" / "data" / "few-shot").mkdir(parents=True)
+    shutil.copytree(data_root() / "few-shot" / "mr", places / "cache" / "data" / "few-shot" / "mr")
+    _, out, _ = run_cli(capsys, "datasets")
+    assert _line_after(out, "mr") == f"present 15/15 files in cache {places / 'cache' / 'data' / 'few-shot'}"
+    monkeypatch.setenv("PINBENCH_DATA_DIR", str(data_root()))
+    _, out, _ = run_cli(capsys, "datasets")
+    assert _line_after(out, "sst-2") == f"present 15/15 files in PINBENCH_DATA_DIR {data_root() / 'few-shot'}"
+    assert _line_after(out, "yelp").startswith(
+        f"present 6/6 files in PINBENCH_DATA_DIR {data_root() / 'style-transfer'}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The shipped manifest and the embedded split
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_embedded_split_matches_the_shipped_manifest():
+    manifest = load_manifest()
+    by_path = {f.path: f for f in manifest["sst-2"].files}
+    embedded = sorted(p for p in data_locations.EMBEDDED_DATA.rglob("*.tsv"))
+    assert [p.relative_to(data_locations.EMBEDDED_DATA).as_posix() for p in embedded] == [
+        "few-shot/sst-2/16-13/dev.tsv", "few-shot/sst-2/16-13/test.tsv", "few-shot/sst-2/16-13/train.tsv"]
+    for p in embedded:
+        entry = by_path[p.relative_to(data_locations.EMBEDDED_DATA).as_posix()]
+        assert hashlib.sha256(p.read_bytes()).hexdigest() == entry.sha256 and p.stat().st_size == entry.size
+
+
+def test_the_shipped_manifest_covers_every_data_set_with_pinned_public_urls():
+    manifest = load_manifest()
+    assert set(registry()) | set(STYLE_DATASETS) | {"lexica"} <= set(manifest)
+    for ds in manifest.values():
+        assert ds.source and ds.license, ds.name
+        for f in ds.files:
+            assert f.url.startswith(("https://raw.githubusercontent.com/mingkaid/rl-prompt/30528c21e5eb6cbeefa3036d7c7e4ae7e98e597e/",
+                                     "https://raw.githubusercontent.com/Youseob/PIN/3357f09b2f4f66b087b090ac517bb235b323d191/")), f
+            assert len(f.sha256) == 64 and f.size > 0
+
+
+def test_the_shipped_manifest_matches_the_shared_text_data():
+    """The shared copies of the text data are the public files: their checksums are the manifest's.
+    (The shared Lexica images are resized copies, so they differ; see the manifest's note.)"""
+    root = data_root()
+    if not (root / "few-shot").is_dir():
+        pytest.skip(f"shared data not found at {root}")
+    by_path = {f.path: f for ds in load_manifest().values() if ds.kind != "inversion" for f in ds.files}
+    shared = [p for kind in ("few-shot", "style-transfer") for p in (root / kind).rglob("*") if p.is_file()]
+    assert len(shared) >= 100
+    for local in shared:
+        rel = local.relative_to(root).as_posix()
+        assert rel in by_path, f"{rel} is not in the shipped manifest"
+        assert hashlib.sha256(local.read_bytes()).hexdigest() == by_path[rel].sha256, rel
+
+
+def test_manifest_written_by_the_cli_lists_a_data_roots_files(source_root, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    code, stdout, err = run_cli(capsys, "data", "manifest", str(source_root), "sst-2", "lexica", "--out", str(out))
+    assert code == 0, err
+    data = json.loads(out.read_text())
+    assert sorted(data["datasets"]) == ["lexica", "sst-2"]
+    entry = next(f for f in data["datasets"]["sst-2"]["files"] if f["path"] == BIG)
+    assert entry["sha256"] == hashlib.sha256((source_root / BIG).read_bytes()).hexdigest()
+    assert entry["url"].endswith("/16-shot/sst-2/16-13/test.tsv")
