@@ -298,6 +298,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       "task.trust_remote_code": args.trust_remote_code, "task.bf16": args.bf16,
                       "task.exact_eval": not args.bf16, "task.max_batch_tokens": args.batch_tokens,
                       "run.device": args.device}, "pinbench eval")
+    spec.task_class.check_data(spec.task_config, spec.run, [args.split])  # before a model loads
     task = spec.task_class.build(spec.task_config, spec.run)
     split = task.split(args.split)
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -341,6 +342,7 @@ def cmd_eval_style(args: argparse.Namespace, console) -> int:
         values["task.split_seed"] = args.split_seed
     values.update(_task_settings(args.set))
     spec = make_spec(values, "pinbench eval", from_strings=True)
+    spec.task_class.check_data(spec.task_config, spec.run, [args.split])  # before a model loads
     task = spec.task_class.build(spec.task_config, spec.run)
     data = task.split(args.split)
     rows, frames = [], []

@@ -41,6 +41,18 @@ def _remove_test_cache():
     shutil.rmtree(TEST_CACHE, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _dataset_registry_restored():
+    """Datasets a test registers (from its own dataset YAML files) leave the registry with the test:
+    listings and coverage checks in later tests see the built-in datasets and their own."""
+    from pinbench.tasks.classification.data import registry
+
+    before = dict(registry())
+    yield
+    registry().clear()
+    registry().update(before)
+
+
 def data_root() -> Path:
     return Path(os.environ.get("PINBENCH_DATA_DIR", REPO.parent / "shared" / "data"))
 

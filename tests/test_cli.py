@@ -157,15 +157,18 @@ def test_datasets_lists_the_registry_and_a_dataset_file(tiny_setup, capsys):
     finally:
         if not had_toy:
             registry().pop("toy", None)
-    lines = capsys.readouterr().out.splitlines()
-    names = [line.split()[0] for line in lines]
+    out = capsys.readouterr().out
+    section = out[out.index("few-shot classification:\n"):out.index("style transfer:\n")].splitlines()[1:]
+    # a dataset's line is indented by two; the line under it (where its files are) by more
+    entries = [line[2:] for line in section if line.startswith("  ") and not line.startswith("   ")]
+    names = [line.split()[0] for line in entries]
     # the eleven datasets of the papers, and the file's toy, in name order
     assert names == sorted(["agnews", "cr", "dbpedia", "mr", "sst-2", "sst-5", "subj", "toy", "trec", "yahoo",
                             "yelp-2", "yelp-5"])
-    toy = lines[names.index("toy")]
+    toy = entries[names.index("toy")]
     assert toy.startswith("toy         3 classes  '{input} {prompt} {mask} .'")
     assert toy.endswith("[' bad', ' good', ' okay']")
-    assert lines[names.index("sst-5")].startswith("sst-5       5 classes  ")
+    assert entries[names.index("sst-5")].startswith("sst-5       5 classes  ")
     assert main(["datasets", "--dataset-file", "nope.yaml"]) == 2
     assert "dataset file 'nope.yaml' does not exist" in capsys.readouterr().err
 

@@ -74,10 +74,11 @@ class Task:
             self.split(name)
 
     @classmethod
-    def check_data(cls, config, run) -> None:
-        """Read the data files a run of this config needs, loading no model: the error names the
-        file. A sweep's driver calls it for every trial before Ray starts (a trial that cannot find
-        its data would otherwise fail only after launch). Tasks without data files need nothing."""
+    def check_data(cls, config, run, splits: Sequence[str] | None = None) -> None:
+        """Read the data files a run of this config needs (``splits``, default: the run's), loading
+        no model: the error names the file. A sweep's driver calls it for every trial before Ray
+        starts (a trial that cannot find its data would otherwise fail only after launch), and
+        ``pinbench eval`` before it loads a model. Tasks without data files need nothing."""
 
     def split(self, name: str):
         """A split's data, read (and kept) on first use; a task without data files returns None."""

@@ -181,11 +181,11 @@ class FewShotClassification(Task):
                    exact_eval=config.exact_eval, max_batch_tokens=config.max_batch_tokens)
 
     @classmethod
-    def check_data(cls, config: ClassificationConfig, run) -> None:
+    def check_data(cls, config: ClassificationConfig, run, splits: Sequence[str] | None = None) -> None:
         if config.dataset_file:
             load_dataset_file(config.dataset_file)
         spec = get_dataset(config.dataset)
-        for split in cls.run_splits(run.test):
+        for split in cls.run_splits(run.test) if splits is None else splits:
             read_split(spec, split, config.split_seed, config.data_dir)
 
     @classmethod

@@ -121,7 +121,7 @@ class Inversion(Task):
         self._eval_images: torch.Tensor | None = None
 
     @classmethod
-    def check_data(cls, config: InversionConfig, run) -> None:
+    def check_data(cls, config: InversionConfig, run, splits=None) -> None:
         for path in image_paths(config.image, config.data_dir):
             read_image(path)
 

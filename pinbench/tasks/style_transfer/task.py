@@ -29,7 +29,7 @@ from ...errors import ConfigError
 from ...fields import require
 from ...registry import TASKS
 from ..base import Metric, Task
-from .data import StyleSplit, dataset_dir, get_dataset, parse_direction, read_split
+from .data import StyleSplit, get_dataset, parse_direction, read_split
 
 # The paper's models by name for GPU runs (docs/tasks/style-transfer.md#5): PIN's task LMs, RoBERTa-
 # large BERTScore (layer 17, bert_score's rescale baseline) and the CoLA classifier of the evaluation.
@@ -194,7 +194,6 @@ class StyleTransfer(Task):
         from .generation import StyleGenerator
         from .scorers import BertScorer, HubStyleClassifier, offline_style_classifier
 
-        dataset_dir(config.dataset, config.data_dir, config.split_seed)  # a missing directory fails before a model loads
         lower = get_dataset(config.dataset).lower_outputs if config.lower_outputs is None else config.lower_outputs
         lm = load_model(config.task_lm, "causal", dtype=config.task_lm_dtype, device=run.device,
                         trust_remote_code=config.trust_remote_code)
@@ -211,8 +210,8 @@ class StyleTransfer(Task):
         return cls(config, generator, content, style, seed=run.seed, exact=exact, device=run.device)
 
     @classmethod
-    def check_data(cls, config: StyleTransferConfig, run) -> None:
-        for split in cls.run_splits(run.test):
+    def check_data(cls, config: StyleTransferConfig, run, splits: Sequence[str] | None = None) -> None:
+        for split in cls.run_splits(run.test) if splits is None else splits:
             read_split(config.dataset, config.direction, split, config.data_dir, split_seed=config.split_seed,
                        dev_size=config.dev_size, test_size=config.test_size)
 
