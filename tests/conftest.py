@@ -53,6 +53,14 @@ def _dataset_registry_restored():
     registry().update(before)
 
 
+def train_argv(tiny_setup, out, steps: int, mlp_hidden: int = 16) -> list[str]:
+    """``pinbench train`` of PIN on the toy dataset with the tiny GPT-2 (``tiny_setup``), writing to ``out``."""
+    model_dir, spec = tiny_setup
+    return ["train", "--preset", "pin", "--dataset", "toy", "--dataset-file", str(spec), "--split-seed", "5",
+            "--policy-lm", str(model_dir), "--task-lm", str(model_dir), "--top-k", "20", "--mlp-hidden", str(mlp_hidden),
+            "--steps", str(steps), "--eval-every", "2", "--replay-batch", "8", "--out", str(out)]
+
+
 def data_root() -> Path:
     return Path(os.environ.get("PINBENCH_DATA_DIR", REPO.parent / "shared" / "data"))
 

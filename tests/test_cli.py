@@ -3,6 +3,7 @@ import json
 import pandas as pd
 import pytest
 
+from conftest import train_argv
 from pinbench.cli import main
 
 
@@ -73,11 +74,9 @@ def test_eval_sst2_dev_with_smollm2_matches_the_library(few_shot_dir, smollm2, c
 def test_train_writes_the_results_tables(tiny_setup, tmp_path, capsys):
     from pinbench.results import SCHEMA_VERSION
 
-    model_dir, spec = tiny_setup
+    model_dir, _ = tiny_setup
     out = tmp_path / "run"
-    code = main(["train", "--preset", "pin", "--dataset", "toy", "--dataset-file", str(spec), "--split-seed", "5",
-                 "--policy-lm", str(model_dir), "--task-lm", str(model_dir), "--top-k", "20", "--mlp-hidden", "32",
-                 "--steps", "4", "--eval-every", "2", "--replay-batch", "8", "--out", str(out)])
+    code = main(train_argv(tiny_setup, out, steps=4, mlp_hidden=32))
     assert code == 0
     printed = capsys.readouterr().out
     assert "best dev prompt" in printed and "test_accuracy" in printed
@@ -205,11 +204,8 @@ def test_ctrl_c_during_train_keeps_the_steps_done(tiny_setup, tmp_path, capsys, 
         return iterate(self)
 
     monkeypatch.setattr(Trainer, "iterate", interrupted_at_step_4)
-    model_dir, spec = tiny_setup
     out = tmp_path / "run"
-    code = main(["train", "--preset", "pin", "--dataset", "toy", "--dataset-file", str(spec), "--split-seed", "5",
-                 "--policy-lm", str(model_dir), "--task-lm", str(model_dir), "--top-k", "20", "--mlp-hidden", "16",
-                 "--steps", "6", "--eval-every", "2", "--replay-batch", "8", "--out", str(out)])
+    code = main(train_argv(tiny_setup, out, steps=6))
     assert code == 130
     printed = capsys.readouterr().out
     assert "3 steps in " in printed and "(interrupted)" in printed

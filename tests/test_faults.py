@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from pinbench.suite import load_suite
+from conftest import train_argv
 from test_sweep import write_suite
 
 TESTS = Path(__file__).parent
@@ -145,7 +146,6 @@ def test_train_with_a_nan_reward_writes_what_it_computed_as_failed(tiny_setup, t
     from pinbench.cli import main
     from pinbench.methods.rl.trainer import Trainer
 
-    model_dir, spec = tiny_setup
     original, calls = Trainer.train_rewards, []
 
     def train_rewards(self, texts):
@@ -155,9 +155,7 @@ def test_train_with_a_nan_reward_writes_what_it_computed_as_failed(tiny_setup, t
 
     monkeypatch.setattr(Trainer, "train_rewards", train_rewards)
     out = tmp_path / "run"
-    code = main(["train", "--preset", "pin", "--dataset", "toy", "--dataset-file", str(spec), "--split-seed", "5",
-                 "--policy-lm", str(model_dir), "--task-lm", str(model_dir), "--top-k", "20", "--mlp-hidden", "16",
-                 "--steps", "6", "--eval-every", "2", "--replay-batch", "8", "--out", str(out)])
+    code = main(train_argv(tiny_setup, out, steps=6))
     assert code == 1
     assert "error: step 3: reward_mean is nan" in capsys.readouterr().out
     trials = pd.read_parquet(out / "trials.parquet")
