@@ -298,8 +298,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       "task.trust_remote_code": args.trust_remote_code, "task.bf16": args.bf16,
                       "task.exact_eval": not args.bf16, "task.max_batch_tokens": args.batch_tokens,
                       "run.device": args.device}, "pinbench eval")
-    spec.task_class.check_data(spec.task_config, spec.run, [args.split])  # before a model loads
-    task = spec.task_class.build(spec.task_config, spec.run)
+    task = spec.task_class.load(spec.task_config, spec.run, [args.split])
     split = task.split(args.split)
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
@@ -342,8 +341,7 @@ def cmd_eval_style(args: argparse.Namespace, console) -> int:
         values["task.split_seed"] = args.split_seed
     values.update(_task_settings(args.set))
     spec = make_spec(values, "pinbench eval", from_strings=True)
-    spec.task_class.check_data(spec.task_config, spec.run, [args.split])  # before a model loads
-    task = spec.task_class.build(spec.task_config, spec.run)
+    task = spec.task_class.load(spec.task_config, spec.run, [args.split])
     data = task.split(args.split)
     rows, frames = [], []
     for source in [*args.prompt, *args.outputs]:
@@ -391,7 +389,7 @@ def cmd_eval_inversion(args: argparse.Namespace, console) -> int:
               "task.trust_remote_code": args.trust_remote_code, "run.device": args.device}
     values.update(_task_settings(args.set))
     spec = make_spec(values, "pinbench eval", from_strings=True)
-    task = spec.task_class.build(spec.task_config, spec.run)
+    task = spec.task_class.load(spec.task_config, spec.run, [args.split])
     scores = task.score(args.prompt, args.split)
     c = spec.task_config
     table = Table(title=f"inversion: {', '.join(p.name for p in task.paths)} ({args.split}) with CLIP {c.clip_model}")

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from urllib.parse import urlparse
 
 from .data_locations import ENV_DATA_DIR, SUBFOLDERS, data_cache, explicit_folder, find
 from .errors import ConfigError, DataError
+from .io import write_text
 
 MANIFEST_FORMAT = 1
 CHUNK = 1 << 16
@@ -175,16 +175,8 @@ def build_manifest(root: str | Path, names: list[str] | None = None) -> dict:
 
 
 def write_manifest(manifest: dict, out: str | Path) -> Path:
-    """Write atomically (a temporary file in the same folder, then rename)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1)
-        f.write("\n")
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a manifest is for everyone to read
-    os.replace(tmp, out)
-    return out
+    """Write atomically (``io.write_text``: a temporary file in the same folder, then rename)."""
+    return write_text(json.dumps(manifest, indent=1) + "\n", out)
 
 
 def load_manifest(path: str | Path | None = None) -> dict[str, ManifestDataset]:

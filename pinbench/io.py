@@ -17,12 +17,20 @@ import pandas as pd
 from .errors import ConfigError
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; on success rename it onto ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # mkstemp makes the file private (0600); the result gets the mode a plain open() would give it
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -37,6 +45,15 @@ def stale_temp_files(target: str | os.PathLike) -> list[Path]:
     was killed mid-write (``os.replace`` never ran and neither did the clean-up)."""
     target = Path(target)
     return sorted(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
+
+
+def read_utf8(path: Path, what: str, error: type[Exception] = ConfigError) -> str:
+    """A text file's contents; one that is not UTF-8 is an ``error`` naming it (``what``: "suite
+    file", ...) and the first bad byte, not a decoder traceback."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} '{path}' is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
 
 
 _TABLE_WRITERS = {

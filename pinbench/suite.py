@@ -45,6 +45,7 @@ import yaml
 
 from .errors import ConfigError, yaml_error_line
 from .fields import check_value
+from .io import read_utf8
 from .run import RunSpec, make_spec, resolve_key, section_classes
 
 SUITE_KEYS = {"name", "description", "plugins", "base", "grid", "search", "scheduler", "resources",
@@ -300,10 +301,9 @@ def load_suite(path: str | Path, overrides: dict | None = None) -> Suite:
         raise ConfigError(f"suite file '{path}' is a directory; give a suite YAML file (see suites/)")
     if not path.is_file():
         raise ConfigError(f"suite file '{path}' does not exist")
+    text = read_utf8(path, "suite file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"suite file '{path}' is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {yaml_error_line(exc)}") from None
     if isinstance(raw, dict) and overrides:

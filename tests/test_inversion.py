@@ -90,7 +90,7 @@ def test_image_errors_name_the_file(image_dir, tmp_path):
     spec = make_spec({"task": "inversion", "task.image": str(tmp_path / "broken.jpg"),
                       "task.clip_model": "no-such-org/no-such-clip"})
     with pytest.raises(DataError, match="broken.jpg' cannot be read as an image"):
-        Inversion.build(spec.task_config, spec.run)  # the image fails before the model would
+        Inversion.load(spec.task_config, spec.run)  # the image fails before the model would
     assert image_paths("red", image_dir) == [image_dir / "red.png"]  # the stem is enough
 
 

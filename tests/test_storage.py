@@ -4,7 +4,9 @@ server (moto, on 127.0.0.1), the write check before Ray starts, and stale tempor
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import stat
 import uuid
 from pathlib import Path
 
@@ -147,6 +149,22 @@ def test_local_writes_are_atomic_object_store_writes_direct(tmp_path, monkeypatc
     assert [b for _, b in renamed] == written
     assert all(a.startswith(f".{b}.") and a.endswith(".tmp") for a, b in renamed)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(written)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_writes_get_the_mode_of_a_plain_write(tmp_path, umask):
+    """The temporary file is private (mkstemp's 0600); the renamed result must not be: a report or
+    a store shared with a group is readable as any file the user writes."""
+    from pinbench.io import write_text
+
+    old = os.umask(umask)
+    try:
+        write_text("x\n", tmp_path / "atomic.txt")
+        (tmp_path / "plain.txt").write_text("x\n")
+    finally:
+        os.umask(old)
+    mode = lambda name: stat.S_IMODE((tmp_path / name).stat().st_mode)  # noqa: E731
+    assert mode("atomic.txt") == mode("plain.txt") == 0o666 & ~umask
 
 
 # ---- stores on a local disk -----------------------------------------------------------------

@@ -162,8 +162,7 @@ class Method:
         self.spec, self.run = spec, spec.run
         self.config = spec.method_config
         if task is None:
-            spec.task_class.check_data(spec.task_config, spec.run)  # missing data fails before a model loads
-            task = spec.task_class.build(spec.task_config, spec.run)
+            task = spec.task_class.load(spec.task_config, spec.run)
             task.check_splits(task.run_splits(spec.run.test))
         self.task = task
         self.result = RunResult(spec, prompt_tokenizer=self.prompt_tokenizer)

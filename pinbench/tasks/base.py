@@ -60,6 +60,13 @@ class Task:
         raise NotImplementedError
 
     @classmethod
+    def load(cls, config, run, splits: Sequence[str] | None = None) -> "Task":
+        """``build`` after ``check_data``: missing or broken data fails before any model loads
+        (``pinbench eval`` on one split, training on the run's splits)."""
+        cls.check_data(config, run, splits)
+        return cls.build(config, run)
+
+    @classmethod
     def dataset_name(cls, config) -> str:
         """What a config's task is solved on (a dataset, an image set): a report's column."""
         raise NotImplementedError
@@ -78,7 +85,7 @@ class Task:
         """Read the data files a run of this config needs (``splits``, default: the run's), loading
         no model: the error names the file. A sweep's driver calls it for every trial before Ray
         starts (a trial that cannot find its data would otherwise fail only after launch), and
-        ``pinbench eval`` before it loads a model. Tasks without data files need nothing."""
+        ``load`` before it builds. Tasks without data files need nothing."""
 
     def split(self, name: str):
         """A split's data, read (and kept) on first use; a task without data files returns None."""

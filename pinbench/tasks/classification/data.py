@@ -18,6 +18,7 @@ import yaml
 
 from ...data_locations import explicit_folder, locate
 from ...errors import ConfigError, DataError, yaml_error_line
+from ...io import read_utf8
 
 PLACEHOLDERS = ("input", "prompt", "mask")
 SPLITS = ("train", "dev", "test")
@@ -232,11 +233,7 @@ def load_dataset_file(path: str | Path, register: bool = True) -> dict[str, Data
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"dataset file '{path}' does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"dataset file '{path}' is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    specs = _parse_registry(text, str(path))
+    specs = _parse_registry(read_utf8(path, "dataset file"), str(path))
     resolved = {}
     for name, spec in specs.items():
         data_dir = spec.data_dir

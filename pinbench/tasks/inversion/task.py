@@ -127,7 +127,6 @@ class Inversion(Task):
 
     @classmethod
     def build(cls, config: InversionConfig, run) -> "Inversion":
-        cls.check_data(config, run)  # a missing or broken image fails before a model loads
         return cls(config, _scorer(config.clip_model, config, run.device), device=run.device)
 
     @classmethod

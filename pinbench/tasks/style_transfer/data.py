@@ -20,6 +20,7 @@ import pandas as pd
 
 from ...data_locations import explicit_folder, locate
 from ...errors import ConfigError, DataError
+from ...io import read_utf8
 
 DIRECTIONS = ("0_to_1", "1_to_0")
 YELP_DEV_SIZE = 16
@@ -72,11 +73,7 @@ def read_lines(file: Path) -> list[str]:
     """A one-sentence-per-line file (Yelp), stripped, blank lines dropped."""
     if not file.is_file():
         raise DataError(f"style-transfer file '{file}' does not exist")
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"style-transfer file '{file}' is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    lines = [line.strip() for line in text.splitlines()]
+    lines = [line.strip() for line in read_utf8(file, "style-transfer file", DataError).splitlines()]
     lines = [line for line in lines if line]
     if not lines:
         raise DataError(f"style-transfer file '{file}' is empty")
