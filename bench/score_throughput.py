@@ -119,9 +119,9 @@ def main() -> None:
         naive, runs["naive"] = timed(lambda: fp32.score_naive(prompts, texts))
     batched, runs["batched"] = timed(lambda: fp32.score(prompts, texts, use_cache=False))
     # cold: the inputs' caches are built inside the timed call (a run's first step)
-    fast, runs["fast (fp32)"] = timed(lambda: fp32.score(prompts, texts), n, fp32._kv_cache.clear)
+    fast, runs["fast (fp32)"] = timed(lambda: fp32.score(prompts, texts), n, fp32.clear_cache)
     _, runs["fast (fp32), warm"] = timed(lambda: fp32.score(new_prompts, texts), n)
-    fast_bf16, runs["fast (bf16)"] = timed(lambda: bf16.score(prompts, texts), n, bf16._kv_cache.clear)
+    fast_bf16, runs["fast (bf16)"] = timed(lambda: bf16.score(prompts, texts), n, bf16.clear_cache)
     _, runs["fast (bf16), warm"] = timed(lambda: bf16.score(new_prompts, texts), n)
 
     print(f"{args.task_lm} on {args.dataset}: {len(prompts)} prompts x {len(texts)} examples = {pairs} pairs, "

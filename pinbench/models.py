@@ -317,42 +317,64 @@ def clear_cache() -> None:
         _CASTS.clear()
 
 
+# Memory budgets of the batched forwards below (pinbench.batching): padded tokens per encoder
+# forward, and logit entries (tokens x vocabulary) per causal-LM forward, whose float32 logits over
+# a 49,152-token vocabulary are 0.2 MB per token.
+MAX_ENCODER_TOKENS = 8192
+MAX_LOGITS = 1 << 26
+
+
+def encoder_batches(lm: LoadedModel, texts: list[str], batch_size: int, **tokenize):
+    """(indices, ids [B, L], attention mask [B, L]) per batch of ``texts``, on the model's device:
+    at most ``batch_size`` rows and :data:`MAX_ENCODER_TOKENS` padded tokens, sorted by length.
+    ``tokenize``: the tokenizer's keyword arguments (truncation, max_length)."""
+    from .batching import length_batches, pad_right
+
+    ids = lm.tokenizer(list(texts), **{"truncation": True, **tokenize})["input_ids"]
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    for batch in length_batches([len(i) for i in ids], MAX_ENCODER_TOKENS, max_rows=batch_size):
+        input_ids, mask = pad_right([ids[i] for i in batch], pad)
+        yield batch, input_ids.to(lm.device), mask.to(lm.device)
+
+
 @torch.no_grad()
 def sentence_embeddings(lm: LoadedModel, texts: list[str], batch_size: int = 64) -> torch.Tensor:
     """Unit-norm sentence embeddings [N, d] from an encoder: attention-masked mean pooling, the
     pooling all-MiniLM-L6-v2 was trained with (its 1_Pooling/config.json)."""
     if lm.kind != "encoder":
         raise ModelLoadError(f"model '{lm.name}' is a {lm.kind} model; sentence embeddings need an encoder")
-    out = []
-    for start in range(0, len(texts), batch_size):
-        batch = lm.tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                             return_tensors="pt").to(lm.device)
-        hidden = lm.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        out.append(torch.nn.functional.normalize(pooled.float(), dim=-1))
-    return torch.cat(out)
+    out = torch.zeros(len(texts), lm.model.config.hidden_size)
+    for batch, ids, mask in encoder_batches(lm, texts, batch_size):
+        hidden = lm.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        out[batch] = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu()
+    return out
 
 
 @torch.no_grad()
 def mean_token_nll(lm: LoadedModel, encoded: list[list[int]], batch_size: int = 32) -> torch.Tensor:
     """[N] mean next-token NLL of each token-id sequence under the causal ``lm`` (tokens 2..n are
     predicted, HF's ``labels=input_ids`` loss); NaN for sequences of fewer than 2 tokens. Batched
-    by similar lengths, right-padded with an attention mask. The one place perplexities are
-    computed (prompt naturalness, style-transfer fluency and output perplexity)."""
+    by similar lengths, right-padded with an attention mask, at most ``batch_size`` rows and
+    :data:`MAX_LOGITS` logit entries per forward (one long text does not take a batch of its width
+    with it); the NLL is reduced row by row, so no second vocabulary-sized copy is made for the
+    batch. The one place perplexities are computed (prompt naturalness, style-transfer fluency
+    and output perplexity)."""
+    from .batching import length_batches, pad_right
+
     nll = torch.full((len(encoded),), float("nan"))
-    order = sorted((i for i in range(len(encoded)) if len(encoded[i]) >= 2), key=lambda i: len(encoded[i]))
+    scored = [i for i in range(len(encoded)) if len(encoded[i]) >= 2]
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
-        width = max(len(encoded[i]) for i in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
-            mask[row, :len(encoded[i])] = 1
-        logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)).logits.float().cpu()
-        tok_nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
-        scored = mask[:, 1:].float()
-        nll[batch] = (tok_nll * scored).sum(1) / scored.sum(1)
+    vocab = lm.model.get_output_embeddings().weight.shape[0]
+    max_tokens = max(1, MAX_LOGITS // vocab)
+    for batch in length_batches([len(encoded[i]) for i in scored], max_tokens, max_rows=batch_size):
+        rows = [scored[b] for b in batch]
+        ids, mask = pad_right([encoded[i] for i in rows], pad)
+        logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)).logits
+        for r, i in enumerate(rows):
+            n = len(encoded[i])
+            tok_nll = torch.nn.functional.cross_entropy(logits[r, : n - 1].float(), ids[r, 1:n].to(logits.device))
+            nll[i] = float(tok_nll)
+        del logits
     return nll

@@ -1,3 +1,4 @@
+import contextlib
 import dataclasses
 
 import pytest
@@ -87,18 +88,119 @@ def test_packed_layout_positions_and_mask():
     assert allowed[1] == [[1, 0, 0, 1, 0, 0], [1, 0, 0, 1, 1, 0], [1, 0, 0, 0, 0, 1]]
 
 
+def _cached_texts(scorer) -> set[str]:
+    return {t for key in scorer._prefix_cache for t in key}
+
+
+def _cached_pointers(scorer) -> dict:
+    return {key: p.keys[0].data_ptr() for key, p in scorer._prefix_cache.items()}
+
+
 def test_causal_cache_is_reused_across_calls(sharp_llama):
     scorer = VerbalizerScorer(sharp_llama, SENTIMENT)
     first = scorer.score(PROMPTS[:2], TEXTS)
-    assert set(scorer._kv_cache) == set(TEXTS)
-    cached_state = {t: c.kv[0][0].data_ptr() for t, c in scorer._kv_cache.items()}
+    assert _cached_texts(scorer) == set(TEXTS)
+    cached_state = _cached_pointers(scorer)
     second = scorer.score(PROMPTS[2:], TEXTS)
-    assert {t: c.kv[0][0].data_ptr() for t, c in scorer._kv_cache.items()} == cached_state
+    assert _cached_pointers(scorer) == cached_state  # the same tensors: not recomputed
     assert (torch.cat([first, second]) - scorer.score(PROMPTS, TEXTS, use_cache=False)).abs().max() < TOL
-    # another set of inputs in between: the stacked prefixes of the first set are not reused for it
+    # another set of inputs in between: the prefixes of the first set are not used for it
     other = scorer.score(PROMPTS, TEXTS[3:] + TEXTS[:1])
     assert (other - scorer.score(PROMPTS, TEXTS[3:] + TEXTS[:1], use_cache=False)).abs().max() < TOL
     assert (scorer.score(PROMPTS, TEXTS) - torch.cat([first, second])).abs().max() < TOL
+
+
+@contextlib.contextmanager
+def _held_by_forward(scorer):
+    """Measures what each forward pass of the scorer's task LM holds, from the tensors it is given:
+    the input ids' rows x width plus the cached keys each row attends to (rows x cache length)."""
+    held = []
+
+    def hook(module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        cache = kwargs.get("cache")
+        keys = 0
+        if cache is not None and cache.layers and getattr(cache.layers[0], "keys", None) is not None:
+            k = cache.layers[0].keys
+            keys = k.shape[0] * k.shape[2]
+        held.append(ids.numel() + keys)
+
+    handle = scorer.body.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield held
+    finally:
+        handle.remove()
+
+
+def _cached_prefix_tokens(scorer) -> int:
+    """Tokens of keys actually held in the scorer's cache across calls (padding included)."""
+    return sum(p.keys[0].shape[0] * p.keys[0].shape[2] for p in scorer._prefix_cache.values())
+
+
+@pytest.mark.parametrize("model", ["sharp_gpt2", "sharp_llama"])
+@pytest.mark.parametrize("prompts", [["it was"], PROMPTS, PROMPTS * 6], ids=["one", "four", "many"])
+def test_memory_held_stays_within_the_budget_whatever_the_split_size(model, prompts, request):
+    """A split ten times larger than one group: no forward holds more than the token budget, the
+    cache keeps nothing from a call larger than its bound, and the scores stay exact."""
+    lm = request.getfixturevalue(model)
+    budget = 96
+    texts = [f"{a} {b} {c}" for a in ("the movie", "i liked the plot and the actors", "fun")
+             for b in ("was", "is not very") for c in ("great", "bad", "okay", "boring fun film", "nice")] * 2
+    scorer = VerbalizerScorer(lm, SENTIMENT, max_batch_tokens=budget, max_cached_tokens=200)
+    with _held_by_forward(scorer) as held:
+        cached = scorer.score(prompts, texts)
+    widest = max(len(scorer._prefix_ids(t)) for t in texts)
+    assert len(held) >= 10  # the split is many groups
+    # a group holds its padded prefixes plus, per row, the packed suffixes of one chunk of prompts
+    longest_block = max(len(scorer._ids(scorer.suffix_pieces, "", p)) for p in prompts)
+    assert max(held) <= max(budget, widest + longest_block)
+    assert scorer.peak_held_tokens == max(held)
+    assert _cached_prefix_tokens(scorer) == 0  # the call needed more than max_cached_tokens
+    reference = VerbalizerScorer(lm, SENTIMENT).score(prompts, texts, use_cache=False)
+    assert (cached - reference).abs().max() < TOL
+
+
+def test_masked_lm_forwards_stay_within_the_budget(sharp_roberta):
+    spec = parse_spec("toy", {"verbalizers": ["terrible", "great"], "template": "{input} {prompt} {mask} ."}, "t")
+    texts = [" ".join(["the movie was great"] * (1 + i % 4)) for i in range(60)]
+    scorer = VerbalizerScorer(sharp_roberta, spec, max_batch_tokens=80)
+    with _held_by_forward(scorer) as held:
+        got = scorer.score(PROMPTS, texts)
+    widest = max(len(scorer.full_ids(p, t)[0]) for p in PROMPTS for t in texts)
+    assert len(held) >= 10 and max(held) <= max(80, widest)
+    assert (got - scorer.score_naive(PROMPTS, texts)).abs().max() < TOL
+
+
+def test_perplexity_batches_hold_bounded_logits(sharp_gpt2, monkeypatch):
+    """One long text among short ones: no forward computes more logit entries than the budget
+    (the long text goes alone), and each text's NLL equals its NLL scored alone."""
+    from pinbench import models
+
+    vocab = sharp_gpt2.model.get_output_embeddings().weight.shape[0]
+    monkeypatch.setattr(models, "MAX_LOGITS", 24 * vocab)
+    encoded = [[5, 6, 7, 8]] * 12 + [list(range(5, 45))] + [[9, 10]] * 5
+    shapes = []
+    handle = sharp_gpt2.model.register_forward_hook(lambda m, a, out: shapes.append(tuple(out.logits.shape)))
+    try:
+        nll = models.mean_token_nll(sharp_gpt2, encoded, batch_size=32)
+    finally:
+        handle.remove()
+    assert all(rows * width <= 24 or rows == 1 for rows, width, _ in shapes)
+    assert (40, vocab) in [(w, v) for r, w, v in shapes if r == 1]
+    alone = torch.stack([models.mean_token_nll(sharp_gpt2, [e])[0] for e in encoded])
+    assert torch.allclose(nll, alone, atol=1e-5)
+
+
+def test_cache_is_bounded_across_calls(sharp_llama):
+    """Alternating sets of inputs that each fit the cache's bound, but not together: the cache never
+    holds more than the bound and every set is scored exactly."""
+    sets = [TEXTS, [t + " fun" for t in TEXTS], [t + " bad" for t in TEXTS]]
+    scorer = VerbalizerScorer(sharp_llama, SENTIMENT, max_batch_tokens=64, max_cached_tokens=60)
+    reference = VerbalizerScorer(sharp_llama, SENTIMENT)
+    for texts in sets * 2:
+        got = scorer.score(PROMPTS, texts)
+        assert 0 < _cached_prefix_tokens(scorer) <= 60
+        assert (got - reference.score(PROMPTS, texts, use_cache=False)).abs().max() < TOL
 
 
 def test_causal_template_with_input_after_prompt(sharp_gpt2):

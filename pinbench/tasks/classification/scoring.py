@@ -18,6 +18,7 @@ tokenised on its own. That keeps the cached prefix identical to the uncached seq
 from __future__ import annotations
 
 import string
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import DatasetSpec
+from ...batching import length_batches, pad_right
 from ...errors import ConfigError
 from ...models import LoadedModel, cast_model
 
@@ -126,15 +128,6 @@ class OutputHead:
         return out.float()
 
 
-@dataclass
-class PrefixCache:
-    """The task LM's state after an input's prefix (everything before the prompt)."""
-
-    kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1, heads, length, dim]
-    length: int
-    last_hidden: torch.Tensor  # [d], scores the pair directly when the prompt adds no token
-
-
 class VerbalizerScorer:
     """Scores prompts on a classification dataset with a frozen task LM.
 
@@ -144,15 +137,20 @@ class VerbalizerScorer:
         bf16: score with a bfloat16 copy of the task LM's weights (made once per model; several
             times faster on CPU than float32). Probabilities move by up to a few 1e-2 (see the README).
             ``False`` scores exactly, with the model as loaded.
-        max_batch_tokens: padded tokens per forward pass (memory / speed trade-off).
+        max_batch_tokens: the memory budget of one forward pass, in tokens held: padded rows x
+            width of the input ids plus, on the cached path, the prefix keys and values each row
+            attends to. Peak memory is the model plus this budget, whatever the split's size
+            (a row that alone passes the budget is scored alone).
         max_input_tokens: inputs longer than this are truncated (keeps the first tokens).
-        cache_inputs: causal LMs: cache each input's keys/values across calls.
-        max_cached_examples: bound on cached inputs (caches for larger sets are built per call).
+        cache_inputs: causal LMs: keep the inputs' prefix keys/values across calls (a training
+            run scores the same inputs at every step).
+        max_cached_tokens: bound on the prefix tokens kept across calls; a call whose inputs need
+            more (a test split of thousands) computes its prefixes group by group and keeps none.
     """
 
     def __init__(self, lm: LoadedModel, spec: DatasetSpec, *, bf16: bool = False,
                  max_batch_tokens: int = 4096, max_input_tokens: int = 256,
-                 cache_inputs: bool = True, max_cached_examples: int = 512):
+                 cache_inputs: bool = True, max_cached_tokens: int = 16384):
         if lm.kind not in ("causal", "masked"):
             raise ConfigError(f"task model '{lm.name}' is a {lm.kind} model; scoring needs a causal or masked LM")
         self.lm, self.spec = lm, spec
@@ -161,7 +159,7 @@ class VerbalizerScorer:
         self.max_batch_tokens = max_batch_tokens
         self.max_input_tokens = max_input_tokens
         self.cache_inputs = cache_inputs
-        self.max_cached_examples = max_cached_examples
+        self.max_cached_tokens = max_cached_tokens
         self.pieces = parse_template(spec.template_for(lm.kind))
         self.label_ids = torch.tensor(verbalizer_ids(lm, spec.verbalizers_for(lm.kind), spec.name))
         # bf16 weights rather than autocast: autocast re-casts every weight at every forward.
@@ -181,8 +179,9 @@ class VerbalizerScorer:
             # The prefix before the prompt is the same for every prompt: its KV cache is reusable.
             self.prefix_pieces, self.suffix_pieces = self.pieces[:prompt_at], self.pieces[prompt_at:]
         self._token_cache: dict[tuple[str, str], list[int]] = {}
-        self._kv_cache: dict[str, PrefixCache] = {}
-        self._stack_memo: tuple[tuple[str, ...], tuple[list, list]] | None = None
+        # Prefix keys/values of groups of inputs, by the group's texts (oldest first).
+        self._prefix_cache: OrderedDict[tuple[str, ...], GroupPrefix] = OrderedDict()
+        self.peak_held_tokens = 0  # largest tokens held by one forward (ids + cached keys); see max_batch_tokens
 
     # -- tokenisation ------------------------------------------------------------------------
 
@@ -247,31 +246,15 @@ class VerbalizerScorer:
 
     def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Row indices grouped so that rows x longest row <= max_batch_tokens (sorted by length)."""
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-        batches, current, longest = [], [], 0
-        for i in order:
-            longest_if = max(longest, lengths[i])
-            if current and longest_if * (len(current) + 1) > self.max_batch_tokens:
-                batches.append(current)
-                current, longest_if = [], lengths[i]
-            current.append(i)
-            longest = longest_if
-        if current:
-            batches.append(current)
-        return batches
+        return length_batches(lengths, self.max_batch_tokens)
 
     def _score_full(self, prompts: list[str], texts: list[str], progress: Progress | None) -> torch.Tensor:
         rows = [self.full_ids(p, t) for p in prompts for t in texts]
         out = torch.empty(len(rows), self.spec.num_classes)
         device = self.lm.device
         for batch in self._batches([len(ids) for ids, _ in rows]):
-            width = max(len(rows[i][0]) for i in batch)
-            input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros(len(batch), width, dtype=torch.long)
-            for r, i in enumerate(batch):
-                ids = rows[i][0]
-                input_ids[r, : len(ids)] = torch.tensor(ids)
-                mask[r, : len(ids)] = 1
+            input_ids, mask = pad_right([rows[i][0] for i in batch], self.pad_id)
+            self._held(input_ids.numel())
             hidden = self.body(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
             pos = torch.tensor([rows[i][1] for i in batch], device=device)
             h = hidden[torch.arange(len(batch), device=device), pos]
@@ -285,44 +268,46 @@ class VerbalizerScorer:
     def _prefix_ids(self, text: str) -> list[int]:
         return self.bos + self._ids(self.prefix_pieces, text, "")
 
-    def _compute_prefix(self, texts: list[str]) -> list[PrefixCache]:
-        """Per text: per-layer keys/values of its prefix, its length and its last hidden state."""
+    def _held(self, tokens: int) -> None:
+        self.peak_held_tokens = max(self.peak_held_tokens, tokens)
+
+    def clear_cache(self) -> None:
+        """Forget the cached prefixes (benchmarks time a run's first, cold, call)."""
+        self._prefix_cache.clear()
+
+    def _compute_prefix(self, ids_list: list[list[int]]) -> GroupPrefix:
+        """One forward over a group's right-padded prefixes: their keys/values [G, heads, width,
+        dim] per layer, left-aligned as the packed suffix expects, and each one's last hidden state.
+        Right padding: real tokens never attend to the pads after them, so each row's first n
+        keys/values are exactly those of its unpadded prefix."""
         device = self.lm.device
-        result = []
-        ids_list = [self._prefix_ids(t) for t in texts]
-        for batch in self._batches([len(i) for i in ids_list]):
-            width = max(len(ids_list[i]) for i in batch)
-            input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-            for r, i in enumerate(batch):
-                input_ids[r, : len(ids_list[i])] = torch.tensor(ids_list[i])
-            # Right padding: real tokens never attend to the pads after them, so each row's first
-            # n keys/values are exactly those of the unpadded prefix.
-            mask = (torch.arange(width)[None] < torch.tensor([len(ids_list[i]) for i in batch])[:, None]).long()
-            out = self.body(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=True)
-            layers = _cache_layers(out.cache)
-            for r, i in enumerate(batch):
-                n = len(ids_list[i])
-                kv = [(k[r:r + 1, :, :n].clone(), v[r:r + 1, :, :n].clone()) for k, v in layers]
-                result.append((i, PrefixCache(kv, n, out.last_hidden_state[r, n - 1].clone())))
-        return [cache for _, cache in sorted(result, key=lambda x: x[0])]
+        input_ids, mask = pad_right(ids_list, self.pad_id)
+        self._held(input_ids.numel())
+        out = self.body(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=True)
+        lengths = torch.tensor([len(i) for i in ids_list], dtype=torch.long)
+        last = out.last_hidden_state[torch.arange(len(ids_list), device=device), (lengths - 1).to(device)]
+        layers = _cache_layers(out.cache)
+        return GroupPrefix([k for k, _ in layers], [v for _, v in layers], lengths, last)
 
-    def _prefixes(self, texts: list[str]):
-        missing = [t for t in dict.fromkeys(texts) if t not in self._kv_cache]
-        computed = dict(zip(missing, self._compute_prefix(missing))) if missing else {}
-        if self.cache_inputs and len(self._kv_cache) + len(computed) <= self.max_cached_examples:
-            self._kv_cache.update(computed)
-        return [self._kv_cache.get(t) or computed[t] for t in texts]
+    def _group_prefix(self, key: tuple[str, ...], ids_list: list[list[int]], keep: bool,
+                      in_use: set[tuple[str, ...]]) -> GroupPrefix:
+        """The group's prefix from the cache, else computed (and kept when ``keep``, evicting the
+        oldest groups this call does not use until the cache fits its bound)."""
+        if key in self._prefix_cache:
+            self._prefix_cache.move_to_end(key)
+            return self._prefix_cache[key]
+        prefix = self._compute_prefix(ids_list)
+        if keep:
+            while self._cached_tokens() + prefix.tokens > self.max_cached_tokens:
+                old = next((k for k in self._prefix_cache if k not in in_use), None)
+                if old is None:
+                    return prefix
+                del self._prefix_cache[old]
+            self._prefix_cache[key] = prefix
+        return prefix
 
-    def _stacked(self, key: tuple[str, ...], caches: list[PrefixCache], width: int):
-        """The group's prefix keys/values stacked per layer. A training run scores the same inputs
-        at every step, so the last stacking is kept (the new tokens' keys are concatenated to
-        a copy, never written into it)."""
-        if self._stack_memo is None or self._stack_memo[0] != key:
-            stacked = _stack_prefixes(caches, width)
-            if not self.cache_inputs:
-                return stacked
-            self._stack_memo = (key, stacked)
-        return self._stack_memo[1]
+    def _cached_tokens(self) -> int:
+        return sum(p.tokens for p in self._prefix_cache.values())
 
     def _score_causal(self, prompts: list[str], texts: list[str], progress: Progress | None) -> torch.Tensor:
         """Cached path when the input comes before the prompt (its prefix is worth sharing);
@@ -342,39 +327,90 @@ class VerbalizerScorer:
         """One row per input: its prompts' suffixes packed one after another (no padding between
         them), all attending to the input's cached prefix and, causally, to their own block only
         (a 4D mask). The prefix's keys and values are used once per input, never copied per prompt,
-        and the forward pass runs on the suffix tokens alone."""
+        and the forward pass runs on the suffix tokens alone.
+
+        Memory: a group of G inputs whose longest prefix is W holds G x (W + packed) tokens, kept
+        within ``max_batch_tokens``; prompts whose packed suffixes would pass it are scored in
+        several chunks against the same prefixes."""
         device = self.lm.device
         # The suffix is the prompt plus any literal text up to the scored position; it does not
         # depend on the input (the input is in the prefix), so every row has the same blocks.
         blocks = [self._ids(self.suffix_pieces, "", p) for p in prompts]
-        packed = sum(len(b) for b in blocks)
+        prefix_ids = [self._prefix_ids(t) for t in texts]
+        chunks = self._prompt_chunks([len(b) for b in blocks], max(len(i) for i in prefix_ids))
+        # Groups depend on the prompts only through a power-of-two bucket of the widest chunk, so a
+        # training run's steps (same inputs, new prompts of similar length) meet the same groups
+        # and reuse their cached prefixes.
+        widest = max(sum(len(blocks[p]) for p in chunk) for chunk in chunks)
+        bucket = 1 << max(widest - 1, 0).bit_length()
+        groups = length_batches([len(i) + bucket for i in prefix_ids], self.max_batch_tokens)
+        keys = [tuple(texts[i] for i in g) for g in groups]
+        need = sum(len(g) * max(len(prefix_ids[i]) for i in g) for g in groups)
+        keep = self.cache_inputs and need <= self.max_cached_tokens
+        in_use = set(keys)
         out = torch.empty(len(texts), len(prompts), self.spec.num_classes)
-        order = sorted(range(len(texts)), key=lambda i: len(self._prefix_ids(texts[i])))
-        # Inputs per forward: the packed query tokens of the group fit the token budget.
-        per_group = max(1, self.max_batch_tokens // max(packed, 1))
-        for start in range(0, len(order), per_group):
-            group = order[start:start + per_group]
-            caches = self._prefixes([texts[i] for i in group])
-            h = torch.stack([c.last_hidden for c in caches])[:, None].expand(-1, len(prompts), -1)
-            if packed:
-                layout = packed_layout([c.length for c in caches], [len(b) for b in blocks])
-                keys, values = self._stacked(tuple(texts[i] for i in group), caches, layout.prefix_width)
-                input_ids = torch.tensor([i for b in blocks for i in b], dtype=torch.long)
-                hidden = self.body(
-                    input_ids=input_ids.expand(len(group), -1).to(device),
-                    attention_mask=layout.mask(keys[0].dtype).to(device),
-                    position_ids=layout.positions.to(device),
-                    cache=_make_cache(keys, values),
-                    use_cache=True,
-                ).last_hidden_state
-                # An empty block (empty prompt, nothing after it) is scored at the prefix's end.
-                scored = hidden[:, layout.last.clamp(min=0).to(device)]
-                h = torch.where((layout.last >= 0).to(device)[None, :, None], scored, h.to(scored.dtype))
-            logits = self.head.logits(h.reshape(-1, h.shape[-1]), self.label_ids.to(device)).cpu()
-            out[group] = logits.view(len(group), len(prompts), -1)
-            if progress:
-                progress(len(group) * len(prompts))
+        for group, key in zip(groups, keys):
+            prefix = self._group_prefix(key, [prefix_ids[i] for i in group], keep, in_use)
+            for chunk in chunks:
+                h = self._score_chunk(prefix, [blocks[p] for p in chunk], device)
+                logits = self.head.logits(h.reshape(-1, h.shape[-1]), self.label_ids.to(device)).cpu()
+                out[torch.tensor(group)[:, None], torch.tensor(chunk)[None, :]] = logits.view(len(group), len(chunk), -1)
+                if progress:
+                    progress(len(group) * len(chunk))
         return out.transpose(0, 1).contiguous()
+
+    def _prompt_chunks(self, block_lengths: list[int], widest_prefix: int) -> list[list[int]]:
+        """Prompt indices in consecutive chunks whose packed tokens, after the widest prefix, fit
+        the budget (at least one prompt per chunk)."""
+        room = max(self.max_batch_tokens - widest_prefix, 1)
+        chunks, current, used = [], [], 0
+        for p, n in enumerate(block_lengths):
+            if current and used + n > room:
+                chunks.append(current)
+                current, used = [], 0
+            current.append(p)
+            used += n
+        return chunks + [current]
+
+    def _score_chunk(self, prefix: "GroupPrefix", blocks: list[list[int]], device) -> torch.Tensor:
+        """Hidden states [G, P, d] at each block's scored position for the group's inputs."""
+        g = len(prefix.lengths)
+        h = prefix.last_hidden[:, None].expand(-1, len(blocks), -1)
+        packed = sum(len(b) for b in blocks)
+        if not packed:
+            return h
+        layout = packed_layout(prefix.lengths.tolist(), [len(b) for b in blocks])
+        self._held(g * (prefix.width + packed))
+        input_ids = torch.tensor([i for b in blocks for i in b], dtype=torch.long)
+        hidden = self.body(
+            input_ids=input_ids.expand(g, -1).to(device),
+            attention_mask=layout.mask(prefix.keys[0].dtype).to(device),
+            position_ids=layout.positions.to(device),
+            cache=_make_cache(prefix.keys, prefix.values),
+            use_cache=True,
+        ).last_hidden_state
+        # An empty block (empty prompt, nothing after it) is scored at the prefix's end.
+        scored = hidden[:, layout.last.clamp(min=0).to(device)]
+        return torch.where((layout.last >= 0).to(device)[None, :, None], scored, h.to(scored.dtype))
+
+
+@dataclass
+class GroupPrefix:
+    """The task LM's state after the prefixes (everything before the prompt) of a group of inputs."""
+
+    keys: list[torch.Tensor]  # per layer [G, heads, width, dim], left-aligned, right-padded (pads masked)
+    values: list[torch.Tensor]
+    lengths: torch.Tensor  # [G] real prefix tokens per input
+    last_hidden: torch.Tensor  # [G, d], scores a pair directly when its prompt adds no token
+
+    @property
+    def width(self) -> int:
+        return int(self.keys[0].shape[2]) if self.keys else int(self.lengths.max())
+
+    @property
+    def tokens(self) -> int:
+        """Prefix tokens held, padding included."""
+        return len(self.lengths) * self.width
 
 
 @dataclass(frozen=True)
@@ -417,21 +453,6 @@ def packed_layout(prefix_lengths: Sequence[int], block_lengths: Sequence[int]) -
     offset = torch.arange(int(lengths.sum())) - starts[block]
     last = torch.where(lengths > 0, starts + lengths - 1, torch.full_like(lengths, -1))
     return PackedLayout(torch.tensor(prefix_lengths, dtype=torch.long), block, offset, last)
-
-
-def _stack_prefixes(caches: Sequence[PrefixCache], width: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Per layer, the group's prefix keys and values [G, heads, width, dim], left-aligned."""
-    keys, values = [], []
-    for layer in range(len(caches[0].kv)):
-        k0 = caches[0].kv[layer][0]
-        k = k0.new_zeros(len(caches), k0.shape[1], width, k0.shape[3])
-        v = torch.zeros_like(k)
-        for g, c in enumerate(caches):
-            k[g, :, : c.length] = c.kv[layer][0][0]
-            v[g, :, : c.length] = c.kv[layer][1][0]
-        keys.append(k)
-        values.append(v)
-    return keys, values
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,14 +43,15 @@ class ClipScorer:
 
     Args:
         clip: a loaded ``clip`` model (``pinbench.models.load_model(name, "clip")``).
-        max_batch_prompts: prompts per text forward pass.
+        max_batch_prompts: prompts per text forward pass (at most the text tower's 77 tokens each).
+        max_batch_images: target images per image forward pass.
     """
 
-    def __init__(self, clip: LoadedModel, max_batch_prompts: int = 64):
+    def __init__(self, clip: LoadedModel, max_batch_prompts: int = 64, max_batch_images: int = 16):
         self.clip = clip
         self.model = clip.model
         self.tokenizer = clip.tokenizer
-        self.max_batch_prompts = max_batch_prompts
+        self.max_batch_prompts, self.max_batch_images = max_batch_prompts, max_batch_images
         text = self.model.text_model
         self.max_length = min(int(getattr(self.tokenizer, "model_max_length", 77) or 77),
                               int(text.config.max_position_embeddings))
@@ -67,10 +68,15 @@ class ClipScorer:
     @torch.no_grad()
     def image_features(self, paths: Sequence[str | Path]) -> torch.Tensor:
         """[N, D] unit-norm image features of the files (float32)."""
-        images = [read_image(p) for p in paths]
-        pixels = self.clip.processor(images=images, return_tensors="pt").pixel_values
-        out = self.model.get_image_features(pixel_values=pixels.to(self.clip.device, self.dtype))
-        return F.normalize(out.pooler_output.float(), dim=-1)
+        out = []
+        # Images are read and encoded a batch at a time: memory is one batch's pixels and
+        # activations, however many target images there are.
+        for start in range(0, len(paths), self.max_batch_images):
+            images = [read_image(p) for p in paths[start:start + self.max_batch_images]]
+            pixels = self.clip.processor(images=images, return_tensors="pt").pixel_values
+            feats = self.model.get_image_features(pixel_values=pixels.to(self.clip.device, self.dtype))
+            out.append(F.normalize(feats.pooler_output.float(), dim=-1))
+        return torch.cat(out) if out else torch.empty(0, self.model.config.projection_dim)
 
     @torch.no_grad()
     def text_features(self, texts: Sequence[str]) -> torch.Tensor:

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import ConfigError, ModelLoadError
-from ...models import LoadedModel, cache_dir, load_model, mean_token_nll, sentence_embeddings
+from ...models import LoadedModel, cache_dir, encoder_batches, load_model, mean_token_nll, sentence_embeddings
 from .data import YELP_DEV_SIZE, dataset_dir, read_lines, read_tsv, style_root
 
 log = logging.getLogger(__name__)
@@ -179,21 +179,12 @@ class BertScorer:
     @torch.no_grad()
     def _embed(self, sentences: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(token states [L, d] on CPU, weights [L]) per sentence, from layer ``self.layer``."""
-        ids = self.lm.tokenizer([self._prefix + s for s in sentences], add_special_tokens=True,
-                                truncation=True, max_length=self._max_length)["input_ids"]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        texts = [self._prefix + s for s in sentences]
+        ids = self.lm.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=self._max_length)["input_ids"]
         out: list = [None] * len(ids)
-        device = self.lm.device
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
-            width = max(len(ids[i]) for i in batch)
-            input_ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
-                mask[row, :len(ids[i])] = 1
-            states = hidden_states_at(self.lm.model, self.layer, input_ids.to(device),
-                                      mask.to(device)).float().cpu()
+        for batch, input_ids, mask in encoder_batches(self.lm, texts, self.batch_size, add_special_tokens=True,
+                                                      max_length=self._max_length):
+            states = hidden_states_at(self.lm.model, self.layer, input_ids, mask).float().cpu()
             for row, i in enumerate(batch):
                 n = len(ids[i])
                 weight = torch.tensor([0.0 if t in self._special else 1.0 for t in ids[i]])
@@ -279,15 +270,13 @@ def pooled_embeddings(lm: LoadedModel, texts: Sequence[str], layer: int | None =
         return sentence_embeddings(lm, list(texts), batch_size).float().cpu()
     if lm.kind != "encoder":
         raise ModelLoadError(f"model '{lm.name}' is a {lm.kind} model; sentence embeddings need an encoder")
-    out = []
-    for start in range(0, len(texts), batch_size):
-        batch = lm.tokenizer(list(texts[start:start + batch_size]), padding=True, truncation=True,
-                             return_tensors="pt").to(lm.device)
-        hidden = hidden_states_at(lm.model, layer, batch["input_ids"], batch["attention_mask"])
-        m = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    out = torch.zeros(len(texts), lm.model.config.hidden_size)
+    for batch, ids, mask in encoder_batches(lm, list(texts), batch_size):
+        hidden = hidden_states_at(lm.model, layer, ids, mask)
+        m = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-        out.append(F.normalize(pooled.float(), dim=-1).cpu())
-    return torch.cat(out) if out else torch.zeros(0, lm.model.config.hidden_size)
+        out[batch] = F.normalize(pooled.float(), dim=-1).cpu()
+    return out
 
 
 def _pad(stats: list[tuple[torch.Tensor, torch.Tensor]]):
@@ -494,12 +483,10 @@ class HubStyleClassifier:
     def logits(self, texts: Sequence[str]) -> torch.Tensor:
         tok = self.lm.tokenizer
         max_len = max_input_length(tok)
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = tok(list(texts[start:start + self.batch_size]), padding=True, truncation=True,
-                        max_length=max_len, return_tensors="pt").to(self.lm.device)
-            out.append(self.lm.model(**batch).logits.float().cpu())
-        return torch.cat(out) if out else torch.zeros(0, getattr(self.lm.model.config, "num_labels", 2))
+        out = torch.zeros(len(texts), getattr(self.lm.model.config, "num_labels", 2))
+        for batch, ids, mask in encoder_batches(self.lm, list(texts), self.batch_size, max_length=max_len):
+            out[batch] = self.lm.model(input_ids=ids, attention_mask=mask).logits.float().cpu()
+        return out
 
     def probs(self, texts: Sequence[str]) -> torch.Tensor:
         """[N, 2]: column c = P(style label c)."""
