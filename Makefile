@@ -41,7 +41,7 @@ demo: $(STAMP)
 	@echo "The quickstart report: $(CURDIR)/report/report.md"
 
 test: $(STAMP)
-	PINBENCH_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q tests
+	PINBENCH_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q -n auto --dist loadgroup tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/score_throughput.py --data-dir $(DATA)/few-shot

@@ -141,7 +141,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     _add_model_args(ev)
     ev.add_argument("--predictions", type=Path, default=None,
                     help="write per-example predictions here (.parquet, .csv or .tsv)")
-    ev.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per forward pass")
+    ev.add_argument("--batch-tokens", type=int, default=4096,
+                    help="memory budget of one forward pass in tokens held (inputs and cached prefixes; "
+                         "task.max_batch_tokens)")
     ev.set_defaults(func=cmd_eval)
 
     tr = sub.add_parser("train", help="optimise a prompt: a method (or preset) on a task",

@@ -17,11 +17,25 @@ from pathlib import Path
 if "PINBENCH_TEST_CACHE" not in os.environ:
     os.environ["PINBENCH_TEST_CACHE"] = tempfile.mkdtemp(prefix="pinbench-test-cache-")
 TEST_CACHE = Path(os.environ["PINBENCH_TEST_CACHE"])
+
+# `make test` runs the suite on one pytest-xdist worker per core. Each worker gets a Ray temp dir of
+# its own: ray.init() without an address joins the last cluster recorded under the temp dir, so two
+# workers sharing /tmp/ray would run their sweeps on one cluster. (A short path: Ray's unix sockets
+# live under it, and those are limited to 107 bytes.) One torch thread per worker: two workers of
+# two threads each on two cores spend their time waiting on each other.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER and "RAY_TMPDIR" not in os.environ:
+    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix=f"pbr{XDIST_WORKER[2:]}-", dir="/tmp" if os.path.isdir("/tmp") else None)
+if XDIST_WORKER:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["PINBENCH_CACHE_DIR"] = str(TEST_CACHE / "pinbench")
 os.environ["HF_HOME"] = str(TEST_CACHE / "huggingface")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+if XDIST_WORKER:
+    torch.set_num_threads(1)
 
 from pinbench.models import LoadedModel  # noqa: E402
 
@@ -35,10 +49,28 @@ WORDS = (
 ).split()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _remove_test_cache():
-    yield
-    shutil.rmtree(TEST_CACHE, ignore_errors=True)
+def pytest_unconfigure(config):
+    """The test cache goes with the session: removed by the process that made it (under xdist the
+    controller; its workers share it through the environment). A worker removes its Ray temp dir."""
+    if not XDIST_WORKER:
+        shutil.rmtree(TEST_CACHE, ignore_errors=True)
+    elif os.environ.get("RAY_TMPDIR", "").startswith("/tmp/pbr"):
+        shutil.rmtree(os.environ["RAY_TMPDIR"], ignore_errors=True)
+
+
+# Tests that start a multi-node ray.cluster_utils.Cluster bind fixed ports (the client server's):
+# under xdist they run on one worker, one after the other.
+CLUSTER_TESTS = {"test_trials_run_on_both_nodes",
+                 "test_a_lost_worker_nodes_trial_continues_from_its_checkpoint_on_another_node"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first (one worker per core finishes together instead of waiting on the last
+    long test), cluster tests in one xdist group."""
+    for item in items:
+        if item.originalname in CLUSTER_TESTS:
+            item.add_marker(pytest.mark.xdist_group("ray-cluster"))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(autouse=True)

@@ -374,6 +374,9 @@ def test_a_killed_optuna_search_resumes_the_same_study(tiny_setup, tmp_path):
     results, log = tmp_path / "results", tmp_path / "starts.log"
     store, experiment = results / "tiny" / "trials.parquet", results / "_ray" / "tiny"
     hung = Path(f"{log}.hung")
+    # the uninterrupted search with the same seed, beside the interrupted one (its own Ray)
+    reference_log = tmp_path / "reference.log"
+    reference = driver(tmp_path / "reference", reference_log, "")
     proc = driver(results, log, "3")
     try:
         # wait (on files, no deadline) until the third trial hangs and Tune's state, the searcher's
@@ -391,12 +394,10 @@ def test_a_killed_optuna_search_resumes_the_same_study(tiny_setup, tmp_path):
         assert proc.wait() == 0
     finally:
         _kill_group(proc)
-    reference_log = tmp_path / "reference.log"
-    proc = driver(tmp_path / "reference", reference_log, "")
     try:
-        assert proc.wait() == 0
+        assert reference.wait() == 0
     finally:
-        _kill_group(proc)
+        _kill_group(reference)
 
     after = pd.read_parquet(store).set_index("trial_id")
     assert len(after) == 4 and (after["status"] == "completed").all()  # one row per sample

@@ -49,7 +49,12 @@ class ClassificationConfig:
     trust_remote_code: bool = False
     """Allow the task LM's own code from the hub (only for models you trust)."""
     max_batch_tokens: int = 4096
-    """Padded tokens per forward pass when scoring (memory / speed trade-off)."""
+    """Scoring's memory budget per forward pass, in tokens held (padded input tokens plus the cached
+    prefix tokens each row attends to): peak memory is the model plus this, whatever the split's
+    size (smollm2-135m: ~46 KB of float32 keys and values per token, 0.2 GB at 4,096)."""
+    max_cached_tokens: int = 16384
+    """Prefix tokens kept across calls (a run's training and dev inputs, scored at every step and
+    every evaluation); a split that needs more (a test set) is scored without keeping any."""
     bf16: bool = True
     """Score training rewards with a bfloat16 copy of the task LM's weights (several times faster
     on CPU; class probabilities move by up to ~0.05 against float32)."""
@@ -61,7 +66,8 @@ class ClassificationConfig:
         require([(self.task_lm_kind in (None, "causal", "masked"), "task_lm_kind", "causal, masked or None"),
                  (self.demonstrations >= 0, "demonstrations", ">= 0"),
                  (self.task_lm_dtype in ("float32", "bfloat16"), "task_lm_dtype", "float32 or bfloat16"),
-                 (self.max_batch_tokens >= 1, "max_batch_tokens", ">= 1")], self)
+                 (self.max_batch_tokens >= 1, "max_batch_tokens", ">= 1"),
+                 (self.max_cached_tokens >= 0, "max_cached_tokens", ">= 0")], self)
 
 
 @dataclass(frozen=True)
@@ -150,16 +156,17 @@ class FewShotClassification(Task):
 
     def __init__(self, dataset: str | DatasetSpec, task_lm: LoadedModel, data_dir: str | Path | None,
                  split_seed: int = 13, *, bf16: bool = False, exact_eval: bool = True,
-                 max_batch_tokens: int = 4096):
+                 max_batch_tokens: int = 4096, max_cached_tokens: int = 16384):
         self.spec = get_dataset(dataset) if isinstance(dataset, str) else dataset
         self.task_lm = task_lm
         self.data_dir = data_dir
         self.split_seed = split_seed
-        self.scorer = VerbalizerScorer(task_lm, self.spec, bf16=bf16, max_batch_tokens=max_batch_tokens)
+        budget = dict(max_batch_tokens=max_batch_tokens, max_cached_tokens=max_cached_tokens)
+        self.scorer = VerbalizerScorer(task_lm, self.spec, bf16=bf16, **budget)
         # bf16 moves class probabilities by up to ~0.05 and flips predictions (README: Performance):
         # fast enough for a training signal, not for the numbers a user reports.
         self.exact_scorer = self.scorer if not (bf16 and exact_eval) else \
-            VerbalizerScorer(task_lm, self.spec, bf16=False, max_batch_tokens=max_batch_tokens)
+            VerbalizerScorer(task_lm, self.spec, bf16=False, **budget)
         self._splits: dict[str, Split] = {}
 
     @classmethod
@@ -178,7 +185,8 @@ class FewShotClassification(Task):
         if config.demonstrations:
             spec = with_demonstrations(spec, train, config.demonstrations, run.seed, task_lm)
         return cls(spec, task_lm, config.data_dir, config.split_seed, bf16=config.bf16,
-                   exact_eval=config.exact_eval, max_batch_tokens=config.max_batch_tokens)
+                   exact_eval=config.exact_eval, max_batch_tokens=config.max_batch_tokens,
+                   max_cached_tokens=config.max_cached_tokens)
 
     @classmethod
     def check_data(cls, config: ClassificationConfig, run, splits: Sequence[str] | None = None) -> None:
