@@ -84,3 +84,74 @@ def write_text(text: str, target: str | os.PathLike) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(target)
+
+
+# ---------------------------------------------------------------------------------------------
+# Strict TSV: a file parses exactly, line by line, or fails naming the line
+# ---------------------------------------------------------------------------------------------
+
+MAX_TSV_BYTES = 1 << 30  # a data split larger than 1 GiB is refused before it is read
+
+
+def _csv_fields(line: str) -> list[str] | None:
+    """The tab-separated fields of one line read with CSV quoting, or None when the line is not
+    exactly parseable that way (an unbalanced quote, text after a closing quote)."""
+    import csv
+
+    try:
+        rows = list(csv.reader([line], delimiter="\t", quotechar='"', strict=True))
+    except csv.Error:
+        return None
+    return rows[0] if len(rows) == 1 else None
+
+
+def read_tsv_rows(path: Path, what: str, quoting: str = "auto",
+                  error: type[Exception] = ConfigError) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the (line number, fields) rows of a tab-separated file, parsed exactly.
+
+    Every row is one physical line (``\\n``, or ``\\r\\n``); blank lines are skipped and line numbers
+    count every line, so an error names the line an editor shows. ``quoting``: "none" (quotes are
+    text), "csv" (a field may be CSV-quoted, e.g. to hold a tab or a quote; a quoted field never
+    spans lines) or "auto" (as "none" when every line has the header's field count, else "csv":
+    dbpedia quotes fields that hold a tab). A line that does not give exactly the header's number
+    of fields, an unbalanced quote, a bare carriage return or bytes that are not UTF-8 are an
+    ``error`` naming the file and the line: no fallback parse can merge or drop rows."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_TSV_BYTES:
+        raise error(f"{what} '{path}' is {size:,} bytes, over the {MAX_TSV_BYTES:,}-byte limit for one split")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise error(f"{what} '{path}' line {line}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if "\r" in line:
+            raise error(f"{what} '{path}' line {number}: a carriage return inside the line "
+                        "(only \\n or \\r\\n end a line)")
+        if line.strip():
+            lines.append((number, line))
+    if not lines:
+        raise error(f"{what} '{path}' is empty")
+    (_, header_line), body = lines[0], lines[1:]
+    header = header_line.split("\t")
+    width = len(header)
+    if quoting == "auto":
+        quoting = "none" if all(len(line.split("\t")) == width for _, line in body) else "csv"
+    rows = []
+    for number, line in body:
+        fields = line.split("\t") if quoting == "none" else _csv_fields(line)
+        if fields is None:
+            raise error(f"{what} '{path}' line {number}: unbalanced or misplaced quote (a quoted field "
+                        "must end on its own line, right before a tab or the line's end)")
+        if len(fields) != width:
+            raise error(f"{what} '{path}' line {number}: {len(fields)} tab-separated field(s), the header "
+                        f"has {width} ({', '.join(header)})")
+        rows.append((number, fields))
+    return header, rows

@@ -506,6 +506,25 @@ def _(tiny_lm_dir):
     return evaluate(tiny_lm_dir)
 
 
+@case("tsv-quote-glues-rows")
+def _(tiny_lm_dir):
+    reviews(test='sentence\tlabel\nthe movie was great\t1\n"i hated the plot\t0\nfun film\t1\n'
+                 '"it is\tokay"\t2\nboring\t0\n')
+    return evaluate(tiny_lm_dir)
+
+
+@case("tsv-blank-lines")
+def _(tiny_lm_dir):
+    reviews(test="sentence\tlabel\n\nthe movie was great\t1\n\n   \nfun film\t1\nboring\t5\n")
+    return evaluate(tiny_lm_dir)
+
+
+@case("tsv-carriage-return")
+def _(tiny_lm_dir):
+    reviews(test="sentence\tlabel\nthe movie was great\t1\rboring\t0\n")
+    return evaluate(tiny_lm_dir)
+
+
 @case("tsv-no-label-column")
 def _(tiny_lm_dir):
     reviews(header="sentence\tsentiment")

@@ -6,19 +6,17 @@ same shape (``load_dataset_file``) without writing code.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import string
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 from ...data_locations import explicit_folder, locate
 from ...errors import ConfigError, DataError, yaml_error_line
-from ...io import read_utf8
+from ...io import read_tsv_rows, read_utf8
 
 PLACEHOLDERS = ("input", "prompt", "mask")
 SPLITS = ("train", "dev", "test")
@@ -258,21 +256,6 @@ def get_dataset(name: str) -> DatasetSpec:
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_tsv(file: Path, dataset: str) -> pd.DataFrame:
-    """Read a TSV with a header. Quotes are text (SST has unbalanced ones); a file that only parses
-    with CSV quoting (a quoted field holding a tab, as in dbpedia) is read with quoting."""
-    last_error: Exception | None = None
-    for quoting in (csv.QUOTE_NONE, csv.QUOTE_MINIMAL):
-        try:
-            return pd.read_csv(file, sep="\t", quoting=quoting, dtype=str, keep_default_na=False,
-                               encoding="utf-8")
-        except pd.errors.EmptyDataError:
-            raise DataError(f"dataset '{dataset}': split file '{file}' is empty") from None
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            last_error = exc
-    raise DataError(f"dataset '{dataset}': cannot parse '{file}' as TSV: {last_error}")
-
-
 def read_split(spec: DatasetSpec | str, split: str, split_seed: int = 13,
                data_dir: str | Path | None = None) -> Split:
     """Read ``<data_dir>/<dataset>/16-<split_seed>/<split>.tsv`` (or the spec's own pattern)."""
@@ -284,27 +267,31 @@ def read_split(spec: DatasetSpec | str, split: str, split_seed: int = 13,
         if root is not None and not Path(spec.path).is_absolute() and not Path(root).is_dir():
             raise DataError(f"dataset '{spec.name}': data directory '{root}' does not exist")
         raise DataError(f"dataset '{spec.name}': split file '{file}' does not exist")
-    df = _read_tsv(file, spec.name)
+    # Quotes are text (SST has unbalanced ones); a file whose lines only parse with CSV quoting (a
+    # quoted field holding a tab, as in dbpedia) is read with quoting, line by line, exactly.
+    columns, rows = read_tsv_rows(file, f"dataset '{spec.name}': split file", "auto", DataError)
     # The preferred column first, then the LM-BFF names (agnews train says `text`, test `sentence`).
     candidates = ([spec.text_column] if spec.text_column else []) + ["sentence", "text"]
-    text_col = next((c for c in candidates if c in df.columns), None)
+    text_col = next((c for c in candidates if c in columns), None)
     if text_col is None:
         raise DataError(f"dataset '{spec.name}': '{file}' has no text column "
-                        f"'{spec.text_column or 'sentence/text'}' (columns: {list(df.columns)})")
-    if spec.label_column not in df.columns:
+                        f"'{spec.text_column or 'sentence/text'}' (columns: {columns})")
+    if spec.label_column not in columns:
         raise DataError(f"dataset '{spec.name}': '{file}' has no label column "
-                        f"'{spec.label_column}' (columns: {list(df.columns)})")
-    if len(df) == 0:
+                        f"'{spec.label_column}' (columns: {columns})")
+    if not rows:
         raise DataError(f"dataset '{spec.name}': split file '{file}' has a header but no examples")
+    t, y_at = columns.index(text_col), columns.index(spec.label_column)
     examples = []
-    for row, (text, label) in enumerate(zip(df[text_col], df[spec.label_column]), start=2):
+    for line, fields in rows:
+        text, label = fields[t], fields[y_at]
         try:
             y = int(label.strip())
         except ValueError:
-            raise DataError(f"dataset '{spec.name}': '{file}' line {row}: label {label!r} "
+            raise DataError(f"dataset '{spec.name}': '{file}' line {line}: label {label!r} "
                             "is not an integer") from None
         if not 0 <= y < spec.num_classes:
-            raise DataError(f"dataset '{spec.name}': '{file}' line {row}: unknown label {y} "
+            raise DataError(f"dataset '{spec.name}': '{file}' line {line}: unknown label {y} "
                             f"(the dataset has {spec.num_classes} classes, labels 0..{spec.num_classes - 1})")
         examples.append(Example(text=text.strip(), label=y))
     return Split(spec=spec, name=split, file=file, examples=tuple(examples))

@@ -16,11 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from ...data_locations import explicit_folder, locate
 from ...errors import ConfigError, DataError
-from ...io import read_utf8
+from ...io import read_tsv_rows, read_utf8
 
 DIRECTIONS = ("0_to_1", "1_to_0")
 YELP_DEV_SIZE = 16
@@ -82,26 +80,21 @@ def read_lines(file: Path) -> list[str]:
 
 def read_tsv(file: Path) -> list[tuple[str, int]]:
     """(text, label) rows of a ``text<TAB>label`` file (Shakespeare). The files are CSV-quoted
-    (a text with a quote is written "..."" ..."), so pandas' default quoting reads them, as
-    RLPrompt's loader does; a text such as "NA" stays text."""
+    (a text with a quote is written "..."" ..."), read so, line by line and exactly (RLPrompt's
+    loader reads them with pandas' default quoting); a text such as "NA" stays text."""
     if not file.is_file():
         raise DataError(f"style-transfer file '{file}' does not exist")
-    try:
-        frame = pd.read_csv(file, sep="\t", keep_default_na=False, dtype={"text": str}, encoding="utf-8")
-    except pd.errors.EmptyDataError:
-        raise DataError(f"style-transfer file '{file}' is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        reason = " ".join(str(exc).split())
-        raise DataError(f"style-transfer file '{file}' cannot be parsed as TSV: {reason}") from None
-    if not {"text", "label"} <= set(frame.columns):
-        raise DataError(f"style-transfer file '{file}' needs columns 'text' and 'label', has {list(frame.columns)}")
-    rows = []
-    for line, (text, label) in enumerate(zip(frame["text"], frame["label"]), start=2):
+    header, rows = read_tsv_rows(file, "style-transfer file", "csv", DataError)
+    if not {"text", "label"} <= set(header):
+        raise DataError(f"style-transfer file '{file}' needs columns 'text' and 'label', has {header}")
+    t, y = header.index("text"), header.index("label")
+    out = []
+    for line, fields in rows:
         try:
-            rows.append((str(text).strip(), int(label)))
+            out.append((fields[t].strip(), int(fields[y])))
         except ValueError:
-            raise DataError(f"style-transfer file '{file}' line {line}: label {label!r} is not an integer") from None
-    return rows
+            raise DataError(f"style-transfer file '{file}' line {line}: label {fields[y]!r} is not an integer") from None
+    return out
 
 
 def _tsv(file: Path, label: int) -> list[str]:
