@@ -20,6 +20,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import signals
 from .errors import ConfigError, NonFiniteError, PinbenchError, yaml_error_line
 
 
@@ -472,11 +473,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         console.print("test: " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()))
     console.print(f"{result.steps_done} steps in {result.wall_time_s:.0f} s ({status})")
     if args.out is not None:
-        write_run(args.out, result, status=status, error=error)
+        with signals.deferred(f"the run to {args.out}"):
+            write_run(args.out, result, status=status, error=error)
         console.print(f"results written to {args.out}/")
     if error:
         console.print(f"error: {error}")
-    return {"completed": 0, "interrupted": 130}.get(status, 1)
+    return {"completed": 0, "interrupted": signals.exit_code()}.get(status, 1)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -537,6 +539,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         table.add_row(*[f"{row[c]:.4f}" if isinstance(row[c], float) else repr(row[c]) if c == "best_prompt"
                         else str(row[c]) for c in cols])
     console.print(table)
+    if signals.received():  # Tune stopped the sweep gracefully on the signal; the store holds what finished
+        console.print(f"interrupted ({signals.signal_name()}): continue with `pinbench sweep {args.suite} "
+                      f"--results {args.results} --resume`")
+        return signals.exit_code()
     failed = int((trials["status"] != "completed").sum())
     return 0 if failed == 0 else 1
 
@@ -680,14 +686,15 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     args = build_parser(argv).parse_args(argv)
-    try:
-        return args.func(args)
-    except PinbenchError as exc:
-        print(f"pinbench: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("pinbench: interrupted", file=sys.stderr)
-        return 130
+    with signals.handled():
+        try:
+            return args.func(args)
+        except PinbenchError as exc:
+            print(f"pinbench: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"pinbench: interrupted ({signals.signal_name()})", file=sys.stderr)
+            return signals.exit_code()
 
 
 if __name__ == "__main__":

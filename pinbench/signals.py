@@ -1,0 +1,96 @@
+"""SIGTERM and SIGHUP behave as SIGINT (Ctrl-C) in every command, and a write of what was computed
+is never cut short by a second signal.
+
+``timeout``, Slurm, ``docker stop`` and Kubernetes stop a process with SIGTERM; a closed terminal
+sends SIGHUP. Both are turned into SIGINT, so the same code path keeps what was computed: Python's
+``KeyboardInterrupt`` in `train` and `eval`, Ray Tune's graceful stop in a sweep (Tune handles
+SIGINT while a sweep runs). The exit status is 128 + the first signal's number (130, 143, 129).
+
+While :func:`deferred` is active (results being written), a signal only prints a line; the write
+finishes, then the command exits as the first signal asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from typing import Iterator
+
+CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_first: list[int] = []  # the first signal received by this command
+
+
+def first_signal() -> int:
+    """The number of the first signal received (SIGINT when none was, e.g. a KeyboardInterrupt
+    raised by other code)."""
+    return _first[0] if _first else int(signal.SIGINT)
+
+
+def received() -> bool:
+    """Whether this command was sent SIGINT, SIGTERM or SIGHUP."""
+    return bool(_first)
+
+
+def signal_name() -> str:
+    return signal.Signals(first_signal()).name
+
+
+def exit_code() -> int:
+    """128 + the first signal's number, the shell's convention for a process stopped by it."""
+    return 128 + first_signal()
+
+
+def _as_interrupt(signum, frame) -> None:
+    if not _first:
+        _first.append(signum)
+    # Whatever handles SIGINT now handles this signal: KeyboardInterrupt, or Tune's graceful stop.
+    signal.raise_signal(signal.SIGINT)
+
+
+def _note_sigint(signum, frame) -> None:
+    if not _first:
+        _first.append(signum)
+    signal.default_int_handler(signum, frame)
+
+
+@contextlib.contextmanager
+def handled() -> Iterator[None]:
+    """For the duration of a command (main thread only): SIGTERM and SIGHUP act as SIGINT."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _first.clear()
+    previous = {s: signal.getsignal(s) for s in CAUGHT}
+    signal.signal(signal.SIGINT, _note_sigint)
+    signal.signal(signal.SIGTERM, _as_interrupt)
+    signal.signal(signal.SIGHUP, _as_interrupt)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def deferred(what: str = "the results") -> Iterator[None]:
+    """Signals received inside the block are noted, not acted on: the block (a write) completes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(signum, frame):
+        if not _first:
+            _first.append(signum)
+        print(f"pinbench: {signal.Signals(signum).name} received while writing {what}; finishing the write first",
+              file=sys.stderr, flush=True)
+
+    previous = {s: signal.getsignal(s) for s in CAUGHT}
+    for s in CAUGHT:
+        signal.signal(s, note)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
