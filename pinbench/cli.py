@@ -263,8 +263,9 @@ def _add_data_parser(sub) -> None:
     mf = data_sub.add_parser("manifest", help="(maintainers) write the manifest of a data root's files")
     mf.add_argument("root", type=Path, help="a data root in pinbench's layout")
     mf.add_argument("names", nargs="*", metavar="NAME", help="only these data sets")
-    mf.add_argument("--out", type=Path, default=Path(__file__).with_name("data_manifest.json"),
-                    help="where to write it (default: the manifest pinbench ships)")
+    mf.add_argument("--out", type=Path, required=True,
+                    help="where to write it (maintainers, in a source checkout: pinbench/data_manifest.json; "
+                         "never into an installed package)")
     mf.set_defaults(func=cmd_data_manifest)
 
 
@@ -273,13 +274,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from .io import check_table_path, write_table
+    from .io import check_output_path, check_table_path, write_table
     from .run import make_spec
     from .tasks.classification.data import load_dataset_file
 
     console = Console()
     if args.predictions is not None:
         check_table_path(args.predictions)  # fail before scoring, not after
+        check_output_path(args.predictions, "--predictions", inputs=tuple(args.outputs or ()),  # classification:
+                          data_dirs=(args.data_dir,) if args.task != "classification" else ())  # below, with its split
     _quiet_transformers()
     if args.task == "inversion":
         return cmd_eval_inversion(args, console)
@@ -291,8 +294,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("pinbench eval: give at least one --prompt")
     if args.split_seed is None:
         args.split_seed = 13
-    for f in args.dataset_file[1:]:  # the first one is the task's own dataset_file
+    for f in args.dataset_file:  # the first one is also the task's own dataset_file
         load_dataset_file(f)
+    if args.predictions is not None:  # never over a split file or into the data
+        from .tasks.classification.data import get_dataset
+
+        split_file = get_dataset(args.dataset).file(args.data_dir, args.split_seed, args.split)
+        check_output_path(args.predictions, "--predictions", inputs=(split_file,),
+                          data_dirs=(args.data_dir, split_file.parent))
     # eval's scores are the reported numbers: exact unless the user opts into bf16 for every split
     spec = make_spec({"task": "classification", "task.dataset": args.dataset, "task.data_dir": args.data_dir,
                       "task.dataset_file": args.dataset_file[0] if args.dataset_file else None,
@@ -429,6 +438,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = make_spec(values, "pinbench train", from_strings=True)
     if args.out is not None and resolve(args.out).is_file():  # a path or a URI (s3://...)
         raise ConfigError(f"--out '{args.out}' is a file; give a directory (for config.json and the results tables)")
+    if args.out is not None and resolve(args.out).local is not None:  # before the models load
+        from .io import check_output_path
+
+        data_dir = getattr(spec.task_config, "data_dir", None)
+        check_output_path(args.out, "--out", data_dirs=(data_dir,), directory=True)
     config = spec.run
     _quiet_transformers()
     trainer = spec.method_class(spec)
@@ -468,9 +482,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if best:
         split = spec.task_class.selection_split
         console.print(f"best {split} prompt (step {best['step']}): {best['prompt']!r}  "
-                      + "  ".join(f"{k} {v:.4f}" for k, v in best.items() if k.startswith(f"{split}_")))
+                      + metrics_line({k: v for k, v in best.items() if k.startswith(f"{split}_")}))
     if test:
-        console.print("test: " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()))
+        console.print("test: " + metrics_line(test))
     console.print(f"{result.steps_done} steps in {result.wall_time_s:.0f} s ({status})")
     if args.out is not None:
         with signals.deferred(f"the run to {args.out}"):
@@ -479,6 +493,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if error:
         console.print(f"error: {error}")
     return {"completed": 0, "interrupted": signals.exit_code()}.get(status, 1)
+
+
+def metrics_line(metrics: dict) -> str:
+    """``name value`` pairs of a run's scalar metrics; per-example lists (a style-transfer split's
+    outputs and scores) and other non-numbers are left to the results tables."""
+    import numbers
+
+    return "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                     if isinstance(v, numbers.Real) and not isinstance(v, bool))
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -675,6 +698,9 @@ def cmd_data_download(args: argparse.Namespace) -> int:
 def cmd_data_manifest(args: argparse.Namespace) -> int:
     from .data_download import build_manifest, write_manifest
 
+    from .io import check_output_path
+
+    check_output_path(args.out, "--out", data_dirs=(args.root,))
     manifest = build_manifest(args.root, args.names or None)
     write_manifest(manifest, args.out)
     n = sum(len(d["files"]) for d in manifest["datasets"].values())

@@ -69,6 +69,19 @@ def check_value(cls: type, key: str, value, where: str):
         ok, value = True, float(value)
     if not ok:
         raise ConfigError(f"{where}: expected {type_name(cls, key)}, got {value!r} ({type(value).__name__})")
+    return _in_range(value, f"{where}:")
+
+
+INT64 = 2 ** 63 - 1  # what a results table (Parquet int64) can hold
+
+
+def _in_range(value, where: str):
+    """A number every field can hold: floats finite (inf and nan pass '> 0'-style checks and break
+    a run midway), integers within int64."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} expected a finite number, got {value}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64:
+        raise ConfigError(f"{where} expected an integer within +-{INT64:,}, got {value}")
     return value
 
 
@@ -82,9 +95,10 @@ def parse_value(cls: type, key: str, raw: str, where: str):
             if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError
             return raw.lower() in ("true", "1", "yes")
-        return base(raw)
+        value = base(raw)
     except ValueError:
         raise ConfigError(f"{where} expects {type_name(cls, key)}, got {raw!r}") from None
+    return _in_range(value, where)
 
 
 def build(cls: type, values: dict, where: str):

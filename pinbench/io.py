@@ -155,3 +155,59 @@ def read_tsv_rows(path: Path, what: str, quoting: str = "auto",
                         f"has {width} ({', '.join(header)})")
         rows.append((number, fields))
     return header, rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Output paths, checked before any work
+# ---------------------------------------------------------------------------------------------
+
+
+def _package_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def _installed(path: Path) -> bool:
+    """Whether pinbench runs from an installed copy (site-packages), not from a source checkout."""
+    return any(part in ("site-packages", "dist-packages") for part in path.parts)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def check_output_path(target: str | os.PathLike, option: str, *, inputs: tuple = (), data_dirs: tuple = (),
+                      directory: bool = False) -> Path:
+    """Refuse, before any work, an output path that cannot be written or would destroy an input:
+    below a regular file, in a directory that cannot be written, the same file as an input of the
+    command, inside a data directory, or inside the installed pinbench package. ``option`` names
+    it in the error (``--out``, ``--predictions``); ``directory``: the output is a directory."""
+    target = Path(target)
+    resolved = target.resolve()
+    if directory and resolved.is_file():
+        raise ConfigError(f"{option} '{target}' is a file; give a directory")
+    if not directory and resolved.is_dir():
+        raise ConfigError(f"{option} '{target}' is a directory; give a file name")
+    ancestor = resolved.parent if not directory else resolved
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{option} '{target}': '{ancestor}' is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} '{target}': directory '{ancestor}' is not writable")
+    for file in inputs:
+        if file is not None and Path(file).resolve() == resolved:
+            raise ConfigError(f"{option} '{target}' is an input of this command ('{file}'); "
+                              "choose another path, outside the data")
+    for folder in data_dirs:
+        if folder is not None and _inside(resolved, Path(folder).resolve()):
+            raise ConfigError(f"{option} '{target}' is inside the data directory '{folder}'; "
+                              "write results outside the data")
+    package = _package_dir()
+    if _installed(package) and _inside(resolved, package):
+        raise ConfigError(f"{option} '{target}' is inside the installed pinbench package ('{package}'); "
+                          "write it elsewhere")
+    return target

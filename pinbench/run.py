@@ -39,7 +39,37 @@ class RunConfig:
     """Score the chosen prompt on the task's report split (test) at the end."""
 
     def __post_init__(self):
-        require([(self.steps >= 1, "steps", ">= 1"), (self.eval_every >= 1, "eval_every", ">= 1")], self)
+        require([(self.steps >= 1, "steps", ">= 1"), (self.eval_every >= 1, "eval_every", ">= 1"),
+                 (_device_type(self.device) in DEVICE_TYPES, "device",
+                  "cpu, cuda or cuda:N (as torch names devices; 'gpu' is not one)")], self)
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+
+
+def _device_type(name: str) -> str | None:
+    import torch
+
+    try:
+        return torch.device(name).type
+    except (RuntimeError, TypeError, ValueError):
+        return None
+
+
+def check_device_available(device: str) -> None:
+    """Before a model loads on this machine: the device exists here (a suite may name cuda for a
+    cluster, so this is checked where a run starts, not when its config is read)."""
+    import torch
+
+    d = torch.device(device)
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"run.device '{device}': torch sees no CUDA device on this machine "
+                              f"(torch {torch.__version__}, built {'with' if torch.version.cuda else 'without'} CUDA)")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise ConfigError(f"run.device '{device}': this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif d.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"run.device '{device}': MPS is not available on this machine")
 
 
 @dataclass(frozen=True)

@@ -391,6 +391,29 @@ def _():
     return ["train", "--out", "run.txt"]
 
 
+@case("train-out-below-file")
+def _():
+    write("afile", "notes\n")
+    return ["train", "--out", "afile/run1"]
+
+
+@case("flag-not-finite")
+def _():
+    return ["train", "--preset", "pin", "--steps", "2", "--alpha", "inf"]
+
+
+@case("suite-not-finite")
+def _():
+    write("bad.yaml", "name: s\nbase: {method.lr: .inf}\n")
+    return ["sweep", "bad.yaml", "--dry-run"]
+
+
+@case("suite-huge-integer")
+def _():
+    write("bad.yaml", "name: s\nbase: {run.steps: 100000000000000000000}\n")
+    return ["sweep", "bad.yaml", "--dry-run"]
+
+
 @case("checkpoint-every-negative")
 def _():
     return sweep("", "--checkpoint-every", "-1", dry_run=False)
@@ -411,6 +434,30 @@ def _(monkeypatch):
 def _(tiny_lm_dir):
     reviews()
     return evaluate(tiny_lm_dir, "--predictions", "predictions.xlsx")
+
+
+@case("predictions-is-input")
+def _(tiny_lm_dir):
+    reviews()
+    return evaluate(tiny_lm_dir, "--split", "test", "--predictions", "data/reviews/16-5/test.tsv")
+
+
+@case("predictions-in-data")
+def _(tiny_lm_dir):
+    reviews()
+    return evaluate(tiny_lm_dir, "--predictions", "data/reviews/predictions.csv")
+
+
+@case("manifest-no-out", usage=True)
+def _():
+    Path("root").mkdir()
+    return ["data", "manifest", "root"]
+
+
+@case("device-gpu")
+def _(tiny_lm_dir):
+    reviews()
+    return evaluate(tiny_lm_dir, "--device", "gpu")
 
 
 @case("eval-no-prompt")

@@ -216,3 +216,13 @@ def test_ctrl_c_during_train_keeps_the_steps_done(tiny_setup, tmp_path, capsys, 
     assert trials.loc[0, "best_step"] == 2 and "test_accuracy" not in trials.columns
     assert list(history["step"]) == [1, 2, 3]
     assert history["dev_accuracy"].notna().tolist() == [False, True, False]
+
+
+def test_train_prints_scalar_metrics_and_leaves_per_example_lists_to_the_tables():
+    """Style transfer's dev and test metrics hold per-example lists (outputs, scores): printing a
+    finished run formatted them with :.4f and crashed before the run was written."""
+    from pinbench.cli import metrics_line
+
+    line = metrics_line({"test_j": 31.25, "test_outputs": ["a", "b"], "test_content_each": [0.5, 0.25],
+                         "test_steps": 3, "test_ok": True})
+    assert line == "test_j 31.2500  test_steps 3.0000"

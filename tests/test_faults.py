@@ -164,6 +164,32 @@ def test_train_with_a_nan_reward_writes_what_it_computed_as_failed(tiny_setup, t
     assert pd.read_parquet(out / "history.parquet")["step"].tolist() == [1, 2, 3]
 
 
+def test_a_diverged_q_network_fails_the_run_naming_the_cause_and_keeps_the_steps_done(tiny_setup, tmp_path, capsys,
+                                                                                      monkeypatch):
+    """Q values that become NaN while prompts are sampled (an lr or alpha too large for the run):
+    the run stops with an error naming the Q values and the settings to lower, and --out holds the
+    steps done (status failed), not a traceback from sparsemax."""
+    from pinbench.cli import main
+    from pinbench.methods.rl.policy import Policy
+
+    original, calls = Policy.q_values, []
+
+    def q_values(self, *args, **kwargs):
+        q = original(self, *args, **kwargs)
+        calls.append(1)
+        return q * float("nan") if len(calls) > 3 * 5 else q  # from the 4th rollout of 5 tokens on
+
+    monkeypatch.setattr(Policy, "q_values", q_values)
+    out = tmp_path / "run"
+    code = main(train_argv(tiny_setup, out, steps=6))
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "Q values became non-finite" in printed and "lower method.lr or method.alpha" in printed
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert trials.loc[0, "status"] == "failed" and "Q values became non-finite" in trials.loc[0, "error"]
+    assert trials.loc[0, "steps"] >= 1 and len(pd.read_parquet(out / "history.parquet")) == trials.loc[0, "steps"]
+
+
 # ---- a worker node lost while its trial runs ---------------------------------------------------
 
 

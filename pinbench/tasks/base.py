@@ -62,7 +62,11 @@ class Task:
     @classmethod
     def load(cls, config, run, splits: Sequence[str] | None = None) -> "Task":
         """``build`` after ``check_data``: missing or broken data fails before any model loads
-        (``pinbench eval`` on one split, training on the run's splits)."""
+        (``pinbench eval`` on one split, training on the run's splits); so does a device this
+        machine does not have."""
+        from ..run import check_device_available
+
+        check_device_available(run.device)
         cls.check_data(config, run, splits)
         return cls.build(config, run)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ...errors import NonFiniteError
 from ...models import LoadedModel
 
 
@@ -142,6 +143,9 @@ class QPolicy(nn.Module):
             logits = self.lm_logits(e) if self.top_k is not None else None
             threshold = self.filter_threshold(e, logits)
             q = self.q_values(e, threshold, lm_logits=logits)
+            if bool(torch.isnan(q).any() or torch.isposinf(q).any()):  # -inf: filtered tokens
+                raise NonFiniteError(f"the policy's Q values became non-finite while sampling prompt token {t + 1} "
+                                     f"(alpha {alpha}): the Q network diverged; lower method.lr or method.alpha")
             pi = regularizer.policy(q, alpha)
             probs = pi  # what is sampled from: pi, or RLPrompt's top-k truncation of it
             if self.sample_top_k is not None and self.sample_top_k < self.vocab_size:
