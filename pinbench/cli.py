@@ -182,6 +182,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sw.add_argument("--max-failures", type=int, default=0, help="retry a crashed trial up to N times")
     sw.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
     sw.add_argument("--dry-run", action="store_true", help="print the trial table and the count, run nothing")
+    sw.add_argument("--allow-large", action="store_true",
+                    help="run a grid of more than 100,000 trials (refused otherwise: usually a list where a value was meant)")
     sw.add_argument("--tracker", action="append", default=[], choices=("tensorboard", "mlflow", "wandb"),
                     help="also log each trial as a run of this tracker, grouped by suite, with the grid "
                          "values as parameters (repeatable; needs tensorboardX, mlflow or wandb)")
@@ -524,7 +526,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise ConfigError(f"--set {k}={v}: the value is not valid YAML ({yaml_error_line(exc)})") from None
     if args.data_dir is not None:
         overrides["task.data_dir"] = str(Path(args.data_dir).resolve())
-    suite = load_suite(args.suite, overrides)
+    from .suite import MAX_TRIALS
+
+    suite = load_suite(args.suite, overrides, max_trials=10 ** 18 if args.allow_large else MAX_TRIALS)
     if args.dry_run:
         from .sweep import describe
 

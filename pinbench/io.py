@@ -211,3 +211,46 @@ def check_output_path(target: str | os.PathLike, option: str, *, inputs: tuple =
         raise ConfigError(f"{option} '{target}' is inside the installed pinbench package ('{package}'); "
                           "write it elsewhere")
     return target
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML: safe, no key given twice, bounded expansion
+# ---------------------------------------------------------------------------------------------
+
+MAX_YAML_ALIASES = 100  # a suite needs none; a "billion laughs" document needs thousands
+
+
+def load_yaml(text: str, source: str):
+    """``yaml.safe_load`` that refuses a mapping key given twice (PyYAML keeps the last one
+    silently) and documents with more than :data:`MAX_YAML_ALIASES` aliases (which can expand far
+    beyond their size); errors name ``source`` and the line. YAML syntax errors propagate as
+    ``yaml.YAMLError`` for the caller's message."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        aliases = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                StrictLoader.aliases += 1
+                if StrictLoader.aliases > MAX_YAML_ALIASES:
+                    mark = self.peek_event().start_mark
+                    raise ConfigError(f"{source}: line {mark.line + 1}: more than {MAX_YAML_ALIASES} YAML aliases "
+                                      "(*name); write the values out")
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node, deep=False):
+            seen = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue  # PyYAML's own error follows
+                if key in seen:
+                    raise ConfigError(f"{source}: line {key_node.start_mark.line + 1}: key {key!r} is given twice "
+                                      f"(first on line {seen[key] + 1}); keep one")
+                seen[key] = key_node.start_mark.line
+            return super().construct_mapping(node, deep)
+
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass

@@ -27,12 +27,17 @@ class Registry:
     def __init__(self, kind: str, builtin: dict[str, str]):
         self.kind = kind
         self._entries: dict[str, str | type] = dict(builtin)
+        self._builtin = dict(builtin)
 
     def register(self, name: str) -> Callable[[type], type]:
         """Class decorator: ``@TASKS.register("name")``. The class gets ``name`` as its ``name``."""
         def add(cls: type) -> type:
             known = self._entries.get(name)
-            if known is not None and known is not cls and not isinstance(known, str):
+            if name in self._builtin:  # only the built-in's own class may register it (on import)
+                if self._builtin[name] != f"{cls.__module__}:{cls.__qualname__}":
+                    raise ConfigError(f"{self.kind} '{name}' is a built-in {self.kind}; plug-in module "
+                                      f"'{cls.__module__}' cannot replace it: register its class under another name")
+            elif known is not None and known is not cls:
                 raise ConfigError(f"{self.kind} '{name}' is registered twice ({known.__module__} and {cls.__module__})")
             cls.name = name
             self._entries[name] = cls
@@ -63,7 +68,9 @@ def import_plugins(modules: Iterable[str]) -> None:
     for module in modules:
         try:
             importlib.import_module(module)
-        except (ImportError, SyntaxError) as exc:  # SyntaxError's message names the file and line
+        except ConfigError as exc:  # e.g. it registers a name that is taken
+            raise ConfigError(f"plug-in module '{module}': {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - any error at import; SyntaxError's names the file and line
             raise ConfigError(f"plug-in module '{module}' cannot be imported: {type(exc).__name__}: {exc}") from None
 
 

@@ -148,6 +148,13 @@ def make_spec(values: dict, where: str = "config", *, from_strings: bool = False
     from .methods import get_preset
 
     values = dict(values)
+    for name in ("task", "method", "preset"):
+        value = values.get(name)
+        if value is not None and not isinstance(value, str):
+            kind = "a mapping" if isinstance(value, dict) else type(value).__name__
+            raise ConfigError(f"{where}: {name}: expected a {name} name, got {kind} {value!r}"
+                              + (f"; a section's fields are dotted keys ({name}.<field>: value)"
+                                 if isinstance(value, dict) and name != "preset" else ""))
     plugins = tuple(values.pop("plugins", None) or ())
     preset_name = values.pop("preset", None)
     try:

@@ -38,6 +38,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,7 @@ import yaml
 
 from .errors import ConfigError, yaml_error_line
 from .fields import check_value
-from .io import read_utf8
+from .io import load_yaml, read_utf8
 from .run import RunSpec, make_spec, resolve_key, section_classes
 
 SUITE_KEYS = {"name", "description", "plugins", "base", "grid", "search", "scheduler", "resources",
@@ -217,7 +218,10 @@ def _parse_scheduler(source: str, raw) -> Scheduler:
     return Scheduler(**{k: v for k, v in raw.items()})
 
 
-def parse_suite(raw, source: str = "<memory>") -> Suite:
+MAX_TRIALS = 100_000  # a larger grid is almost always a mistake (a list where a value was meant)
+
+
+def parse_suite(raw, source: str = "<memory>", max_trials: int = MAX_TRIALS) -> Suite:
     """Validate a loaded YAML document into a ``Suite``."""
     raw = _mapping(source, "suite", raw, SUITE_KEYS)
     name = raw.get("name")
@@ -255,6 +259,26 @@ def parse_suite(raw, source: str = "<memory>") -> Suite:
     if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
         raise ConfigError(f"{source}: max_concurrent: expected an integer >= 1, got {max_concurrent!r}")
     base_spec = make_spec({**base, "plugins": plugins}, f"{source}: base")
+    sections = section_classes(base_spec.task, base_spec.method)
+    names = {"task": base_spec.task, "method": base_spec.method}
+    # a field given twice (run.steps: 2 and steps: 500) would silently keep one of them
+    for where, keys in [("base", list(base)), *((f"grid block {i}", list(b)) for i, b in enumerate(grid))]:
+        given: dict[tuple[str, str], str] = {}
+        for key in keys:
+            if key in ("task", "method", "preset", "plugins"):
+                continue
+            try:
+                field_key = resolve_key(key, sections, f"{source}: {where}", names)
+            except ConfigError:
+                continue  # a grid that changes the task or method: its trials check their own keys
+            if field_key in given:
+                raise ConfigError(f"{source}: {where}: '{given[field_key]}' and '{key}' both set "
+                                  f"{'.'.join(field_key)}; keep one")
+            given[field_key] = key
+    size = 1 if not grid else sum(math.prod(len(v) for v in block.values()) for block in grid)
+    if size > max_trials:
+        raise ConfigError(f"{source}: the grid makes {size:,} trials, over the limit of {max_trials:,}; "
+                          "split the suite, or pass --allow-large to run it anyway")
     suite = Suite(
         name=name, base=base, grid=grid, plugins=tuple(plugins),
         search=_parse_search(source, raw["search"], base_spec) if raw.get("search") is not None else None,
@@ -294,7 +318,7 @@ def _check_reported_metric(source: str, key: str, metric: str, specs: list[RunSp
                               f"'{spec.task}'; it reports {', '.join(reported)}")
 
 
-def load_suite(path: str | Path, overrides: dict | None = None) -> Suite:
+def load_suite(path: str | Path, overrides: dict | None = None, max_trials: int = MAX_TRIALS) -> Suite:
     """Read and validate a suite file; ``overrides`` replace base settings (e.g. data_dir)."""
     path = Path(path)
     if path.is_dir():
@@ -303,9 +327,9 @@ def load_suite(path: str | Path, overrides: dict | None = None) -> Suite:
         raise ConfigError(f"suite file '{path}' does not exist")
     text = read_utf8(path, "suite file")
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text, str(path))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {yaml_error_line(exc)}") from None
     if isinstance(raw, dict) and overrides:
         raw = {**raw, "base": {**(raw.get("base") or {}), **overrides}}
-    return parse_suite(raw, str(path))
+    return parse_suite(raw, str(path), max_trials)

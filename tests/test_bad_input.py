@@ -385,6 +385,27 @@ def _(monkeypatch, tmp_path):
     return ["train", "--plugin", "my_methods"]
 
 
+@case("plugin-replaces-builtin")
+def _(monkeypatch, tmp_path):
+    write("clash_tasks.py", """\
+        from pinbench.registry import TASKS
+        from pinbench.tasks.classification.task import FewShotClassification
+
+        @TASKS.register("classification")
+        class Mine(FewShotClassification):
+            pass
+        """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return ["train", "--plugin", "clash_tasks", "--task", "classification"]
+
+
+@case("plugin-import-raises")
+def _(monkeypatch, tmp_path):
+    write("raising_methods.py", "import os\nVALUE = os.environ['PINBENCH_NO_SUCH_VARIABLE']\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return ["train", "--plugin", "raising_methods"]
+
+
 @case("train-out-is-file")
 def _():
     write("run.txt", "notes\n")
@@ -411,6 +432,39 @@ def _():
 @case("suite-huge-integer")
 def _():
     write("bad.yaml", "name: s\nbase: {run.steps: 100000000000000000000}\n")
+    return ["sweep", "bad.yaml", "--dry-run"]
+
+
+@case("suite-nested-section")
+def _():
+    write("bad.yaml", "name: s\nbase: {method: {alpha: 0.5}, preset: pin}\n")
+    return ["sweep", "bad.yaml", "--dry-run"]
+
+
+@case("suite-field-twice")
+def _():
+    write("bad.yaml", "name: s\nbase:\n  run.steps: 2\n  steps: 500\n")
+    return ["sweep", "bad.yaml", "--dry-run"]
+
+
+@case("suite-key-twice")
+def _():
+    write("bad.yaml", "name: s\nbase:\n  steps: 2\n  steps: 500\n")
+    return ["sweep", "bad.yaml", "--dry-run"]
+
+
+@case("suite-yaml-bomb")
+def _():
+    lines = ["name: s", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, "
+              f"*a{i - 1}, *a{i - 1}]" for i in range(1, 20)]
+    write("bad.yaml", "\n".join(lines) + "\n")
+    return ["sweep", "bad.yaml", "--dry-run"]
+
+
+@case("suite-grid-too-large")
+def _():
+    write("bad.yaml", "name: s\ngrid:\n  seed: " + str(list(range(1000))) + "\n  top_k: " + str(list(range(1, 1001))) + "\n")
     return ["sweep", "bad.yaml", "--dry-run"]
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from ...data_locations import explicit_folder, locate
 from ...errors import ConfigError, DataError, yaml_error_line
-from ...io import read_tsv_rows, read_utf8
+from ...io import load_yaml, read_tsv_rows, read_utf8
 
 PLACEHOLDERS = ("input", "prompt", "mask")
 SPLITS = ("train", "dev", "test")
@@ -201,7 +201,7 @@ def parse_spec(name: str, raw: object, source: str) -> DatasetSpec:
 
 def _parse_registry(text: str, source: str) -> dict[str, DatasetSpec]:
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text, str(source))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source} is not valid YAML: {yaml_error_line(exc)}") from None
     if not isinstance(raw, dict) or not raw:
