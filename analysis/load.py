@@ -95,6 +95,7 @@ def find_stores(uris: list[str]) -> list[Store]:
             raise ResultsError(f"no results in '{uri}': expected {', '.join(t + '.parquet' for t in TABLES)} "
                                "there or in its subdirectories (written by `pinbench sweep` or `pinbench train --out`)")
         stores.extend(found)
+    stores = _distinct(stores)
     counts, seen = Counter(s.label for s in stores), Counter()
     for s in stores:  # two stores with one directory name: number them
         if counts[s.label] > 1:
@@ -102,6 +103,26 @@ def find_stores(uris: list[str]) -> list[Store]:
             seen[base] += 1
             s.label = f"{base}#{seen[base]}"
     return stores
+
+
+def _store_key(store: Store) -> str:
+    """Where a store really is: a local directory with symlinks, '..' and a trailing '/' resolved;
+    a bucket prefix by its normalised URI."""
+    local = store.location.local
+    return f"file://{Path(local).resolve()}" if local is not None else store.location.uri.rstrip("/")
+
+
+def _distinct(stores: list[Store]) -> list[Store]:
+    """Each store once, however often or under whichever names it was given (``runs/a runs/a``, a
+    root and a store inside it, a symlink): a trial counted twice would be two samples of one run."""
+    seen: set[str] = set()
+    out = []
+    for store in stores:
+        key = _store_key(store)
+        if key not in seen:
+            seen.add(key)
+            out.append(store)
+    return out
 
 
 def read_table(store: Store, name: str) -> pd.DataFrame:

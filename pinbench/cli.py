@@ -426,9 +426,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    import contextlib
+
     from .results import write_run
     from .run import make_spec
-    from .storage import resolve
+    from .storage import exclusive_writer, resolve
 
     console = Console()
     values: dict = {"task": args.task, "method": args.method, "preset": args.preset, "plugins": args.plugin}
@@ -445,56 +447,58 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         data_dir = getattr(spec.task_config, "data_dir", None)
         check_output_path(args.out, "--out", data_dirs=(data_dir,), directory=True)
-    config = spec.run
-    _quiet_transformers()
-    trainer = spec.method_class(spec)
-    status = "completed"
-    with Progress(TextColumn("[bold]{task.fields[name]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[signal]}  best {task.fields[best]}  {task.fields[source]} {task.fields[prompt]!r}"),
-                  console=console) as bar:
-        task = spec.task_class
-        metric = f"{task.selection_split}_{task.selection_metric}"
-        source = trainer.evaluation_source
-        job = bar.add_task("train", total=config.steps, name=args.preset or spec.method, signal="",
-                           best="-", source=source, prompt="")
+    # One process per --out: a second run into it is refused naming the first (not lost).
+    with exclusive_writer(args.out, "--out") if args.out is not None else contextlib.nullcontext():
+        config = spec.run
+        _quiet_transformers()
+        trainer = spec.method_class(spec)
+        status = "completed"
+        with Progress(TextColumn("[bold]{task.fields[name]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("{task.fields[signal]}  best {task.fields[best]}  {task.fields[source]} {task.fields[prompt]!r}"),
+                      console=console) as bar:
+            task = spec.task_class
+            metric = f"{task.selection_split}_{task.selection_metric}"
+            source = trainer.evaluation_source
+            job = bar.add_task("train", total=config.steps, name=args.preset or spec.method, signal="",
+                               best="-", source=source, prompt="")
 
-        def on_step(row: dict) -> None:
-            best = trainer.result.best
-            # the step's training signal: the sampled prompts' mean reward (RL) or the loss (PEZ)
-            key = next((k for k in ("reward_mean", "loss") if row.get(k) is not None), None)
-            fields = {"signal": f"{key.removesuffix('_mean')} {row[key]:.3g}" if key else ""}
-            if best and metric in best:
-                fields["best"] = f"{best[metric]:.4g}"
-            prompt = trainer.evaluated_prompt(row)
-            if prompt is not None:
-                fields["prompt"] = prompt
-                if not console.is_terminal:  # logs (cluster jobs, CI): a line per evaluation
-                    console.print(f"step {row['step']}/{config.steps} {fields['signal']} "
-                                  f"{metric} {row.get(metric, float('nan')):.4f} {source} {prompt!r}")
-            bar.update(job, advance=1, **fields)
+            def on_step(row: dict) -> None:
+                best = trainer.result.best
+                # the step's training signal: the sampled prompts' mean reward (RL) or the loss (PEZ)
+                key = next((k for k in ("reward_mean", "loss") if row.get(k) is not None), None)
+                fields = {"signal": f"{key.removesuffix('_mean')} {row[key]:.3g}" if key else ""}
+                if best and metric in best:
+                    fields["best"] = f"{best[metric]:.4g}"
+                prompt = trainer.evaluated_prompt(row)
+                if prompt is not None:
+                    fields["prompt"] = prompt
+                    if not console.is_terminal:  # logs (cluster jobs, CI): a line per evaluation
+                        console.print(f"step {row['step']}/{config.steps} {fields['signal']} "
+                                      f"{metric} {row.get(metric, float('nan')):.4f} {source} {prompt!r}")
+                bar.update(job, advance=1, **fields)
 
-        error = ""
-        try:
-            result = trainer.train(on_step)
-        except (KeyboardInterrupt, NonFiniteError) as exc:  # keep what was computed
-            status, error = ("interrupted", "") if isinstance(exc, KeyboardInterrupt) else ("failed", str(exc))
-            result = trainer.result
-            result.steps_done = trainer.step_count
-    best, test = result.best, result.test
-    if best:
-        split = spec.task_class.selection_split
-        console.print(f"best {split} prompt (step {best['step']}): {best['prompt']!r}  "
-                      + metrics_line({k: v for k, v in best.items() if k.startswith(f"{split}_")}))
-    if test:
-        console.print("test: " + metrics_line(test))
-    console.print(f"{result.steps_done} steps in {result.wall_time_s:.0f} s ({status})")
-    if args.out is not None:
-        with signals.deferred(f"the run to {args.out}"):
-            write_run(args.out, result, status=status, error=error)
-        console.print(f"results written to {args.out}/")
-    if error:
-        console.print(f"error: {error}")
-    return {"completed": 0, "interrupted": signals.exit_code()}.get(status, 1)
+            error = ""
+            try:
+                result = trainer.train(on_step)
+            except (KeyboardInterrupt, NonFiniteError) as exc:  # keep what was computed
+                status, error = ("interrupted", "") if isinstance(exc, KeyboardInterrupt) else ("failed", str(exc))
+                result = trainer.result
+                result.steps_done = trainer.step_count
+        best, test = result.best, result.test
+        if best:
+            split = spec.task_class.selection_split
+            console.print(f"best {split} prompt (step {best['step']}): {best['prompt']!r}  "
+                          + metrics_line({k: v for k, v in best.items() if k.startswith(f"{split}_")}))
+        if test:
+            console.print("test: " + metrics_line(test))
+        console.print(f"{result.steps_done} steps in {result.wall_time_s:.0f} s ({status})")
+        if args.out is not None:
+            with signals.deferred(f"the run to {args.out}"):
+                write_run(args.out, result, status=status, error=error)
+            console.print(f"results written to {args.out}/")
+        if error:
+            console.print(f"error: {error}")
+        return {"completed": 0, "interrupted": signals.exit_code()}.get(status, 1)
 
 
 def metrics_line(metrics: dict) -> str:

@@ -14,12 +14,14 @@ URI parameters), or the AWS SDK's ``AWS_ENDPOINT_URL``, which pyarrow honours as
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -171,3 +173,51 @@ def check_writable(where: str | os.PathLike | Location, what: str = "results") -
     except Exception as exc:  # OSError, ArrowException: whatever the filesystem says
         raise ConfigError(f"cannot write {what} to '{location.uri}': {_one_line(exc)}") from exc
     return location
+
+
+# ---------------------------------------------------------------------------------------------
+# One writer per results directory
+# ---------------------------------------------------------------------------------------------
+
+LOCK_NAME = ".pinbench.lock"
+
+
+@contextlib.contextmanager
+def exclusive_writer(location: "str | Path | Location", what: str) -> Iterator[None]:
+    """Hold ``<location>/.pinbench.lock`` (an ``flock``, released by the kernel when the process
+    ends, however it ends) while a command writes there: a second process that would write the same
+    store or ``--out`` is refused with an error naming the first (pid, host, command, start).
+    Object stores have no lock: there the runs are not protected against each other (documented)."""
+    loc = resolve(location) if not isinstance(location, Location) else location
+    if loc.local is None:
+        yield
+        return
+    import fcntl
+    import json
+    import socket
+    import sys
+    import time
+
+    directory = loc.local
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+            except ValueError:
+                holder = {}
+            who = (f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, `{holder.get('command', '?')}`, "
+                   f"since {holder.get('since', '?')}")
+            raise ConfigError(f"{what} '{location}' is being written by another pinbench process ({who}); "
+                              "wait for it to finish or choose another directory") from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(["pinbench", *sys.argv[1:]])[:300],
+                "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -354,7 +354,7 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
     import ray
     from ray import tune
 
-    from .storage import check_writable
+    from .storage import check_writable, exclusive_writer, resolve
 
     # The trackers' callbacks are built here, before Ray starts: a missing package fails now.
     run_config = run_config_for(suite, results_dir=results_dir, storage=storage, max_failures=max_failures,
@@ -363,53 +363,56 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
     check_writable(results_dir)
     if storage:
         check_writable(storage, "Tune's checkpoints")
-    store = ResultsStore(results_dir, suite.name)
-    experiment_path = f"{run_config.storage_path.rstrip('/')}/{suite.name}"
-    if check_data:
-        check_trial_data(suite)
-    started = not ray.is_initialized()
-    if started and not verbose:
-        # a local Ray says at each start whether token auth is on: one line of noise on every
-        # sweep, and the line above a pre-launch error (the README covers auth for clusters)
-        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    if started:
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-                 log_to_driver=bool(verbose), logging_level=logging.INFO if verbose else logging.WARNING)
-    if not wait_for_resources:
+    # One driver per store: a second sweep into it is refused naming the first (a lock file on
+    # disks; a store in a bucket is not locked).
+    with exclusive_writer(resolve(results_dir).join(suite.name), "results store"):
+        store = ResultsStore(results_dir, suite.name)
+        experiment_path = f"{run_config.storage_path.rstrip('/')}/{suite.name}"
+        if check_data:
+            check_trial_data(suite)
+        started = not ray.is_initialized()
+        if started and not verbose:
+            # a local Ray says at each start whether token auth is on: one line of noise on every
+            # sweep, and the line above a pre-launch error (the README covers auth for clusters)
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+        if started:
+            ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                     log_to_driver=bool(verbose), logging_level=logging.INFO if verbose else logging.WARNING)
+        if not wait_for_resources:
+            try:
+                check_resources(suite)
+            except ConfigError:
+                if started:  # leave no Ray of ours behind (a test, a notebook goes on in this process)
+                    ray.shutdown()
+                raise
+        resources = {"cpu": suite.resources["cpu"], "gpu": suite.resources["gpu"]}
+        if resume and tune.Tuner.can_restore(experiment_path):
+            trainable = tune.with_resources(_skip_completed(trainable, _stored_metrics(store)), resources)
+            tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True,
+                                       param_space=None)
+            # The restored run config is the one pickled when the sweep started: this run's console,
+            # trackers and verbosity replace its own (its checkpoint settings stay, as its trials have them).
+            restored = getattr(tuner, "_local_tuner", None)
+            if restored is not None:
+                restored.get_run_config().callbacks = run_config.callbacks
+                restored.get_run_config().verbose = run_config.verbose
+        else:
+            space, tune_kwargs = tune_setup(suite, skip=store.completed() if resume else set(),
+                                            checkpoint_every_s=checkpoint_every_s)
+            if not space:
+                return store
+            tuner = tune.Tuner(tune.with_resources(trainable, resources), param_space=space, run_config=run_config,
+                               tune_config=tune.TuneConfig(**tune_kwargs))
         try:
-            check_resources(suite)
-        except ConfigError:
-            if started:  # leave no Ray of ours behind (a test, a notebook goes on in this process)
-                ray.shutdown()
-            raise
-    resources = {"cpu": suite.resources["cpu"], "gpu": suite.resources["gpu"]}
-    if resume and tune.Tuner.can_restore(experiment_path):
-        trainable = tune.with_resources(_skip_completed(trainable, _stored_metrics(store)), resources)
-        tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True,
-                                   param_space=None)
-        # The restored run config is the one pickled when the sweep started: this run's console,
-        # trackers and verbosity replace its own (its checkpoint settings stay, as its trials have them).
-        restored = getattr(tuner, "_local_tuner", None)
-        if restored is not None:
-            restored.get_run_config().callbacks = run_config.callbacks
-            restored.get_run_config().verbose = run_config.verbose
-    else:
-        space, tune_kwargs = tune_setup(suite, skip=store.completed() if resume else set(),
-                                        checkpoint_every_s=checkpoint_every_s)
-        if not space:
-            return store
-        tuner = tune.Tuner(tune.with_resources(trainable, resources), param_space=space, run_config=run_config,
-                           tune_config=tune.TuneConfig(**tune_kwargs))
-    try:
-        with _quiet_tune(bool(verbose)):
-            tuner.fit()
-    finally:
-        from .console import SweepConsole
+            with _quiet_tune(bool(verbose)):
+                tuner.fit()
+        finally:
+            from .console import SweepConsole
 
-        for callback in run_config.callbacks:
-            if isinstance(callback, SweepConsole):
-                callback.close()  # a Live table stops even when fit() raises
-    return ResultsStore(results_dir, suite.name)
+            for callback in run_config.callbacks:
+                if isinstance(callback, SweepConsole):
+                    callback.close()  # a Live table stops even when fit() raises
+        return ResultsStore(results_dir, suite.name)
 
 
 def describe(suite: Suite) -> pd.DataFrame:

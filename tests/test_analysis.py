@@ -492,3 +492,19 @@ def test_an_error_is_written_in_its_means_unit():
     assert cell(62.5, 1.26, 1) == "62.5 ± 1.3" and cell(62.5, float("nan"), 1) == "62.5"
     assert cell(5000.0, 12000.0, 1) == "5000.0 ± 12.0K"  # a small mean keeps its digits
     assert latex_cell(11400.0, 4967.4, 1) == r"11.4K{\scriptsize$\pm$5.0K}"
+
+
+def test_a_store_given_twice_or_under_another_name_counts_once(store, tmp_path):
+    """`report runs/a runs/a`, a root and a store inside it, a trailing slash, '..' and a symlink:
+    each trial is counted once (the captions' n and every mean and test rely on it)."""
+    from analysis.load import load_results
+
+    once = load_results([store])
+    link = tmp_path / "link"
+    link.symlink_to(store)
+    for paths in ([store, store, store], [store.parent, store], [f"{store}/", store.parent / ".." / "results" / store.name],
+                  [store, link]):
+        again = load_results([str(p) for p in paths])
+        assert len(again.trials) == len(once.trials) == len(RUNS), paths
+        assert sorted(again.trials["trial_id"]) == sorted(once.trials["trial_id"])
+        assert len(again.history) == len(once.history) and len(again.stores) == 1
