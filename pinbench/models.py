@@ -378,3 +378,14 @@ def mean_token_nll(lm: LoadedModel, encoded: list[list[int]], batch_size: int = 
             nll[i] = float(tok_nll)
         del logits
     return nll
+
+
+def context_length(lm: LoadedModel) -> int | None:
+    """The most positions the model can attend over (its config's max_position_embeddings /
+    n_positions), or None when the config does not say (e.g. rotary models without a limit)."""
+    cfg = getattr(lm.model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(cfg, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None

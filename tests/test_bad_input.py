@@ -514,6 +514,19 @@ def _(tiny_lm_dir):
     return evaluate(tiny_lm_dir, "--device", "gpu")
 
 
+@case("prompt-past-context")
+def _(tiny_lm_dir):
+    reviews()
+    return evaluate(tiny_lm_dir, "--prompt", " ".join(["great"] * 200))
+
+
+@case("prompt-length-past-context")
+def _(tiny_setup):
+    from conftest import train_argv
+
+    return train_argv(tiny_setup, "out", steps=2)[:-2] + ["--prompt-length", "20000"]
+
+
 @case("eval-no-prompt")
 def _():
     return ["eval", "--dataset", "sst-2"]

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ...errors import NonFiniteError
-from ...models import LoadedModel
+from ...errors import ConfigError, NonFiniteError
+from ...models import LoadedModel, context_length
 
 
 class MLPHead(nn.Module):
@@ -65,6 +65,10 @@ class QPolicy(nn.Module):
     def __init__(self, lm: LoadedModel, *, hidden: int = 2048, prompt_length: int = 5,
                  top_k: int | None = None, sample_top_k: int | None = None, q_bias: float = 0.0):
         super().__init__()
+        context = context_length(lm)
+        if context is not None and prompt_length + 1 > context:  # the start token, then the prompt
+            raise ConfigError(f"method.prompt_length = {prompt_length}: the policy model '{lm.name}' attends over "
+                              f"at most {context} positions (its start token and {context - 1} prompt tokens)")
         self.lm = lm
         self.q_bias = q_bias
         self.prompt_length = prompt_length

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .data import DatasetSpec
 from ...batching import length_batches, pad_right
 from ...errors import ConfigError
-from ...models import LoadedModel, cast_model
+from ...models import LoadedModel, cast_model, context_length
 
 Progress = Callable[[int], None]  # called with the number of (prompt, example) pairs just scored
 
@@ -222,11 +222,28 @@ class VerbalizerScorer:
         """Verbalizer probabilities [len(prompts), len(texts), classes] (float32, on CPU)."""
         if not prompts or not texts:
             return torch.zeros(len(prompts), len(texts), self.spec.num_classes)
+        self._check_context(prompts, texts)
         if self.lm.kind == "causal" and use_cache:
             logits = self._score_causal(list(prompts), list(texts), progress)
         else:
             logits = self._score_full(list(prompts), list(texts), progress)
         return logits.softmax(-1).cpu()
+
+    def _check_context(self, prompts: Sequence[str], texts: Sequence[str]) -> None:
+        """Before any forward: the longest prompt in the template with the longest input (inputs are
+        cut at ``max_input_tokens``) fits the task LM's positions; a longer row would be an index
+        error deep in the model, or minutes of scoring garbage."""
+        context = context_length(self.lm)
+        if context is None:
+            return
+        longest_text = max(texts, key=lambda t: len(self._encode(t)))
+        for i, prompt in enumerate(prompts):
+            n = len(self.full_ids(prompt, longest_text)[0])
+            if n > context:
+                own = len(self._encode(" " + prompt)) if prompt else 0
+                raise ConfigError(f"prompt {i + 1} ({own} tokens, {prompt[:40]!r}...) in the template with the "
+                                  f"longest input makes {n} tokens; task model '{self.lm.name}' attends over at most "
+                                  f"{context} (inputs are cut at {self.max_input_tokens} tokens)")
 
     @torch.no_grad()
     def score_naive(self, prompts: Sequence[str], texts: Sequence[str],
