@@ -93,8 +93,14 @@ def train_argv(tiny_setup, out, steps: int, mlp_hidden: int = 16) -> list[str]:
             "--steps", str(steps), "--eval-every", "2", "--replay-batch", "8", "--out", str(out)]
 
 
+# The data root the suite was given (`make test DATA=DIR` sets PINBENCH_DATA_DIR), read once at
+# import: tests that unset or change PINBENCH_DATA_DIR to exercise the data rule still copy their
+# inputs from the suite's data, not from ../shared/data.
+DATA_ROOT = Path(os.environ.get("PINBENCH_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
+
+
 def data_root() -> Path:
-    return Path(os.environ.get("PINBENCH_DATA_DIR", REPO.parent / "shared" / "data"))
+    return DATA_ROOT
 
 
 def shared_data(*parts: str) -> Path:
