@@ -319,3 +319,28 @@ def test_train_cli_logs_each_pez_evaluation_with_its_loss(tiny_clip_dir, image_d
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
     assert [line.split(" loss ")[0] for line in lines] == ["step 2/4", "step 4/4"]
     assert all(" train_reward 0." in line and " projected '" in line for line in lines)
+
+
+def test_unusual_image_modes_are_read_and_huge_ones_refused_before_decoding(tmp_path, monkeypatch):
+    """16-bit grey (PIL's RGB conversion clips it to white), palette, CMYK and alpha images become
+    RGB that keeps their content; a header declaring more pixels than the limit is refused by name
+    before any pixel is decoded."""
+    import numpy as np
+    from PIL import Image
+
+    from pinbench.errors import DataError
+    from pinbench.tasks.inversion import clip as C
+
+    ramp = (np.arange(64 * 32).reshape(32, 64) * 30).astype(np.uint16)  # 0 .. ~61,000
+    Image.fromarray(ramp).save(tmp_path / "grey16.png")
+    rgb = np.asarray(C.read_image(tmp_path / "grey16.png"))
+    assert rgb.shape == (32, 64, 3) and rgb.min() == 0 and rgb.max() == 255
+    assert len(np.unique(rgb[..., 0])) > 100  # a ramp, not clipped to one value
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg")
+    assert tuple(np.asarray(C.read_image(tmp_path / "cmyk.jpg"))[4, 4]) == pytest.approx((255, 0, 0), abs=8)
+    Image.new("RGBA", (8, 8), (10, 200, 30, 128)).save(tmp_path / "alpha.png")
+    assert tuple(np.asarray(C.read_image(tmp_path / "alpha.png"))[0, 0]) == (10, 200, 30)
+    Image.new("RGB", (400, 300)).save(tmp_path / "big.png")
+    monkeypatch.setattr(C, "MAX_IMAGE_PIXELS", 100_000)
+    with pytest.raises(DataError, match=r"target image '.*big.png' is 400 x 300 pixels, over the limit of 100,000"):
+        C.read_image(tmp_path / "big.png")
