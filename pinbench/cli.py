@@ -719,6 +719,13 @@ def cmd_data_manifest(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    for i, arg in enumerate(argv, start=1):  # bytes that are not UTF-8 arrive as lone surrogates
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            print(f"pinbench: error: command-line argument {i} '{shown}' is not UTF-8 text", file=sys.stderr)
+            return 2
     args = build_parser(argv).parse_args(argv)
     with signals.handled():
         try:

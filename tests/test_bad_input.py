@@ -527,6 +527,12 @@ def _(tiny_setup):
     return train_argv(tiny_setup, "out", steps=2)[:-2] + ["--prompt-length", "20000"]
 
 
+@case("argv-not-utf8")
+def _(tiny_lm_dir):
+    reviews()
+    return evaluate(tiny_lm_dir, "--prompt", b"caf\xe9".decode("utf-8", "surrogateescape"))
+
+
 @case("eval-no-prompt")
 def _():
     return ["eval", "--dataset", "sst-2"]
