@@ -145,8 +145,34 @@ def read_table(store: Store, name: str) -> pd.DataFrame:
             raise ResultsError(f"results file '{display}' lacks column(s) {missing}")
     else:  # an empty table (a store whose trials all failed early) keeps its documented columns
         frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *REQUIRED_COLUMNS[name]])))
+    _check_types(frame, display)
     frame.insert(0, "store", store.label)
     return frame
+
+
+# Columns whose type the report computes with: numbers (means, t-tests) and text (ids, status).
+NUMERIC_SUFFIXES = ("_accuracy", "_reward", "_s")
+TEXT_COLUMNS = ("trial_id", "status", "task", "method", "dataset")
+
+
+def _check_types(frame: pd.DataFrame, display: str) -> None:
+    """A table whose columns hold the wrong type (accuracies as text, a step as a float string) is
+    an error naming the column, not a mean of strings or a silently dropped row."""
+    for column in frame.columns:
+        values = frame[column].dropna()
+        if not len(values):
+            continue
+        numeric = column in ("step", "steps", "run.seed", "schema_version") or (
+            column.startswith(("dev_", "test_", "train_", "best_")) and column.endswith(NUMERIC_SUFFIXES))
+        if numeric and not pd.api.types.is_numeric_dtype(values):
+            bad = values[pd.to_numeric(values, errors="coerce").isna()]
+            example = bad.iloc[0] if len(bad) else values.iloc[0]
+            raise ResultsError(f"results file '{display}': column '{column}' should hold numbers, "
+                               f"has {type(example).__name__} values such as {example!r}")
+        if column in TEXT_COLUMNS and not all(isinstance(v, str) for v in values):
+            example = next(v for v in values if not isinstance(v, str))
+            raise ResultsError(f"results file '{display}': column '{column}' should hold text, "
+                               f"has {type(example).__name__} values such as {example!r}")
 
 
 def load_results(paths: list[str | Path] | str | Path) -> Results:

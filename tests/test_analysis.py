@@ -508,3 +508,15 @@ def test_a_store_given_twice_or_under_another_name_counts_once(store, tmp_path):
         assert len(again.trials) == len(once.trials) == len(RUNS), paths
         assert sorted(again.trials["trial_id"]) == sorted(once.trials["trial_id"])
         assert len(again.history) == len(once.history) and len(again.stores) == 1
+
+
+@pytest.mark.parametrize("column,value,kind", [("test_accuracy", "0.75", "numbers"), ("status", 1, "text")])
+def test_a_results_table_with_a_wrongly_typed_column_is_an_error_naming_it(store, column, value, kind):
+    """Accuracies written as text would be averaged as strings or dropped; an error names the column."""
+    from analysis.load import ResultsError, load_results
+
+    trials = pd.read_parquet(store / "trials.parquet")
+    trials[column] = [value] * len(trials)
+    trials.to_parquet(store / "trials.parquet", index=False)
+    with pytest.raises(ResultsError, match=rf"trials.parquet': column '{column}' should hold {kind}"):
+        load_results([store])
