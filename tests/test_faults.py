@@ -170,7 +170,7 @@ def test_a_diverged_q_network_fails_the_run_naming_the_cause_and_keeps_the_steps
     the run stops with an error naming the Q values and the settings to lower, and --out holds the
     steps done (status failed), not a traceback from sparsemax."""
     from pinbench.cli import main
-    from pinbench.methods.rl.policy import Policy
+    from pinbench.methods.rl.policy import QPolicy as Policy
 
     original, calls = Policy.q_values, []
 
