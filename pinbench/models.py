@@ -282,6 +282,10 @@ def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_c
             f"could not load {kind} model '{name}' from the Hugging Face hub or a local directory "
             f"({reason}). Offline? {_offline_hint()}"
         ) from exc
+    except Exception as exc:  # noqa: BLE001 - safetensors' or torch's error on a damaged weights file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelLoadError(f"could not load {kind} model '{name}': a file of it is damaged or incomplete "
+                             f"(cut short by a download or a full disk?): {type(exc).__name__}: {first}") from exc
     if kind == "clip" and not all(hasattr(model, m) for m in ("get_text_features", "get_image_features")):
         raise ModelLoadError(f"model '{name}' is a {type(model).__name__}, not a CLIP-style dual encoder "
                              "(it has no get_text_features / get_image_features)")

@@ -533,6 +533,18 @@ def _(tiny_lm_dir):
     return evaluate(tiny_lm_dir, "--prompt", b"caf\xe9".decode("utf-8", "surrogateescape"))
 
 
+@case("model-file-cut-short")
+def _(tiny_lm_dir):
+    import shutil
+
+    shutil.copytree(tiny_lm_dir, "cut-model")
+    weights = Path("cut-model") / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    reviews()
+    return evaluate("cut-model")
+
+
 @case("eval-no-prompt")
 def _():
     return ["eval", "--dataset", "sst-2"]
