@@ -227,6 +227,12 @@ def parse_suite(raw, source: str = "<memory>", max_trials: int = MAX_TRIALS) -> 
     name = raw.get("name")
     if not isinstance(name, str) or not name or "/" in name:
         raise ConfigError(f"{source}: 'name' must be a non-empty string without '/', got {name!r}")
+    # the name is a directory of the results store and a prefix of every trial id (Parquet, Tune's
+    # experiment folder, bucket keys): nothing a filesystem or an object store refuses or reads otherwise
+    if name in (".", "..") or len(name.encode("utf-8")) > 100 or any(c in name for c in '\\:*?"<>|') or \
+            not name.isprintable():
+        raise ConfigError(f"{source}: 'name' {name!r} cannot name a results directory: use at most 100 bytes of "
+                          "printable characters, none of \\ : * ? \" < > |, and not . or ..")
     plugins = raw.get("plugins") or []
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise ConfigError(f"{source}: plugins: expected a list of module names, got {plugins!r}")

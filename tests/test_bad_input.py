@@ -447,6 +447,12 @@ def _():
     return ["sweep", "bad.yaml", "--dry-run"]
 
 
+@case("suite-name-unusable")
+def _():
+    write("bad.yaml", 'name: "results: v2?"\n')
+    return ["sweep", "bad.yaml", "--dry-run"]
+
+
 @case("suite-key-twice")
 def _():
     write("bad.yaml", "name: s\nbase:\n  steps: 2\n  steps: 500\n")
