@@ -242,5 +242,9 @@ def naturalness(results: Results, options: NaturalnessOptions | None = None, use
             mine = table.merge(wanted.loc[wanted["store"] == store.label, key].drop_duplicates(), on=key)
             if len(mine):
                 merged = pd.concat([f for f in (caches[store.label], mine) if len(f)], ignore_index=True)
-                store.write(CACHE_FILE, merged.drop_duplicates(subset=key, keep="last"))
+                try:  # a cache: a store that may be read but not written still gets its report
+                    store.write(CACHE_FILE, merged.drop_duplicates(subset=key, keep="last"))
+                except OSError as exc:
+                    warnings.append(f"naturalness cache not saved in {store.display(CACHE_FILE)} "
+                                    f"({exc.strerror or exc}); the next report computes these prompts again")
     return NaturalnessRun(table, len(fresh), warnings)

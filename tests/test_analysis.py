@@ -520,3 +520,19 @@ def test_a_results_table_with_a_wrongly_typed_column_is_an_error_naming_it(store
     trials.to_parquet(store / "trials.parquet", index=False)
     with pytest.raises(ResultsError, match=rf"trials.parquet': column '{column}' should hold {kind}"):
         load_results([store])
+
+
+def test_a_store_that_cannot_be_written_still_gets_its_report(store, tmp_path, tiny_lm_dir, monkeypatch):
+    """The naturalness cache is written into the store; a read-only store (a colleague's, a mounted
+    bucket) gives the report anyway, with a warning that the cache was not saved."""
+    from analysis.load import Store
+
+    def read_only(self, name, frame):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Store, "write", read_only)
+    report = build_report([store], tmp_path / "r", options(tiny_lm_dir))
+    assert report.computed_prompts == report.trials["best_prompt"].nunique()
+    assert report.trials["perplexity"].notna().all()
+    assert any("naturalness cache not saved" in w and "Permission denied" in w for w in report.warnings)
+    assert not (store / "naturalness.parquet").exists()
