@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import socket
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from .errors import ConfigError, DataError
 from .io import write_text
 
 MANIFEST_FORMAT = 1
+MIN_RATE = 20_000  # bytes per second a download must average (a trickling mirror is given up on)
 CHUNK = 1 << 16
 
 RLPROMPT_COMMIT = "30528c21e5eb6cbeefa3036d7c7e4ae7e98e597e"
@@ -261,14 +263,35 @@ def _http_to_part(url: str, part: Path, file: ManifestFile, timeout: float) -> N
     with resp:
         resumed = have and resp.status == 206 and \
             resp.headers.get("Content-Range", "").startswith(f"bytes {have}-")
+        start = have if resumed else 0
+        # A body that never ends, or trickles in under the socket timeout, must not hold the
+        # command forever: at most one byte past the manifest's size is read, and the whole file
+        # gets until a deadline set by a minimum rate.
+        began = time.monotonic()
+        deadline = began + max(timeout, (file.size - start) / MIN_RATE)
         try:
             with open(part, "ab" if resumed else "wb") as out:
-                while chunk := resp.read(CHUNK):
+                written = start
+                # read1: what has arrived (read(n) would wait for all n bytes of a trickle)
+                while written <= file.size and (chunk := resp.read1(min(CHUNK, file.size + 1 - written))):
                     out.write(chunk)
+                    written += len(chunk)
+                    if time.monotonic() > deadline and written < file.size:
+                        raise _Interrupted(f"the server sent {written:,} of {file.size:,} bytes in "
+                                           f"{time.monotonic() - began:.0f} s, slower than {MIN_RATE // 1000} kB/s")
                 out.flush()
                 os.fsync(out.fileno())
         except (http.client.HTTPException, ConnectionError, socket.timeout) as exc:
             raise _Interrupted(str(exc) or type(exc).__name__) from None
+        length = resp.headers.get("Content-Length")
+        if written < file.size and length is not None and length.isdigit() and written - start == int(length):
+            part.unlink()  # the whole response came, and it is not the file: not worth resuming
+            raise DataError(f"cannot download '{file.path}': {url} answered {resp.status} with a body of {int(length):,} "
+                            f"bytes, but the file has {file.size:,} (an error page?); nothing kept")
+        if written > file.size:
+            part.unlink()
+            raise DataError(f"cannot download '{file.path}': {url} sent more than the manifest's {file.size:,} bytes "
+                            "(an error page, or another file); nothing kept")
     got = part.stat().st_size
     if got < file.size:
         raise _Interrupted(f"the connection closed after {got} of {file.size} bytes")

@@ -13,6 +13,7 @@ import json
 import shutil
 import socket
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -67,6 +68,9 @@ class DataServer(ThreadingHTTPServer):
         self.corrupt: set[str] = set()
         self.drop: dict[str, int] = {}  # path -> how many more responses to cut halfway
         self.ranges = True
+        self.endless: set[str] = set()  # the body goes on past the file (no Content-Length)
+        self.trickle: set[str] = set()  # one byte every 20 ms
+        self.error_page: set[str] = set()  # 200 with a short HTML page instead of the file
 
     @property
     def url(self) -> str:
@@ -84,6 +88,30 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         body = file.read_bytes()
+        if rel in srv.error_page:
+            page = b"<html><body>Mirror maintenance: try later</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
+        if rel in srv.endless or rel in srv.trickle:
+            self.send_response(200)
+            self.end_headers()
+            try:
+                if rel in srv.endless:
+                    self.wfile.write(body)
+                    for _ in range(10_000):  # ~650 MB: far past any file
+                        self.wfile.write(b"x" * 65536)
+                else:
+                    for i in range(len(body)):
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(0.02)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.close_connection = True
+            return
         if rel in srv.corrupt:
             body = body[:-1] + bytes([body[-1] ^ 0xFF])  # same size, one byte off
         start = 0
@@ -429,3 +457,29 @@ def test_manifest_written_by_the_cli_lists_a_data_roots_files(source_root, tmp_p
     entry = next(f for f in data["datasets"]["sst-2"]["files"] if f["path"] == BIG)
     assert entry["sha256"] == hashlib.sha256((source_root / BIG).read_bytes()).hexdigest()
     assert entry["url"].endswith("/16-shot/sst-2/16-13/test.tsv")
+
+
+def test_a_mirror_that_misbehaves_is_an_error_naming_the_file_and_nothing_is_kept(server, manifest_file, places,
+                                                                                 monkeypatch):
+    """An error page answered with status 200, a body that never ends and a body that trickles in
+    under the socket timeout: each ends with an error naming the file, in bounded time and memory."""
+    from pinbench import data_download as D
+
+    manifest = load_manifest(manifest_file)
+    cache = places / "cache" / "data"
+    server.error_page.add(BIG)
+    with pytest.raises(DataError, match=rf"'{BIG}': .* answered 200 with a body of 55 bytes, but the file has .* "
+                                        r"\(an error page\?\); nothing kept"):
+        download(["sst-2"], manifest=manifest, mirror=server.url, attempts=3)
+    assert not (cache / BIG).exists() and not (cache / f"{BIG}.part").exists()
+    server.error_page.clear()
+    server.endless.add(BIG)
+    with pytest.raises(DataError, match=rf"'{BIG}': .* sent more than the manifest's .* bytes"):
+        download(["sst-2"], manifest=manifest, mirror=server.url, attempts=3)
+    assert not (cache / f"{BIG}.part").exists()
+    server.endless.clear()
+    server.trickle.add(BIG)
+    monkeypatch.setattr(D, "MIN_RATE", 10 ** 9)  # the deadline is the timeout: 1 s
+    with pytest.raises(DataError, match=rf"download of '{BIG}' .*slower than"):
+        D.fetch_file(manifest["sst-2"].files[[f.path for f in manifest["sst-2"].files].index(BIG)], cache,
+                     mirror=server.url, attempts=1, timeout=1.0)
