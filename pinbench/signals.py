@@ -55,6 +55,17 @@ def _note_sigint(signum, frame) -> None:
     signal.default_int_handler(signum, frame)
 
 
+_active: list[bool] = []  # inside handled(): the handlers below are the command's
+
+
+def reinstall() -> None:
+    """Put the command's SIGTERM and SIGHUP handlers back after a library replaced them (ray.init
+    installs a C handler that dumps a stack and aborts on SIGTERM, losing the sweep's graceful stop)."""
+    if _active and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _as_interrupt)
+        signal.signal(signal.SIGHUP, _as_interrupt)
+
+
 @contextlib.contextmanager
 def handled() -> Iterator[None]:
     """For the duration of a command (main thread only): SIGTERM and SIGHUP act as SIGINT."""
@@ -66,9 +77,11 @@ def handled() -> Iterator[None]:
     signal.signal(signal.SIGINT, _note_sigint)
     signal.signal(signal.SIGTERM, _as_interrupt)
     signal.signal(signal.SIGHUP, _as_interrupt)
+    _active.append(True)
     try:
         yield
     finally:
+        _active.pop()
         for s, handler in previous.items():
             signal.signal(s, handler)
 

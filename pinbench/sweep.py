@@ -27,6 +27,7 @@ from typing import Callable
 import pandas as pd
 import torch
 
+from . import signals
 from .errors import ConfigError, NonFiniteError, PinbenchError
 from .results import ResultsStore, frames
 from .run import make_spec
@@ -378,6 +379,7 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
         if started:
             ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
                      log_to_driver=bool(verbose), logging_level=logging.INFO if verbose else logging.WARNING)
+            signals.reinstall()  # Ray's own SIGTERM handler aborts the driver: SIGTERM stops the sweep as Ctrl-C does
         if not wait_for_resources:
             try:
                 check_resources(suite)
