@@ -17,6 +17,7 @@ tokenised on its own. That keeps the cached prefix identical to the uncached seq
 
 from __future__ import annotations
 
+import dataclasses
 import string
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import DatasetSpec
-from ...batching import length_batches, pad_right
+from ...batching import PAD_MULTIPLE, length_batches, pad_right, padded
 from ...errors import ConfigError
 from ...models import LoadedModel, cast_model, context_length
 
@@ -263,14 +264,14 @@ class VerbalizerScorer:
 
     def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Row indices grouped so that rows x longest row <= max_batch_tokens (sorted by length)."""
-        return length_batches(lengths, self.max_batch_tokens)
+        return length_batches(lengths, self.max_batch_tokens, multiple=PAD_MULTIPLE)
 
     def _score_full(self, prompts: list[str], texts: list[str], progress: Progress | None) -> torch.Tensor:
         rows = [self.full_ids(p, t) for p in prompts for t in texts]
         out = torch.empty(len(rows), self.spec.num_classes)
         device = self.lm.device
         for batch in self._batches([len(ids) for ids, _ in rows]):
-            input_ids, mask = pad_right([rows[i][0] for i in batch], self.pad_id)
+            input_ids, mask = pad_right([rows[i][0] for i in batch], self.pad_id, PAD_MULTIPLE)
             self._held(input_ids.numel())
             hidden = self.body(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
             pos = torch.tensor([rows[i][1] for i in batch], device=device)
@@ -298,7 +299,7 @@ class VerbalizerScorer:
         Right padding: real tokens never attend to the pads after them, so each row's first n
         keys/values are exactly those of its unpadded prefix."""
         device = self.lm.device
-        input_ids, mask = pad_right(ids_list, self.pad_id)
+        input_ids, mask = pad_right(ids_list, self.pad_id, PAD_MULTIPLE)
         self._held(input_ids.numel())
         out = self.body(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=True)
         lengths = torch.tensor([len(i) for i in ids_list], dtype=torch.long)
@@ -360,9 +361,9 @@ class VerbalizerScorer:
         # and reuse their cached prefixes.
         widest = max(sum(len(blocks[p]) for p in chunk) for chunk in chunks)
         bucket = 1 << max(widest - 1, 0).bit_length()
-        groups = length_batches([len(i) + bucket for i in prefix_ids], self.max_batch_tokens)
+        groups = length_batches([padded(len(i)) + bucket for i in prefix_ids], self.max_batch_tokens)
         keys = [tuple(texts[i] for i in g) for g in groups]
-        need = sum(len(g) * max(len(prefix_ids[i]) for i in g) for g in groups)
+        need = sum(len(g) * padded(max(len(prefix_ids[i]) for i in g)) for g in groups)
         keep = self.cache_inputs and need <= self.max_cached_tokens
         in_use = set(keys)
         out = torch.empty(len(texts), len(prompts), self.spec.num_classes)
@@ -397,6 +398,7 @@ class VerbalizerScorer:
         if not packed:
             return h
         layout = packed_layout(prefix.lengths.tolist(), [len(b) for b in blocks])
+        layout = dataclasses.replace(layout, padded_width=prefix.width)  # the keys' (rounded) width
         self._held(g * (prefix.width + packed))
         input_ids = torch.tensor([i for b in blocks for i in b], dtype=torch.long)
         hidden = self.body(
@@ -438,10 +440,11 @@ class PackedLayout:
     block: torch.Tensor  # [T] index of the block each packed token belongs to
     offset: torch.Tensor  # [T] token's index inside its block
     last: torch.Tensor  # [P] packed index of each block's last token, -1 for an empty block
+    padded_width: int | None = None  # the cached keys' width when padded past the longest prefix
 
     @property
     def prefix_width(self) -> int:
-        return int(self.prefix_lengths.max())
+        return self.padded_width or int(self.prefix_lengths.max())
 
     @property
     def positions(self) -> torch.Tensor:
