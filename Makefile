@@ -40,8 +40,11 @@ demo: $(STAMP)
 	$(BIN)/pinbench report results/quickstart --out report --published matching
 	@echo "The quickstart report: $(CURDIR)/report/report.md"
 
+# One pytest-xdist worker per core, at most 4 (each may start a local Ray with its trial workers).
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: $(STAMP)
-	PINBENCH_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q -n auto --dist loadgroup tests
+	PINBENCH_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/score_throughput.py --data-dir $(DATA)/few-shot
