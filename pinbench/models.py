@@ -328,13 +328,16 @@ MAX_ENCODER_TOKENS = 8192
 MAX_LOGITS = 1 << 26
 
 
-def encoder_batches(lm: LoadedModel, texts: list[str], batch_size: int, **tokenize):
+def encoder_batches(lm: LoadedModel, texts: list[str], batch_size: int, ids: list[list[int]] | None = None,
+                    **tokenize):
     """(indices, ids [B, L], attention mask [B, L]) per batch of ``texts``, on the model's device:
     at most ``batch_size`` rows and :data:`MAX_ENCODER_TOKENS` padded tokens, sorted by length.
-    ``tokenize``: the tokenizer's keyword arguments (truncation, max_length)."""
+    ``ids``: the texts' token ids when the caller has them already; else ``tokenize``, the
+    tokenizer's keyword arguments (truncation, max_length), makes them."""
     from .batching import length_batches, pad_right
 
-    ids = lm.tokenizer(list(texts), **{"truncation": True, **tokenize})["input_ids"]
+    if ids is None:
+        ids = lm.tokenizer(list(texts), **{"truncation": True, **tokenize})["input_ids"]
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     for batch in length_batches([len(i) for i in ids], MAX_ENCODER_TOKENS, max_rows=batch_size):
         input_ids, mask = pad_right([ids[i] for i in batch], pad)

@@ -182,8 +182,7 @@ class BertScorer:
         texts = [self._prefix + s for s in sentences]
         ids = self.lm.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=self._max_length)["input_ids"]
         out: list = [None] * len(ids)
-        for batch, input_ids, mask in encoder_batches(self.lm, texts, self.batch_size, add_special_tokens=True,
-                                                      max_length=self._max_length):
+        for batch, input_ids, mask in encoder_batches(self.lm, texts, self.batch_size, ids=ids):
             states = hidden_states_at(self.lm.model, self.layer, input_ids, mask).float().cpu()
             for row, i in enumerate(batch):
                 n = len(ids[i])
