@@ -283,8 +283,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     console = Console()
     if args.predictions is not None:
         check_table_path(args.predictions)  # fail before scoring, not after
-        check_output_path(args.predictions, "--predictions", inputs=tuple(args.outputs or ()),  # classification:
-                          data_dirs=(args.data_dir,) if args.task != "classification" else ())  # below, with its split
+        if args.task != "classification":  # classification: below, once its split file is known
+            check_output_path(args.predictions, "--predictions", inputs=tuple(args.outputs or ()),
+                              data_dirs=(args.data_dir,))
     _quiet_transformers()
     if args.task == "inversion":
         return cmd_eval_inversion(args, console)
@@ -440,9 +441,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             values[f"{section}.{name}"] = value
     values.update(_key_values(args.set))
     spec = make_spec(values, "pinbench train", from_strings=True)
-    if args.out is not None and resolve(args.out).is_file():  # a path or a URI (s3://...)
+    out = resolve(args.out) if args.out is not None else None  # a path or a URI (s3://...)
+    if out is not None and out.is_file():
         raise ConfigError(f"--out '{args.out}' is a file; give a directory (for config.json and the results tables)")
-    if args.out is not None and resolve(args.out).local is not None:  # before the models load
+    if out is not None and out.local is not None:  # before the models load
         from .io import check_output_path
 
         data_dir = getattr(spec.task_config, "data_dir", None)
