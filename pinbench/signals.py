@@ -67,23 +67,31 @@ def reinstall() -> None:
 
 
 @contextlib.contextmanager
+def _installed(handlers: dict) -> Iterator[None]:
+    """``handlers`` (signal -> handler) for the block, the previous ones restored after it."""
+    previous = {s: signal.getsignal(s) for s in handlers}
+    for s, handler in handlers.items():
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
 def handled() -> Iterator[None]:
     """For the duration of a command (main thread only): SIGTERM and SIGHUP act as SIGINT."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _first.clear()
-    previous = {s: signal.getsignal(s) for s in CAUGHT}
-    signal.signal(signal.SIGINT, _note_sigint)
-    signal.signal(signal.SIGTERM, _as_interrupt)
-    signal.signal(signal.SIGHUP, _as_interrupt)
-    _active.append(True)
-    try:
-        yield
-    finally:
-        _active.pop()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    with _installed({signal.SIGINT: _note_sigint, signal.SIGTERM: _as_interrupt, signal.SIGHUP: _as_interrupt}):
+        _active.append(True)
+        try:
+            yield
+        finally:
+            _active.pop()
 
 
 @contextlib.contextmanager
@@ -99,11 +107,5 @@ def deferred(what: str = "the results") -> Iterator[None]:
         print(f"pinbench: {signal.Signals(signum).name} received while writing {what}; finishing the write first",
               file=sys.stderr, flush=True)
 
-    previous = {s: signal.getsignal(s) for s in CAUGHT}
-    for s in CAUGHT:
-        signal.signal(s, note)
-    try:
+    with _installed({s: note for s in CAUGHT}):
         yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
