@@ -37,14 +37,21 @@ class RunConfig:
     """Score the method's current prompt on the selection split every N iterations (and at the last)."""
     test: bool = True
     """Score the chosen prompt on the task's report split (test) at the end."""
+    selection: str = "metric"
+    """Which evaluated prompt is the run's result: "metric", the best by the task's selection metric
+    (dev accuracy for classification), its reward breaking ties; "reward", the best by its reward on
+    the selection split (the RL authors' trainers keep the highest dev reward), the metric breaking
+    ties. Tasks that select on their reward (style transfer, inversion) are the same under both."""
 
     def __post_init__(self):
         require([(self.steps >= 1, "steps", ">= 1"), (self.eval_every >= 1, "eval_every", ">= 1"),
+                 (self.selection in SELECTIONS, "selection", f"one of {list(SELECTIONS)}"),
                  (_device_type(self.device) in DEVICE_TYPES, "device",
                   "cpu, cuda or cuda:N (as torch names devices; 'gpu' is not one)")], self)
 
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+SELECTIONS = ("metric", "reward")
 
 
 def _device_type(name: str) -> str | None:

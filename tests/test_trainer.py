@@ -425,6 +425,68 @@ def test_the_buffer_and_the_update_get_the_shaped_rewards(small_lm, overrides, s
     assert seen == [pytest.approx(stored, abs=1e-3)]
 
 
+class GroupedRewardTask(TargetTask):
+    """Style transfer's shape: prompts paired with inputs 0, 1, 0, 1, each with two reward draws;
+    the z-score is taken within each input's group (tests/test_rewards.py has the arithmetic)."""
+
+    cacheable = False
+
+    def score(self, prompts, split="train"):
+        out = super().score(prompts, split)
+        if split == "train":
+            draws = torch.tensor([[1.0, 3.0], [10.0, 30.0], [5.0, 7.0], [50.0, 70.0]])
+            out |= {"reward": draws.mean(-1), "reward_draws": draws, "reward_group": torch.tensor([0, 1, 0, 1])}
+        return out
+
+
+def test_the_buffer_holds_rewards_z_scored_within_each_group(small_lm):
+    """Group 0 pools 1, 3, 5, 7 (mean 4, std 2.236) and group 1 10, 30, 50, 70 (mean 40, std
+    22.36): both give z = -0.894, +0.894. One z-score over the whole step would not."""
+    trainer = Trainer(small_config(prompts_per_step=4, replay_size=10, replay_batch=8, steps=2, reward_scale=2.0,
+                                   reward_shift=1.0), GroupedRewardTask(), small_lm)
+    trainer.step()
+    z = 2.0 / (5 ** 0.5)  # (2 - 4) / sqrt(5) in group 0; (20 - 40) / sqrt(500) in group 1
+    assert trainer.buffer._data["reward"][:4].tolist() == pytest.approx(
+        [1 - 2 * z, 1 - 2 * z, 1 + 2 * z, 1 + 2 * z], abs=1e-3)
+
+
+def test_selection_by_reward_keeps_the_highest_dev_reward():
+    """run.selection "reward" (the RL authors' trainers): reward first, the metric breaks ties."""
+    from pinbench.methods.base import PromptBook
+    from pinbench.run import RunResult
+
+    by_metric = PromptBook(TargetTask(), RunResult(small_config()))
+    by_reward = PromptBook(TargetTask(), RunResult(small_config(selection="reward")))
+    for book in (by_metric, by_reward):
+        book.consider("great movie fun", 1, "greedy")  # accuracy 1, reward 1
+        book.consider("great it was", 2, "greedy")     # accuracy 0, reward 1/3
+    assert by_metric.result.best["step"] == by_reward.result.best["step"] == 1
+    other = TargetTask()
+    other.score = lambda prompts, split="train": {  # accuracy and reward disagree
+        "accuracy": torch.tensor([float(p == "a") for p in prompts]),
+        "reward": torch.tensor([2.0 if p == "b" else 1.0 for p in prompts])}
+    for selection, best in (("metric", "a"), ("reward", "b")):
+        book = PromptBook(other, RunResult(small_config(selection=selection)))
+        for step, prompt in enumerate(["a", "b", "c"], 1):
+            book.consider(prompt, step, "greedy")
+        assert book.result.best["prompt"] == best
+    with pytest.raises(ConfigError, match="selection"):
+        small_config(selection="accuracy")
+
+
+def test_a_retokenizing_policy_resumes_from_a_compact_checkpoint(small_lm, tmp_path):
+    first = Trainer(small_config(steps=12, policy_input="retokenize"), task=TargetTask(), policy_lm=small_lm)
+    for _ in range(4):
+        first.step()
+    path = tmp_path / "state.pt"
+    torch.save(first.state_dict(compact=True), path)
+    state = torch.load(path, weights_only=True)
+    assert "hidden" not in state["buffer"]["data"] and "context" in state["buffer"]["data"]
+    second = Trainer(small_config(steps=12, policy_input="retokenize"), task=TargetTask(), policy_lm=small_lm)
+    second.load_state_dict(state)
+    assert torch.allclose(second.buffer._data["hidden"][:64], first.buffer._data["hidden"][:64], atol=1e-5)
+
+
 @pytest.mark.parametrize("clip", [1e-7, 1e6])
 def test_gradients_are_clipped_to_grad_clip_before_the_update(small_lm, clip, monkeypatch):
     trainer = Trainer(small_config(grad_clip=clip, replay_size=0, steps=2), TargetTask(), small_lm)

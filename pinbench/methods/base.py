@@ -54,6 +54,7 @@ class PromptBook:
         self.scores: dict[tuple[str, str], dict[str, float]] = {}  # (split, prompt) -> metrics
         metric = task.metric(task.selection_metric)
         self._sign = 1.0 if metric.higher_is_better else -1.0
+        self._by_reward = result.spec.run.selection == "reward"
 
     # -- the budget: every scoring and gradient step a run pays for ----------------------------
 
@@ -91,7 +92,9 @@ class PromptBook:
         return [self.scores[(split, p)] for p in prompts]
 
     def _key(self, metrics: dict) -> tuple[float, float]:
-        return self._sign * metrics[self.task.selection_metric], metrics["reward"]
+        """What "better" means under ``run.selection``: the metric then the reward, or the reverse."""
+        metric = self._sign * metrics[self.task.selection_metric]
+        return (metrics["reward"], metric) if self._by_reward else (metric, metrics["reward"])
 
     def consider(self, prompt: str, step: int, source: str, token_ids: list[int] | None = None,
                  only_if_best: bool = False, metrics: dict | None = None, **extra) -> dict:

@@ -25,6 +25,10 @@ class RLConfig:
     """L, tokens per prompt."""
     mlp_hidden: int = 2048
     """Width of the trainable MLP psi."""
+    policy_input: str = "ids"
+    """What the policy LM reads: "ids", the start token and the sampled ids; "retokenize", the
+    authors' code: every sampled token decoded to text and tokenized again (with OPT each step
+    reads "</s> token"), the batch padded without a mask (docs/fidelity.md)."""
 
     # --- regulariser and filter ---
     regularizer: str = "sparse_tsallis"
@@ -72,11 +76,13 @@ class RLConfig:
 
     def __post_init__(self):
         from .objectives import OBJECTIVES
+        from .policy import POLICY_INPUTS
         from .regularizers import REGULARIZERS
 
         require([
             (self.regularizer in REGULARIZERS, "regularizer", f"one of {sorted(REGULARIZERS)}"),
             (self.objective in OBJECTIVES, "objective", f"one of {sorted(OBJECTIVES)}"),
+            (self.policy_input in POLICY_INPUTS, "policy_input", f"one of {list(POLICY_INPUTS)}"),
             (self.alpha > 0, "alpha", "> 0"),
             (1 < self.q <= 2, "q", "in (1, 2]"),
             (self.top_k is None or self.top_k >= 1, "top_k", ">= 1 or None"),
@@ -129,9 +135,13 @@ _RLPROMPT_TASKS = {"classification": _task_values(5.0, 0.0),
                    "style_transfer": _task_values(100.0, -20.0, dict(steps=12000, eval_every=50),
                                                   prompts_per_step=8, sample_top_k=50, q_bias=-10.0),
                    "inversion": _INVERSION}
+# Both codebases feed the policy LM re-tokenized text (policy_input "retokenize") and keep the
+# evaluated prompt with the highest dev reward (PIN's Trainer.train: max eval/score, the gap reward;
+# RLPrompt's trainer logs the same score and keeps no best: the same rule is our reading).
 _PIN = dict(regularizer="sparse_tsallis", alpha=1.0, top_k=10000, sample_top_k=None, objective="mc",
-            replay_size=64000, replay_batch=256, replay_warmup=True, lr=5e-5, prompts_per_step=16, q_bias=0.0)
-_PIN_RUN = dict(eval_every=20, steps=6000)
+            replay_size=64000, replay_batch=256, replay_warmup=True, lr=5e-5, prompts_per_step=16, q_bias=0.0,
+            policy_input="retokenize")
+_PIN_RUN = dict(eval_every=20, steps=6000, selection="reward")
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     # The paper's method: sparsemax policy, ignorable-token filter, mc loss (the code's v1; the
@@ -142,15 +152,19 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     # The command the PIN authors publish for few-shot classification (examples/few-shot-
     # classification/README.md: algo=sql, sql-offpolicy, loss v1, fluent_top_k=10000): RLPrompt's
     # Shannon soft Q-learning sampled from the policy's top 256, plus the filter, replay and td.
-    _rl("pin-released", "PIN as its released few-shot command runs (Shannon softmax sampled from the top 256, "
-                        "filter k=10,000, replay, td; no sparsemax)", _PIN_TASKS, _PIN_RUN,
-        **{**_PIN, "regularizer": "shannon", "sample_top_k": 256, "objective": "td"}),
+    # The style-transfer and inversion commands run algo=sparse-ql loss_impl=v1: there the released
+    # command is the pin reading.
+    _rl("pin-released", "PIN as its released commands run it (few-shot: Shannon softmax sampled from the top 256, "
+                        "filter k=10,000, replay, td, no sparsemax; style transfer and inversion: as pin)",
+        _PIN_TASKS | {task: _PIN_TASKS[task] | {"method.regularizer": "sparse_tsallis", "method.sample_top_k": None,
+                                                "method.objective": "mc"} for task in ("style_transfer", "inversion")},
+        _PIN_RUN, **{**_PIN, "regularizer": "shannon", "sample_top_k": 256, "objective": "td"}),
     # The paper's ablation "PIN without the ignorable set".
     _rl("pin-no-filter", "PIN without the ignorable set (the paper's ablation)", _PIN_TASKS, _PIN_RUN,
         **{**_PIN, "top_k": None}),
     _rl("rlprompt", "RLPrompt (Shannon soft Q-learning, pcl, on-policy; classification: top-256 sampling, "
                     "shaping 5z; style transfer: top-50 sampling, shaping 100z - 20, Q bias -10)",
-        _RLPROMPT_TASKS, dict(eval_every=10, steps=12000), regularizer="shannon", alpha=1.0, top_k=None,
-        sample_top_k=256, objective="pcl", replay_size=0, replay_warmup=False, lr=5e-5, prompts_per_step=16,
-        q_bias=0.0),
+        _RLPROMPT_TASKS, dict(eval_every=10, steps=12000, selection="reward"), regularizer="shannon", alpha=1.0,
+        top_k=None, sample_top_k=256, objective="pcl", replay_size=0, replay_warmup=False, lr=5e-5,
+        prompts_per_step=16, q_bias=0.0, policy_input="retokenize"),
 )}

@@ -42,8 +42,14 @@ class ReplayBuffer:
     def add(self, rollout: Rollout, rewards: torch.Tensor) -> None:
         items = {"tokens": rollout.tokens, "hidden": rollout.hidden, "threshold": rollout.threshold,
                  "reward": rewards}
+        if rollout.context is not None:  # what a "retokenize" policy read, to rebuild its states
+            items |= {"context": rollout.context, "positions": rollout.positions}
         if not self._data:
             self._data = {k: v.new_empty((self.capacity, *v.shape[1:])) for k, v in items.items()}
+        if "context" in items and items["context"].shape[1] > self._data["context"].shape[1]:
+            self._data["context"] = _widened(self._data["context"], items["context"].shape[1])
+        elif "context" in items:
+            items["context"] = _widened(items["context"], self._data["context"].shape[1])
         n = rewards.shape[0]
         index = (self._next + torch.arange(n)) % self.capacity
         for k, v in items.items():
@@ -66,6 +72,13 @@ class ReplayBuffer:
         for k, v in state["data"].items():
             self._data[k] = v.new_empty((self.capacity, *v.shape[1:]))
             self._data[k][: self.size] = v
+
+
+def _widened(context: torch.Tensor, width: int) -> torch.Tensor:
+    """Contexts padded on the right to ``width`` columns. Columns after a row's last read position
+    never reach its states (the LM is causal), so their value does not matter."""
+    pad = width - context.shape[1]
+    return context if pad <= 0 else torch.nn.functional.pad(context, (0, pad), value=0)
 
 
 @METHODS.register("rl")
@@ -92,7 +105,8 @@ class Trainer(Method):
         self.objective = get_objective(config.objective)
         torch.manual_seed(run.seed)  # fixes the MLP initialisation
         self.policy = QPolicy(policy_lm, hidden=config.mlp_hidden, prompt_length=config.prompt_length,
-                              top_k=config.top_k, sample_top_k=config.sample_top_k, q_bias=config.q_bias)
+                              top_k=config.top_k, sample_top_k=config.sample_top_k, q_bias=config.q_bias,
+                              policy_input=config.policy_input)
         self.optimizer = torch.optim.Adam(self.policy.mlp.parameters(), lr=config.lr)
         self.generator = torch.Generator(device=self.policy.head_weight.device).manual_seed(run.seed)
         self.buffer = ReplayBuffer(config.replay_size) if config.replay_size > 0 else None
@@ -194,7 +208,8 @@ class Trainer(Method):
 
     def state_dict(self, compact: bool = False) -> dict:
         """Everything needed to continue the run. ``compact`` leaves the replay buffer's frozen-LM
-        states out (the bulk of a PIN checkpoint: 64000 x L x d floats); loading recomputes them."""
+        states out (the bulk of a PIN checkpoint: 64000 x L x d floats); loading recomputes them
+        (from the tokens, or from what a "retokenize" policy read: ``context``, ``positions``)."""
         buffer = None if self.buffer is None else self.buffer.state_dict()
         if compact and buffer is not None:
             buffer["data"].pop("hidden", None)
@@ -211,7 +226,8 @@ class Trainer(Method):
         self.generator.set_state(state["generator"])
         if self.buffer is not None and state["buffer"] is not None:
             buffer = state["buffer"]
-            if "hidden" not in buffer["data"] and buffer["size"] > 0:
-                buffer = {**buffer, "data": {**buffer["data"],
-                                             "hidden": self.policy.hidden_states(buffer["data"]["tokens"])}}
+            data = buffer["data"]
+            if "hidden" not in data and buffer["size"] > 0:
+                hidden = self.policy.hidden_states(data["tokens"], data.get("context"), data.get("positions"))
+                buffer = {**buffer, "data": {**data, "hidden": hidden}}
             self.buffer.load_state_dict(buffer)
