@@ -112,8 +112,9 @@ def test_presets_declared_as_another_have_its_values():
 
 # -- the authors' text, where their repositories are at hand ---------------------------------
 
-MIRRORS = {"PIN": Path("/work/.mirror/Youseob+PIN/repo"), "RLPrompt": Path("/work/.mirror/mingkaid+rl-prompt/repo")}
-FOLDERS = {"PIN": "PIN", "RLPrompt": "rl-prompt"}
+MIRRORS = {"PIN": Path("/work/.mirror/Youseob+PIN/repo"), "RLPrompt": Path("/work/.mirror/mingkaid+rl-prompt/repo"),
+           "PEZ": Path("/work/.mirror/YuxinWenRick+hard-prompts-made-easy/repo")}
+FOLDERS = {"PIN": "PIN", "RLPrompt": "rl-prompt", "PEZ": "hard-prompts-made-easy"}
 
 
 def authors_file(repo: str, path: str) -> list[str] | None:

@@ -134,8 +134,8 @@ def test_missing_suite_file():
         load_suite("nope.yaml")
 
 
-# The trial counts the suites' comments promise (e.g. paper-fsc: 210 RL + 70 + 525 + 105 baselines).
-SHIPPED = {"quickstart": 2, "paper-fsc": 910, "tsallis-ablation": 270, "cpu-study": 12, "baselines-quickstart": 10,
+# The trial counts the suites' comments promise (e.g. paper-fsc: 420 RL + 70 + 525 + 105 baselines).
+SHIPPED = {"quickstart": 2, "paper-fsc": 1120, "tsallis-ablation": 270, "cpu-study": 12, "baselines-quickstart": 10,
            "paper-inversion": 120, "tst-quickstart": 4, "paper-tst": 48}
 
 
@@ -151,15 +151,21 @@ def test_shipped_suites_validate(name):
         for trial in suite.trials():
             counts[trial.spec.preset] = counts.get(trial.spec.preset, 0) + 1
         assert counts == PRESET_COUNTS[name]
+    if name.startswith("paper-"):  # the header states the total: "1,120 trials"
+        header = (REPO / "suites" / f"{name}.yaml").read_text().split("\nname:")[0]
+        stated = {int(n.replace(",", "")) for n in re.findall(r"([\d,]+) trials", header)}
+        assert len(suite.trials()) in stated, f"{name}'s header states {stated} trials"
 
 
-# paper-fsc: PIN and RLPrompt 2 x 35 x 3 = 210; manual and instructions 2 x 35 = 70; in-context,
-# soft prompt, GrIPS, AutoPrompt, PEZ 5 x 35 x 3 = 525; random search 105.
+# paper-fsc: PIN's three readings and RLPrompt 4 x 35 x 3 = 420; manual and instructions 2 x 35 = 70;
+# RLPrompt's baseline scripts (in-context, soft prompt, GrIPS, AutoPrompt) and PEZ 5 x 35 x 3 = 525;
+# random search 105.
 PRESET_COUNTS = {
     "quickstart": {"pin": 1, "rlprompt": 1},
     "tsallis-ablation": {"pin": 270},
-    "paper-fsc": {"pin": 105, "rlprompt": 105, "manual": 35, "instructions": 35, "in-context": 105,
-                  "soft-prompt": 105, "grips": 105, "autoprompt": 105, "pez": 105, "random-search": 105},
+    "paper-fsc": {"pin": 105, "pin-td": 105, "pin-released": 105, "rlprompt": 105, "manual": 35, "instructions": 35,
+                  "in-context-rlprompt": 105, "soft-prompt-rlprompt": 105, "grips-rlprompt": 105,
+                  "autoprompt-rlprompt": 105, "pez": 105, "random-search": 105},
 }
 
 
