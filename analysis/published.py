@@ -47,7 +47,9 @@ PUBLISHED_AVG = {"Manual prompt": 67.5, "Instructions": 66.6, "In-context demons
 # (which reading of PIN produced the published numbers the paper does not say: every PIN preset
 # matches the published PIN row)
 MATCHING_ROWS = {"manual": "Manual prompt", "instructions": "Instructions", "in-context": "In-context demonstration",
-                 "soft-prompt": "Soft prompt tuning", "grips": "GrIPS", "autoprompt": "AutoPrompt", "pez": "PEZ+",
+                 "in-context-rlprompt": "In-context demonstration", "soft-prompt": "Soft prompt tuning",
+                 "soft-prompt-rlprompt": "Soft prompt tuning", "grips": "GrIPS", "grips-rlprompt": "GrIPS",
+                 "autoprompt": "AutoPrompt", "autoprompt-rlprompt": "AutoPrompt", "pez": "PEZ+",
                  "pin": "PIN", "pin-td": "PIN", "pin-released": "PIN", "rlprompt": "RLPrompt+"}
 SOURCE = "PIN (Choi et al., ACL 2024), Table 1"
 

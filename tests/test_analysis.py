@@ -18,11 +18,12 @@ from analysis import naturalness as nat
 from analysis import plots
 from analysis.methods import label_methods, method_label
 from analysis.naturalness import NaturalnessOptions
-from analysis.published import PIN_TABLE1, published_rows
+from analysis.published import MATCHING_ROWS, PIN_TABLE1, published_rows
 from analysis.tables import Column, add_published, summarise, to_latex, to_markdown
 from pinbench.cli import main
 from pinbench.results import TABLES, frames, trial_row, write_results
 from pinbench.run import RunResult, make_spec
+from pinbench.suite import load_suite
 
 # (preset, overrides, dataset, split seed, seed, test accuracy, best prompt); None: a failed trial
 RUNS = [
@@ -168,6 +169,12 @@ def test_published_rows_reproduce_the_papers_averages():
         else:
             assert abs(mean - cells["Avg"][0]) <= 0.051, name
     assert len(published_rows([], "all")) == len(PIN_TABLE1)
+    # every preset the paper's few-shot suite runs is compared with its published row (random
+    # search, the RL methods' floor, is not a row of the paper)
+    suite = load_suite(Path(__file__).resolve().parent.parent / "suites" / "paper-fsc.yaml")
+    for preset in {point["preset"] for point in suite.points()} - {"random-search"}:
+        assert list(published_rows([preset], "matching")) == [MATCHING_ROWS[preset]], preset
+    assert published_rows(["grips-rlprompt"], "matching") == published_rows(["grips"], "matching")
     # in a table: the printed Avg when every dataset is shown, else recomputed over those shown
     seven = ["sst-2", "yelp-2", "mr", "cr", "agnews", "yahoo", "subj"]
     for shown, expected in ((seven, 77.3), (["sst-2", "mr"], (85.9 + 80.6) / 2)):

@@ -181,3 +181,171 @@ def test_autoprompt_needs_a_white_box_and_a_one_token_init(tiny_setup, monkeypat
         autoprompt(tiny_setup, **{"method.init_token": "the movie"})
     with pytest.raises(ConfigError, match="'num_candidates' = 0 is invalid"):
         make_spec({"method": "autoprompt", "method.num_candidates": 0})
+
+
+# ---- RLPrompt's AutoPrompt script (autoprompt-rlprompt) ------------------------------------------
+
+SCRIPT = {"method.init_token": None, "method.init_mask": True, "method.score_by": "ids"}
+
+
+def test_accuracy_compares_the_candidates_when_asked(tiny_setup, sharp_gpt2):
+    method = autoprompt(tiny_setup, sharp_gpt2, **{"method.candidate_metric": "accuracy", "method.num_candidates": 4})
+    # correct(): the number of batch examples the verbalizers classify right, as the text scorer sees it
+    prompt = "the movie"
+    ids = method.white_box.encode(prompt)
+    scored = method.task.score([prompt], "train")
+    assert float(method.correct([ids], [0, 1, 2, 3])[0]) == pytest.approx(float(scored["accuracy"][0]) * 4)
+    start = list(method.ids)
+    method.losses = lambda prompts, batch: pytest.fail("the loss does not compare candidates under accuracy")
+    method.correct = lambda prompts, batch: torch.tensor([2.0, 2.0, 1.0, 2.0, 0.0])  # only ties: kept
+    row = method.iterate()
+    assert (row["replaced"], method.ids, row["train_accuracy"]) == (False, start, 0.5)
+    calls = []
+    method.correct = lambda prompts, batch: (calls.append(prompts), torch.tensor([2.0, 1.0, 3.0, 3.0, 0.0]))[1]
+    row = method.iterate()
+    assert row["replaced"] and method.ids == calls[-1][2]  # the first of the strictly better ones
+    assert row["train_accuracy"] == 0.75 and "loss" in row  # the gradient batch's loss
+
+
+def test_a_fresh_batch_scores_the_candidates(tiny_setup, sharp_gpt2):
+    method = autoprompt(tiny_setup, sharp_gpt2, **{"method.batch_size": 2, "method.fresh_candidate_batch": True})
+    draws, scored = [], []
+    draw = method.white_box.batch
+    method.white_box.batch = lambda size, generator: (draws.append(draw(size, generator)), draws[-1])[1]
+    losses = method.losses
+    method.losses = lambda prompts, batch: (scored.append(list(batch)), losses(prompts, batch))[1]
+    for _ in range(3):
+        method.iterate()
+    assert len(draws) == 6 and scored == draws[1::2]  # the gradient's draw, then the candidates' own
+    assert any(a != b for a, b in zip(draws[0::2], draws[1::2]))  # not the same examples
+    same = autoprompt(tiny_setup, sharp_gpt2, **{"method.batch_size": 2})
+    draws.clear()
+    same.white_box.batch = lambda size, generator: (draws.append(draw(size, generator)), draws[-1])[1]
+    same.iterate()
+    assert len(draws) == 1  # by default the candidates are scored on the gradient's batch
+
+
+def test_the_vocabulary_loss_ranks_the_candidates(tiny_setup, sharp_gpt2):
+    from pinbench.methods.soft_prompt.method import vocabulary_loss
+
+    method = autoprompt(tiny_setup, sharp_gpt2, **{"method.loss": "vocab", "method.candidate_metric": "accuracy"})
+    batch = list(range(4))  # batch_size None: the whole training split
+    at = method.embed(method.ids).clone().requires_grad_(True)
+    loss = vocabulary_loss(method.white_box, at, batch)
+    (grad,) = torch.autograd.grad(loss, at)
+    seen = []
+    rank = method.candidates
+    method.candidates = lambda g: (seen.append(g.clone()), rank(g))[1]
+    row = method.iterate()
+    assert row["loss"] == pytest.approx(float(loss.detach()))  # the gradient's loss at the starting trigger
+    assert torch.allclose(seen[0], grad[row["position"]], atol=1e-6)
+    (verbalizer,) = torch.autograd.grad(method.white_box.loss(at, batch), at)
+    assert not torch.allclose(verbalizer[row["position"]], grad[row["position"]], atol=1e-4)
+    # with candidate_metric loss, the same loss compares them
+    method = autoprompt(tiny_setup, sharp_gpt2, **{"method.loss": "vocab"})
+    ids = list(method.ids)
+    expected = float(vocabulary_loss(method.white_box, method.embed(ids), batch))
+    assert float(method.losses([ids], batch)[0]) == pytest.approx(expected)
+
+
+def test_the_trigger_starts_as_masks_and_is_scored_from_its_ids(tiny_setup, sharp_roberta):
+    # one iteration changes at most one of the 2 positions: the kept trigger still holds a mask
+    method = autoprompt(tiny_setup, sharp_roberta, **SCRIPT, **{"run.steps": 1, "run.eval_every": 1})
+    mask = method.white_box.scorer.tok.mask_token_id
+    assert method.ids == [mask, mask]
+    result = method.train()
+    best = result.best
+    assert mask in best["token_ids"]
+    dev = method.white_box.metrics(method.embed(best["token_ids"]), method.task.split("dev"))
+    test = method.white_box.metrics(method.embed(best["token_ids"]), method.task.split("test"))
+    assert (best["dev_accuracy"], best["dev_reward"]) == (dev["accuracy"], dev["reward"])
+    assert (result.test["test_accuracy"], result.test["test_reward"]) == (test["accuracy"], test["reward"])
+    # the text path would read the trigger's mask as the answer slot: another number
+    by_text = method.task.score([best["prompt"]], "dev")
+    assert abs(dev["reward"] - float(by_text["reward"][0])) > 1e-3
+    with pytest.raises(ConfigError, match="has none \\(a causal LM\\)"):
+        autoprompt(tiny_setup, **SCRIPT)
+    with pytest.raises(ConfigError, match="'init_mask' = True is invalid: expected False unless score_by is 'ids'"):
+        make_spec({"method": "autoprompt", "method.init_token": None, "method.init_mask": True})
+    with pytest.raises(ConfigError, match="'init_mask' = True is invalid: expected False unless init_token is None"):
+        make_spec({"method": "autoprompt", "method.init_mask": True, "method.score_by": "ids"})
+
+
+def test_every_embedding_row_is_a_candidate_without_the_filter(tiny_setup, sharp_roberta):
+    method = autoprompt(tiny_setup, sharp_roberta, **SCRIPT, **{"method.allow_special": True,
+                                                                "method.num_candidates": 1})
+    white_box = method.white_box
+    vocab = white_box.vocabulary.detach()
+    assert method.allowed.tolist() == list(range(vocab.shape[0]))
+    mask = white_box.scorer.tok.mask_token_id
+    assert method.candidates(-vocab[mask]).tolist() == [int(first_order_scores(vocab, -vocab[mask]).argmax())]
+    assert int(method.candidates(-vocab[mask])[0]) in set(white_box.special_ids())
+    with pytest.raises(ConfigError, match="'allow_special' = True is invalid"):
+        make_spec({"method": "autoprompt", "method.allow_special": True})
+
+
+def test_dev_is_scored_only_after_a_replacement(tiny_setup, sharp_gpt2):
+    def run(pattern, **more):
+        method = autoprompt(tiny_setup, sharp_gpt2, **{"method.candidate_metric": "accuracy",
+                                                       "method.eval_on_replace": True, "run.steps": len(pattern),
+                                                       "run.eval_every": 1, **more})
+        better = iter(pattern)
+        method.correct = lambda prompts, batch: torch.tensor(
+            [1.0] + [2.0 if next(better) else 0.0] + [0.0] * (len(prompts) - 2))
+        result = method.train()
+        assert [r["replaced"] for r in result.history] == list(pattern)
+        return [r["step"] for r in result.history if "dev_accuracy" in r]
+
+    assert run([False, True, False, True]) == [2, 4]
+    assert run([True, False, False]) == [1]
+    assert run([False, False, False]) == [3]  # nothing replaced: the initial trigger, at the end
+    assert run([True, True, False, True], **{"run.eval_every": 2}) == [2, 4]  # and eval_every still applies
+
+
+def test_the_rlprompt_template_puts_the_trigger_first_for_topic_datasets(tiny_setup, sharp_roberta, monkeypatch):
+    from pinbench.methods.autoprompt import config as ap_config
+    from pinbench.methods.autoprompt import method as module
+
+    words = (" good", " bad", " okay")
+    entry = {"template": "{prompt} {mask} {input} .", "verbalizers": words}
+    monkeypatch.setitem(ap_config.RLPROMPT_TEMPLATES, "toy", entry)
+    monkeypatch.setattr(module, "RLPROMPT_TEMPLATES", ap_config.RLPROMPT_TEMPLATES)
+    method = autoprompt(tiny_setup, sharp_roberta, **SCRIPT, **{"method.template": "rlprompt", "run.steps": 1,
+                                                                "run.eval_every": 1})
+    scorer = method.white_box.scorer
+    assert [p.kind for p in scorer.pieces] == ["prompt", "mask", "input", "literal"]
+    tok = scorer.tok
+    assert scorer.label_ids.tolist() == [tok(w, add_special_tokens=False).input_ids[0] for w in words]
+    result = method.train()
+    assert result.best["template"] == "{prompt} {mask} {input} ."
+    assert [p.kind for p in autoprompt(tiny_setup, sharp_roberta, **SCRIPT).white_box.scorer.pieces][:3] == \
+        ["input", "prompt", "mask"]  # without the field: the task's
+    with pytest.raises(ConfigError, match="'template' = 'rlprompt' is invalid: expected None unless score_by is 'ids'"):
+        make_spec({"method": "autoprompt", "method.template": "rlprompt"})
+
+
+def test_the_rlprompt_preset_is_the_scripts_search(tiny_setup):
+    from pinbench.methods import PRESETS
+    from pinbench.methods.autoprompt.config import RLPROMPT_TEMPLATES
+
+    spec = make_spec({"preset": "autoprompt-rlprompt", **task_values(tiny_setup)})
+    c, run = spec.method_config, spec.run
+    assert PRESETS["autoprompt-rlprompt"].method == "autoprompt"
+    assert (c.prompt_length, c.num_candidates, c.batch_size, c.fresh_candidate_batch) == (5, 100, 32, True)
+    assert (c.init_token, c.init_mask, c.candidate_metric, c.loss) == (None, True, "accuracy", "vocab")
+    assert (c.score_by, c.allow_special, c.eval_on_replace, c.template) == ("ids", True, True, "rlprompt")
+    assert (run.steps, run.eval_every, run.selection) == (5, 1, "metric")
+    assert set(RLPROMPT_TEMPLATES) == {"agnews", "yahoo", "dbpedia", "trec"}
+    assert all(e["template"] == "{prompt} {mask} {input} ." for e in RLPROMPT_TEMPLATES.values())
+    assert "not RLPrompt's script" in PRESETS["autoprompt"].description
+
+
+def test_the_scripts_classification_fields_need_a_classification_task(tiny_clip_dir, image_dir):
+    base = {"method": "autoprompt", "task": "inversion", "task.clip_model": str(tiny_clip_dir),
+            "task.data_dir": str(image_dir), "task.image": "red", "method.init_token": None}
+    for more, message in [({"method.candidate_metric": "accuracy"}, "no class probabilities"),
+                          ({"method.loss": "vocab"}, "loss 'vocab' and candidate_metric 'accuracy' score"),
+                          ({"method.score_by": "ids", "method.template": "rlprompt"}, "is not one")]:
+        spec = make_spec({**base, **more})
+        with pytest.raises(ConfigError, match=message):
+            spec.method_class(spec)

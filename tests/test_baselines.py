@@ -173,3 +173,113 @@ def test_gradient_methods_run_on_a_bf16_task_lm(toy, preset):
     result = method.train()
     assert all(torch.isfinite(torch.tensor(row["loss"])) for row in result.history)
     assert result.budget["gradient_steps"] == 2 and "test_accuracy" in result.test
+
+
+# ---- RLPrompt's in-context script (in-context-rlprompt): demonstrations drawn for every query ----
+
+
+def hand_probabilities(lm, texts, words=(" bad", " good")) -> torch.Tensor:
+    """Verbalizer probabilities [E, C] from the causal LM's next-token logits after each full text."""
+    ids = [lm.tokenizer(w, add_special_tokens=False).input_ids[0] for w in words]
+    out = []
+    with torch.no_grad():
+        for text in texts:
+            enc = lm.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+            out.append(lm.model(**enc).logits[0, -1, ids].float().softmax(-1))
+    return torch.stack(out)
+
+
+def test_in_context_rlprompt_draws_one_example_per_class_for_every_query(toy):
+    from pinbench.tasks.classification import rewards
+
+    model_dir, _ = toy
+    spec = make_spec({"preset": "in-context-rlprompt", **values(toy), "run.seed": 3})
+    method = spec.method_class(spec)
+    assert "{input}" in method.task.spec.template and "\n" not in method.task.spec.template  # no fixed set
+    train = dict(r.split("\t") for r in ROWS["train"])
+    texts, labels = split_rows("test")
+    templates = [s.template_for("causal") for s in method.query_templates("test")]
+    assert len(templates) == len(texts)
+    demo_sets = []
+    for template in templates:
+        demos, query = template.rsplit("\n", 1)
+        assert query == "{prompt} {input} it was {mask}"
+        lines = demos.split("\n")
+        assert [line.rsplit(" ", 1)[1] for line in lines] == ["bad", "good"]  # one per class, class by class
+        for line, label in zip(lines, ("0", "1")):
+            assert train[line.removesuffix(" it was bad").removesuffix(" it was good")] == label
+        demo_sets.append(demos)
+    assert len(set(demo_sets)) > 1  # not one set for the run: each query has its own
+    result = method.train()
+    # each test input scored after its own demonstrations, by hand
+    lm = load_model(str(model_dir), "causal")
+    probs = hand_probabilities(lm, [f"{d}\n{t} it was" for d, t in zip(demo_sets, texts)])
+    y = torch.tensor(labels)
+    assert result.test["test_accuracy"] == pytest.approx(float(rewards.accuracy(probs, y)))
+    assert result.test["test_reward"] == pytest.approx(float(rewards.gap_reward(probs, y)), abs=1e-4)
+    assert result.budget["scored_dev"] == result.budget["scored_test"] == 1
+    # dev, which picks the prompt, is scored the same way (with dev's own draws)
+    dev_texts, dev_labels = split_rows("dev")
+    dev_demos = [s.template_for("causal").rsplit("\n", 1)[0] for s in method.query_templates("dev")]
+    dev_probs = hand_probabilities(lm, [f"{d}\n{t} it was" for d, t in zip(dev_demos, dev_texts)])
+    assert result.best["dev_reward"] == pytest.approx(float(rewards.gap_reward(dev_probs, torch.tensor(dev_labels))),
+                                                      abs=1e-4)
+    # seeded: the same seed draws the same sets, another seed (or the dev split) others
+    again = make_spec({"preset": "in-context-rlprompt", **values(toy), "run.seed": 3})
+    assert [s.template for s in again.method_class(again).query_templates("test")] == \
+        [s.template for s in method.query_templates("test")]
+    other = make_spec({"preset": "in-context-rlprompt", **values(toy), "run.seed": 4})
+    assert [s.template for s in other.method_class(other).query_templates("test")] != \
+        [s.template for s in method.query_templates("test")]
+    assert method.demo_seed("dev") != method.demo_seed("test")
+
+
+def test_per_query_demonstrations_on_a_masked_lm_follow_the_query(tiny_roberta, toy):
+    from pinbench.methods.fixed.method import FixedPrompts
+    from pinbench.tasks.classification import FewShotClassification
+    from pinbench.tasks.classification.data import get_dataset, load_dataset_file
+    from pinbench.tasks.classification.scoring import VerbalizerScorer
+
+    _, spec_file = toy
+    load_dataset_file(str(spec_file))
+    task = FewShotClassification(get_dataset("toy2").with_template("manual"), tiny_roberta, str(spec_file.parent), 5)
+    method = FixedPrompts(make_spec({"preset": "in-context-rlprompt", **values(toy)}), task=task)
+    specs = method.query_templates("dev")
+    for s in specs:
+        head, *demos = s.template.split(" </s> ")
+        assert head == get_dataset("toy2").manual_template and len(demos) == 2
+    # each input's probabilities are the scorer's on its own template
+    probs = method.demo_probabilities("", "dev")
+    texts = task.split("dev").texts
+    for i, (s, text) in enumerate(zip(specs, texts)):
+        alone = VerbalizerScorer(tiny_roberta, s).score([""], [text])[0, 0]
+        assert torch.allclose(probs[i], alone, atol=1e-5)
+
+
+def test_lm_bff_cuts_a_long_input_around_its_scored_position():
+    from pinbench.methods.fixed.method import truncate
+
+    ids = list(range(10))
+    assert truncate(ids, 3, 20) == (ids, 3)
+    assert truncate(ids, 3, 6) == ([0, 1, 2, 3, 4, 5], 3)  # the tail goes (demonstrations after a masked query)
+    assert truncate(ids, 9, 6) == ([4, 5, 6, 7, 8, 9], 5)  # the head goes when the scored token would
+    assert truncate(ids, 6, 6) == ([1, 2, 3, 4, 5, 6], 5)
+
+
+def test_query_demonstrations_and_a_fixed_set_do_not_mix(toy):
+    spec = make_spec({"preset": "in-context-rlprompt", **values(toy), "task.demonstrations": 1})
+    with pytest.raises(ConfigError, match="query_demonstrations and task.demonstrations both add"):
+        spec.method_class(spec)
+    with pytest.raises(ConfigError, match="'query_demonstrations' = -1 is invalid"):
+        make_spec({"method": "fixed", "method.query_demonstrations": -1})
+
+
+def test_the_in_context_presets_say_how_they_draw():
+    from pinbench.methods import PRESETS
+
+    spec = make_spec({"preset": "in-context-rlprompt"})
+    assert (spec.method_config.query_demonstrations, spec.task_config.demonstrations) == (1, 0)
+    assert (spec.task_config.template, spec.run.steps, spec.run.eval_every, spec.run.selection) == \
+        ("manual", 1, 1, "metric")
+    assert "not RLPrompt's script" in PRESETS["in-context"].description
+    assert make_spec({"preset": "in-context"}).method_config.query_demonstrations == 0

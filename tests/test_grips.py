@@ -220,3 +220,66 @@ def test_a_paraphrase_model_is_loaded_or_fails_with_one_clear_line(tmp_path):
     while not calls and method.step_count < 10:  # until a candidate draws the paraphrase edit
         method.step()
     assert calls and set(calls) <= set(split_phrases(LONG))  # the edit is on offer and paraphrases a phrase
+
+
+# ---- RLPrompt's GrIPS script (grips-rlprompt): the metric ranks candidates, the final prompt is the result ----
+
+
+class ContraryReward(WithReferences):
+    """The toy task with a reward that prefers the prompts its metric ranks worst (further from the
+    target), so a search shows which of the two it follows."""
+
+    def score(self, prompts, split="train"):
+        scores = self.task.score(prompts, split)
+        return {**scores, "reward": scores["distance"]}
+
+
+def test_the_metric_can_rank_the_candidates():
+    def search(score):
+        base = spec(target=20, steps=6, patience=None, seed=0, score=score)
+        task = ContraryReward(base.task_class.build(base.task_config, base.run))
+        method = GrIPS(base, task=task)
+        method.train()
+        return method
+
+    by_metric = search("metric")
+    assert distance(by_metric.prompt, 20) < distance(LONG, 20)  # toward the target: the metric's way
+    rows = by_metric.result.history
+    assert all(r["train_distance"] == -distance_of(r["current_prompt"]) for r in rows)  # higher is better
+    assert any(r["improved"] for r in rows) and "distance_max" in rows[0]
+    by_reward = search("reward")
+    assert by_reward.prompt == LONG or distance(by_reward.prompt, 20) >= distance(LONG, 20)  # away, or stuck
+    assert "train_reward" in by_reward.result.history[0]
+    with pytest.raises(ConfigError, match="'score' = 'accuracy' is invalid"):
+        spec(score="accuracy")
+
+
+def distance_of(prompt: str) -> int:
+    return distance(prompt, 20)
+
+
+def test_select_final_evaluates_only_the_prompt_the_search_ends_with():
+    result = GrIPS(spec(target=30, steps=6, patience=None, seed=1, select_final=True)).train()
+    evaluated = [r["step"] for r in result.history if "dev_distance" in r]
+    assert evaluated == [6] and result.budget["scored_dev"] == 1
+    assert result.best["prompt"] == result.history[-1]["current_prompt"] and result.best["step"] == 6
+    # stopped by patience: that iteration's prompt, however eval_every falls
+    stopped = GrIPS(spec(target=len(LONG), steps=10, patience=2, seed=0, select_final=True, eval_every=1)).train()
+    assert [r["step"] for r in stopped.history if "dev_distance" in r] == [2] and stopped.best["prompt"] == LONG
+    # without it every iteration's prompt is a candidate for the best
+    every = GrIPS(spec(target=30, steps=6, patience=None, seed=1)).train()
+    assert [r["step"] for r in every.history if "dev_distance" in r] == [1, 2, 3, 4, 5, 6]
+
+
+def test_the_rlprompt_preset_is_the_scripts_search():
+    from pinbench.methods import PRESETS as ALL
+
+    preset = ALL["grips-rlprompt"]
+    settings = preset.settings("classification")
+    assert preset.method == "grips" and settings["task.template"] == "manual"
+    s = make_spec({"preset": "grips-rlprompt"})
+    c = s.method_config
+    assert (c.num_candidates, c.num_edits, c.patience, c.level) == (5, 1, 2, "phrase")
+    assert (c.paraphrase_model, c.score, c.select_final) == ("tuner007/pegasus_paraphrase", "metric", True)
+    assert (s.run.steps, s.run.eval_every, s.run.selection) == (10, 1, "metric")
+    assert "not RLPrompt's script" in ALL["grips"].description

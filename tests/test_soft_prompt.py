@@ -5,6 +5,7 @@ and test numbers against the white box by hand, the budget, checkpoints and the 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import textwrap
 from pathlib import Path
 
@@ -288,3 +289,175 @@ def test_prompts_too_large_to_store_keep_their_vectors_in_the_method_only(sharp_
     result = method.train()
     assert "embeds" not in result.best and method.best_embeds is not None
     assert "test_accuracy" in result.test
+
+
+# ---- RLPrompt's soft prompt script (soft-prompt-rlprompt): schedule, batches, init, loss, template ----
+
+
+def test_the_linear_schedule_decays_the_lr_to_zero_and_then_the_vectors_stay(sharp_gpt2, soft_data):
+    method = soft_prompt(sharp_gpt2, soft_data, **{"method.lr_schedule": "linear", "method.lr_decay_steps": 3,
+                                                   "run.steps": 5, "run.eval_every": 5})
+    seen = []
+    for _ in range(5):
+        method.step()
+        seen.append(method.embeds.detach().clone())
+    # transformers' get_linear_schedule_with_warmup(0 warm-up, 3 steps): lr x (3 - k) / 3 before the k-th update
+    assert [r["lr"] for r in method.result.history] == pytest.approx([0.05, 0.05 * 2 / 3, 0.05 / 3, 0.0, 0.0])
+    assert not torch.equal(seen[1], seen[2])  # the third update still moves them
+    assert torch.equal(seen[2], seen[3]) and torch.equal(seen[3], seen[4])  # lr 0: nothing moves
+    # without lr_decay_steps the schedule spans run.steps; constant is the default
+    method = soft_prompt(sharp_gpt2, soft_data, **{"method.lr_schedule": "linear", "run.steps": 4})
+    method.train()
+    assert [r["lr"] for r in method.result.history] == pytest.approx([0.05, 0.0375, 0.025, 0.0125])
+    method = soft_prompt(sharp_gpt2, soft_data, **{"run.steps": 3})
+    method.train()
+    assert [r["lr"] for r in method.result.history] == [0.05] * 3
+
+
+def test_a_resumed_linear_schedule_continues_where_it_stopped(sharp_gpt2, soft_data):
+    values = {"method.lr_schedule": "linear", "run.steps": 6, "run.eval_every": 3}
+    method = soft_prompt(sharp_gpt2, soft_data, **values)
+    for _ in range(3):
+        method.step()
+    state = copy.deepcopy(method.state_dict())
+    method.train()
+    again = soft_prompt(sharp_gpt2, soft_data, **values)
+    again.load_state_dict(state)
+    again.train()
+    assert [r["lr"] for r in again.result.history] == [r["lr"] for r in method.result.history]
+    assert torch.equal(again.embeds, method.embeds)
+
+
+def test_sequential_batches_walk_the_training_file_in_order(sharp_gpt2, soft_data):
+    method = soft_prompt(sharp_gpt2, soft_data, **{"method.batch_order": "sequential", "method.batch_size": 3,
+                                                   "run.steps": 5, "run.eval_every": 5})
+    seen = []
+    loss = method.white_box.loss
+    method.white_box.loss = lambda prompt, batch: (seen.append(list(batch)), loss(prompt, batch))[1]
+    method.train()
+    # a DataLoader with shuffle=False over 8 examples: 0-2, 3-5, 6-7 (short), then again
+    assert seen == [[0, 1, 2], [3, 4, 5], [6, 7], [0, 1, 2], [3, 4, 5]]
+    assert method.result.budget["gradient_examples"] == 3 + 3 + 2 + 3 + 3
+
+
+def test_head_init_takes_distinct_ids_among_the_first_ones(sharp_gpt2, soft_data):
+    vocab = sharp_gpt2.model.get_input_embeddings().weight.detach()
+
+    def start_ids(**more):
+        method = soft_prompt(sharp_gpt2, soft_data, **{"method.init": "head", **more})
+        rows = method.embeds.detach()
+        return [int((vocab == row).all(-1).nonzero()[0]) for row in rows]
+
+    ids = start_ids(**{"method.prompt_length": 5, "method.init_head": 5})
+    assert sorted(ids) == [0, 1, 2, 3, 4]  # a permutation of the first 5 (special ids included, as the script)
+    ids = start_ids(**{"method.prompt_length": 4, "method.init_head": 12})
+    assert len(set(ids)) == 4 and max(ids) < 12
+    assert start_ids(**{"method.prompt_length": 4, "method.init_head": 12}) == ids  # seeded by run.seed
+    with pytest.raises(ConfigError, match="'init_head' = 3 is invalid: expected >= prompt_length"):
+        make_spec({"method": "soft_prompt", "method.init": "head", "method.init_head": 3})
+    with pytest.raises(ConfigError, match="init_head 100000 is more ids than"):
+        soft_prompt(sharp_gpt2, soft_data, **{"method.init": "head", "method.init_head": 100000})
+
+
+def hand_vocabulary_loss(lm, prompt: str, texts: list[str], words: list[str], labels: list[int],
+                         template: str) -> float:
+    """-log p(label word) over the whole vocabulary from the model's own logits at the scored
+    position of each templated text (token ids, no pinbench code): a causal LM's last position, a
+    masked LM's mask."""
+    tok = lm.tokenizer
+    losses = []
+    with torch.no_grad():
+        for text, label in zip(texts, labels):
+            if lm.kind == "masked":
+                filled = template.format(input=text, prompt=prompt, mask=tok.mask_token)
+                ids = tok(filled, return_tensors="pt").input_ids
+                at = int((ids[0] == tok.mask_token_id).nonzero()[0])
+            else:
+                ids = tok(template.split("{mask}")[0].format(input=text, prompt=prompt).rstrip(), return_tensors="pt",
+                          add_special_tokens=False).input_ids
+                at = ids.shape[1] - 1
+            logits = lm.model(input_ids=ids).logits[0, at].float()
+            word = tok(words[label], add_special_tokens=False).input_ids[0]
+            losses.append(-float(logits.log_softmax(-1)[word]))
+    return sum(losses) / len(losses)
+
+
+@pytest.mark.parametrize("model", ["sharp_gpt2", "sharp_roberta"])
+def test_the_vocabulary_loss_is_the_lms_own_loss_of_the_label_word(model, soft_data, request):
+    from pinbench.methods.soft_prompt.method import vocabulary_loss
+
+    lm = request.getfixturevalue(model)
+    method = soft_prompt(lm, soft_data, **{"method.loss": "vocab", "method.batch_order": "sequential",
+                                           "method.batch_size": 4, "run.steps": 1})
+    white_box = method.white_box
+    prompt = "the movie"
+    embeds = white_box.vocabulary[torch.tensor(white_box.encode(prompt))].detach().float()
+    train = [r.split("\t") for r in SPLITS["train"]][:4]
+    texts, labels = [t for t, _ in train], [int(y) for _, y in train]
+    expected = hand_vocabulary_loss(lm, prompt, texts, [" bad", " good"], labels, "{input} {prompt} {mask} .")
+    assert float(vocabulary_loss(white_box, embeds, [0, 1, 2, 3])) == pytest.approx(expected, abs=1e-4)
+    # not the verbalizer cross-entropy (which normalises over the 2 words only)
+    assert float(white_box.loss(embeds, [0, 1, 2, 3])) < expected - 0.1
+    # the method trains on it: its first step's loss is the vocabulary loss of its first batch
+    start = method.embeds.detach().clone()
+    row = method.step()
+    assert row["loss"] == pytest.approx(float(vocabulary_loss(white_box, start, [0, 1, 2, 3])), abs=1e-5)
+
+
+def test_the_rlprompt_template_replaces_the_tasks_for_masked_lms(sharp_roberta, sharp_gpt2, soft_data, monkeypatch):
+    from pinbench.methods.soft_prompt import config as soft_config
+    from pinbench.methods.soft_prompt import method as module
+    from pinbench.tasks.classification.gradients import VerbalizerLoss
+    from pinbench.tasks.classification.data import get_dataset
+
+    monkeypatch.setitem(soft_config.RLPROMPT_TEMPLATES, "toy-soft", "{prompt}{mask}{input}")
+    monkeypatch.setattr(module, "RLPROMPT_TEMPLATES", soft_config.RLPROMPT_TEMPLATES)
+    method = soft_prompt(sharp_roberta, soft_data, **{"method.template": "rlprompt", "run.steps": 2,
+                                                     "run.eval_every": 2})
+    assert method.template == "{prompt}{mask}{input}"
+    assert [p.kind for p in method.white_box.scorer.pieces] == ["prompt", "mask", "input"]
+    result = method.train()
+    assert result.best["template"] == "{prompt}{mask}{input}"
+    # dev and test are scored in that template: the white box of a scorer built on it, by hand
+    spec = dataclasses.replace(get_dataset("toy-soft"), template="{prompt}{mask}{input}")
+    by_hand = VerbalizerLoss(VerbalizerScorer(sharp_roberta, spec), None)
+    dev, test = (by_hand.metrics(method.best_embeds, method.task.split(s)) for s in ("dev", "test"))
+    assert (result.best["dev_accuracy"], result.best["dev_reward"]) == (dev["accuracy"], dev["reward"])
+    assert (result.test["test_accuracy"], result.test["test_reward"]) == (test["accuracy"], test["reward"])
+    default = soft_prompt(sharp_roberta, soft_data, **{"run.steps": 2})
+    assert [p.kind for p in default.white_box.scorer.pieces] == ["input", "prompt", "mask", "literal"]
+    # a causal task LM keeps the task's template (the label word has to be scored last)
+    causal = soft_prompt(sharp_gpt2, soft_data, **{"method.template": "rlprompt", "run.steps": 2})
+    assert causal.template is None and [p.kind for p in causal.white_box.scorer.pieces] == ["input", "prompt"]
+
+
+def test_the_rlprompt_template_is_for_classification(tiny_clip_dir, image_dir):
+    spec = make_spec({"method": "soft_prompt", "method.template": "rlprompt", "task": "inversion",
+                      "task.clip_model": str(tiny_clip_dir), "task.data_dir": str(image_dir), "task.image": "red"})
+    with pytest.raises(ConfigError, match="method.template changes a classification task's template"):
+        spec.method_class(spec)
+
+
+def test_the_rlprompt_preset_is_the_scripts_training():
+    from pinbench.methods import PRESETS
+
+    preset = PRESETS["soft-prompt-rlprompt"]
+    spec = make_spec({"preset": "soft-prompt-rlprompt"})
+    c, run = spec.method_config, spec.run
+    assert preset.method == "soft_prompt"
+    assert (c.prompt_length, c.optimizer, c.learning_rate) == (20, "adamw", 1e-2)
+    assert (c.lr_schedule, c.lr_decay_steps) == ("linear", 100)
+    assert (c.weight_decay, c.grad_clip, c.batch_size, c.batch_order) == (0.0, 1.0, 16, "sequential")
+    assert (c.init, c.init_head, c.loss, c.template) == ("head", 5000, "vocab", "rlprompt")
+    assert (run.steps, run.eval_every, run.selection) == (100, 100, "metric")
+    # the script's templates: the input, the vectors and the mask in its order per dataset
+    assert module_templates()["sst-2"] == "{input}{prompt}{mask}."
+    assert module_templates()["agnews"] == module_templates()["trec"] == "{mask}{prompt}{input}"
+    assert module_templates()["yahoo"] == module_templates()["dbpedia"] == "{prompt}{mask}{input}"
+    assert "not RLPrompt's script" in PRESETS["soft-prompt"].description  # each preset names its source
+
+
+def module_templates() -> dict:
+    from pinbench.methods.soft_prompt.config import RLPROMPT_TEMPLATES
+
+    return RLPROMPT_TEMPLATES

@@ -249,7 +249,8 @@ def test_every_preset_is_pinned():
     assert {name for name, p in PRESETS.items() if p.method == "rl"} == set(PRESET_TABLE)
     # the other methods' presets, pinned in their own tests (in PIN Table 1's row order)
     assert [name for name, p in PRESETS.items() if p.method != "rl"] == [
-        "manual", "instructions", "in-context", "soft-prompt", "grips", "autoprompt", "pez", "random-search"]
+        "manual", "instructions", "in-context", "in-context-rlprompt", "soft-prompt", "soft-prompt-rlprompt", "grips",
+        "grips-rlprompt", "autoprompt", "autoprompt-rlprompt", "pez", "random-search"]
 
 
 @pytest.mark.parametrize("name", ["pin", "rlprompt"])

@@ -16,8 +16,10 @@ from .soft_prompt.config import PRESETS as _SOFT_PROMPT_PRESETS
 _ALL = {**_FIXED_PRESETS, **_GRIPS_PRESETS, **_AUTOPROMPT_PRESETS, **_PEZ_PRESETS, **_RANDOM_PRESETS, **_RL_PRESETS,
         **_SOFT_PROMPT_PRESETS}
 # PIN Table 1's row order (reports order their rows by it); random search, the floor of the RL
-# methods, just before them; PIN's other readings after PIN.
-TABLE1_ORDER = ("manual", "instructions", "in-context", "soft-prompt", "grips", "autoprompt", "pez", "random-search",
+# methods, just before them; PIN's other readings after PIN; each baseline's RLPrompt-script reading
+# (`-rlprompt`) after it.
+TABLE1_ORDER = ("manual", "instructions", "in-context", "in-context-rlprompt", "soft-prompt", "soft-prompt-rlprompt",
+                "grips", "grips-rlprompt", "autoprompt", "autoprompt-rlprompt", "pez", "random-search",
                 "rlprompt", "pin", "pin-td", "pin-released", "pin-no-filter")
 PRESETS: dict[str, Preset] = {**{n: _ALL[n] for n in TABLE1_ORDER if n in _ALL}, **_ALL}
 

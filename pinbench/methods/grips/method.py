@@ -6,11 +6,16 @@ Each iteration:
      phrases: delete a phrase, swap two phrases, add back a phrase deleted earlier, or (with a
      paraphrase model) replace a phrase by a paraphrase;
   2. score them on the training split (GrIPS's score set; here the task's reward, for
-     classification the mean gap reward, where GrIPS uses balanced accuracy + label entropy);
+     classification the mean gap reward, where GrIPS uses balanced accuracy + label entropy; or,
+     ``score`` metric, the task's selection metric, for classification the training accuracy, as
+     RLPrompt's copy of GrIPS);
   3. keep the best candidate if it strictly beats the current instruction's score; its deleted
      phrases join the pool that "add" draws from, its added ones leave it (as GrIPS's
      ``delete_tracker``). Else one more iteration without improvement; after ``patience`` in a row
      the search stops (``exhausted``: the run ends before ``run.steps``, its last row ``stopped``).
+The prompt is evaluated on the selection split every ``run.eval_every`` iterations and the best
+kept; with ``select_final`` only the prompt the search ends with is evaluated, and is the result
+(RLPrompt's search.py tests its final instruction and has no dev set).
 
 Where we substitute:
   * phrases: GrIPS splits an instruction with a CRF constituency parser (supar ``crf-con-en``) into
@@ -238,21 +243,34 @@ class GrIPS(Method):
     def prompt(self) -> str:
         return join_phrases(self.phrases)
 
+    @property
+    def score_name(self) -> str:
+        """The training score's name in the history: reward, or the task's selection metric."""
+        return "reward" if self.config.score == "reward" else self.task.selection_metric
+
     def _reward(self, prompts: list[str]) -> list[float]:
-        return [row["reward"] for row in self.book.score(prompts, "train")]
+        """The training-split score of each prompt, higher is better (``score``: the task's reward,
+        or its selection metric, negated when lower is better)."""
+        rows = self.book.score(prompts, "train")
+        if self.config.score == "reward":
+            return [row["reward"] for row in rows]
+        sign = 1.0 if self.task.metric(self.task.selection_metric).higher_is_better else -1.0
+        return [sign * row[self.task.selection_metric] for row in rows]
 
     def iterate(self) -> dict:
         """One GrIPS iteration. History row: ``train_reward`` (the current prompt's, after the
         iteration), ``candidates`` (made this iteration), ``new_prompts`` (scored for the first
-        time), ``reward_mean`` / ``reward_max`` (the candidates' training rewards), ``improved``,
+        time), ``reward_mean`` / ``reward_max`` (the candidates' training rewards), ``improved``
+        (with ``score`` metric: ``train_<metric>``, ``<metric>_mean``, ``<metric>_max``, e.g.
+        ``train_accuracy``; negated when lower is better),
         ``edits`` (the best candidate's edit operations, accepted or not), ``stopped`` (out of
         patience) and ``phrases`` (the current prompt's phrase count)."""
-        budget = self.result.budget
+        budget, score = self.result.budget, self.score_name
         scored_before = budget.get("scored_train", 0)
         if self.current_score is None:  # GrIPS's base score, before the first edit
             self.current_score = self._reward([self.prompt])[0]
         if self.stopped:  # out of patience: nothing more is scored
-            return {"train_reward": self.current_score, "candidates": 0, "new_prompts": 0, "improved": False,
+            return {f"train_{score}": self.current_score, "candidates": 0, "new_prompts": 0, "improved": False,
                     "edits": "", "stopped": True, "phrases": len(self.phrases)}
         made = [make_candidate(self.phrases, self.pool, self.config.num_edits, self.rng, self.paraphrase)
                 for _ in range(self.config.num_candidates)]
@@ -274,11 +292,11 @@ class GrIPS(Method):
                         self.pool.remove(edit.phrase)
         self.failures = 0 if improved else self.failures + 1
         self.stopped = self.config.patience is not None and self.failures >= self.config.patience
-        row = {"train_reward": self.current_score, "candidates": len(made),
+        row = {f"train_{score}": self.current_score, "candidates": len(made),
                "new_prompts": budget.get("scored_train", 0) - scored_before, "improved": improved,
                "edits": edits, "stopped": self.stopped, "phrases": len(self.phrases)}
         if made:
-            row |= {"reward_mean": sum(rewards) / len(rewards), "reward_max": max(rewards)}
+            row |= {f"{score}_mean": sum(rewards) / len(rewards), f"{score}_max": max(rewards)}
         return row
 
     def exhausted(self) -> bool:
@@ -287,6 +305,8 @@ class GrIPS(Method):
         return self.stopped
 
     def evaluation_due(self) -> bool:
+        if self.config.select_final:  # only the prompt the search ends with
+            return self.stopped or self.step_count >= self.run.steps
         # the prompt the search stops at is evaluated even between two eval_every steps
         return super().evaluation_due() or self.stopped
 
@@ -294,7 +314,7 @@ class GrIPS(Method):
         return self.prompt, None
 
     def evaluation_extras(self, prompt: str) -> dict:
-        return {"train_reward": self.current_score} if self.current_score is not None else {}
+        return {f"train_{self.score_name}": self.current_score} if self.current_score is not None else {}
 
     def state_dict(self, compact: bool = False) -> dict:
         version, internal, gauss = self.rng.getstate()
