@@ -33,8 +33,9 @@ def _quiet_transformers() -> None:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task-lm", default="smollm2-135m",
-                   help="task model: an offline alias, a hub id or a local directory (default: smollm2-135m)")
+    p.add_argument("--task-lm", default=None,
+                   help="task model: an offline alias, a hub id or a local directory (default: the task's, "
+                        "smollm2-135m for the built-in text tasks)")
     p.add_argument("--task-lm-kind", choices=("causal", "masked"), default=None,
                    help="load the task model as a causal or masked LM (default: masked if the name "
                         "contains 'bert', else causal)")
@@ -68,10 +69,17 @@ def _preset_names() -> list[str]:
     return list(PRESETS)
 
 
-def _add_field_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> None:
+#: ``pinbench eval``'s own flags for task fields (``Task.eval_values`` maps them), not repeated
+#: as field flags.
+EVAL_SHARED_FLAGS = frozenset({"dataset", "data_dir", "split_seed", "dataset_file", "task_lm", "task_lm_kind",
+                               "task_lm_dtype", "bf16", "exact_eval", "max_batch_tokens", "trust_remote_code"})
+
+
+def _add_field_flags(parser: argparse.ArgumentParser, argv: list[str] | None,
+                     sections: tuple[str, ...] = ("run", "task", "method"), skip: frozenset = frozenset()) -> None:
     """A flag per field of the run, the task and the method that ``argv`` chooses (their defaults
-    if it chooses none); a name that two sections share is spelled ``--section.field``. The help
-    is each field's docstring."""
+    if it chooses none), of ``sections`` and not in ``skip``; a name that two sections share is
+    spelled ``--section.field``. The help is each field's docstring."""
     from .fields import field_docs, type_name
     from .registry import import_plugins
     from .run import section_classes
@@ -88,9 +96,12 @@ def _add_field_flags(parser: argparse.ArgumentParser, argv: list[str] | None) ->
             from .methods import get_preset
 
             method = get_preset(known.preset).method
-        sections = section_classes(known.task or "classification", method or "rl")
+        classes = section_classes(known.task or "classification", method or "rl")
     except PinbenchError:  # reported when the command runs (make_spec gives the full message)
-        sections = section_classes("classification", "rl")
+        classes = section_classes("classification", "rl")
+    wanted = sections
+    sections = classes
+    sections = {name: cls for name, cls in sections.items() if name in wanted}
     counts: dict[str, int] = {}
     for cls in sections.values():
         for f in dataclasses.fields(cls):
@@ -98,10 +109,20 @@ def _add_field_flags(parser: argparse.ArgumentParser, argv: list[str] | None) ->
     for section, cls in sections.items():
         group = parser.add_argument_group(f"{section} fields ({section}.<field>)")
         docs = field_docs(cls)
-        for name in (f.name for f in dataclasses.fields(cls)):
+        for name in (f.name for f in dataclasses.fields(cls) if f.name not in skip):
             flag = name.replace("_", "-") if counts[name] == 1 else f"{section}.{name}"
             group.add_argument(f"--{flag}", dest=f"cfg__{section}__{name}", default=None,
                                metavar=type_name(cls, name).upper().replace(" ", "_"), help=docs.get(name, ""))
+
+
+def _field_values(args: argparse.Namespace) -> dict[str, str]:
+    """The field flags given (``_add_field_flags``) as dotted keys."""
+    values = {}
+    for key, value in vars(args).items():
+        if key.startswith("cfg__") and value is not None:
+            _, section, name = key.split("__", 2)
+            values[f"{section}.{name}"] = value
+    return values
 
 
 def _key_values(items: list[str], flag: str = "--set") -> dict[str, str]:
@@ -125,26 +146,29 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ev = sub.add_parser("eval", help="score prompts (or, for style transfer, a file of outputs) on a task's split")
-    ev.add_argument("--task", default="classification", choices=("classification", "style_transfer", "inversion"),
-                    help="classification (default), style_transfer or inversion (prompts against target images: "
-                         "--data-dir IMAGE_DIR --set image=0.jpg --set clip_model=HUB_ID_OR_DIR)")
+    ev = sub.add_parser("eval", help="score prompts (or a task's files of outputs) on a task's split",
+                        description="Score prompts on a task's split with its metrics. The task's fields are flags "
+                                    "too (the group below, for the chosen --task); --set KEY=VALUE sets any of them.")
+    ev.add_argument("--task", default="classification", help="task (default: classification; see `pinbench list`)")
+    ev.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                    help="import a module that registers more tasks (repeatable)")
     _add_data_args(ev)
     ev.add_argument("--split", default="test", choices=("train", "dev", "test"))
     ev.add_argument("--prompt", action="append", default=[],
                     help="prompt text (repeatable: several prompts are scored in one batch)")
-    ev.add_argument("--direction", default="0_to_1", help="style transfer: 0_to_1 or 1_to_0")
     ev.add_argument("--outputs", action="append", default=[], type=Path, metavar="FILE",
-                    help="style transfer: a file of outputs, one per test input (another system's); repeatable")
+                    help="a file of another system's outputs, one per test input, for a task that scores them "
+                         "(style transfer); repeatable")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="style transfer, inversion: any task field, e.g. task.test_samples=8 task.test_size=100, "
-                         "task.eval_clip_model=openai/clip-vit-large-patch14")
+                    help="any task field, e.g. task.test_samples=8 task.test_size=100, "
+                         "task.eval_clip_model=openai/clip-vit-large-patch14 (a bare key is a task field)")
     _add_model_args(ev)
     ev.add_argument("--predictions", type=Path, default=None,
                     help="write per-example predictions here (.parquet, .csv or .tsv)")
-    ev.add_argument("--batch-tokens", type=int, default=4096,
+    ev.add_argument("--batch-tokens", type=int, default=None,
                     help="memory budget of one forward pass in tokens held (inputs and cached prefixes; "
-                         "task.max_batch_tokens)")
+                         "task.max_batch_tokens; default: the task's)")
+    _add_field_flags(ev, argv, sections=("task",), skip=EVAL_SHARED_FLAGS)
     ev.set_defaults(func=cmd_eval)
 
     tr = sub.add_parser("train", help="optimise a prompt: a method (or preset) on a task",
@@ -236,6 +260,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_list)
     ds = sub.add_parser("datasets", help="list registered datasets, whether their files are present and where")
     ds.add_argument("--dataset-file", action="append", default=[], metavar="YAML")
+    ds.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                    help="import a module that registers more tasks (repeatable)")
     ds.add_argument("--data-dir", default=None,
                     help="look only here (a data root like ../shared/data); default: pinbench's data rule")
     ds.set_defaults(func=cmd_datasets)
@@ -271,155 +297,67 @@ def _add_data_parser(sub) -> None:
     mf.set_defaults(func=cmd_data_manifest)
 
 
+class _EvalProgress:
+    """A task's ``eval_table`` progress: ``start(total)`` then ``advance(n)`` (a rich bar)."""
+
+    def __init__(self, bar):
+        self.bar, self.job = bar, None
+
+    def start(self, total: int) -> None:
+        self.job = self.bar.add_task("score", total=total)
+
+    def advance(self, n: int) -> None:
+        if self.job is not None:
+            self.bar.advance(self.job, n)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    """Any task: its ``eval_values`` map the shared flags, its ``eval_table`` scores and tabulates."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from .io import check_output_path, check_table_path, write_table
+    from .registry import TASKS, import_plugins
     from .run import make_spec
-    from .tasks.classification.data import load_dataset_file
 
     console = Console()
     if args.predictions is not None:
         check_table_path(args.predictions)  # fail before scoring, not after
-        if args.task != "classification":  # classification: below, once its split file is known
-            check_output_path(args.predictions, "--predictions", inputs=tuple(args.outputs or ()),
-                              data_dirs=(args.data_dir,))
+    import_plugins(args.plugin)
+    task_class = TASKS.get(args.task)
+    flags = {"dataset": args.dataset, "data_dir": args.data_dir, "split_seed": args.split_seed,
+             "dataset_file": args.dataset_file, "task_lm": args.task_lm, "task_lm_kind": args.task_lm_kind,
+             "dtype": args.dtype, "bf16": args.bf16, "batch_tokens": args.batch_tokens,
+             "trust_remote_code": args.trust_remote_code, "device": args.device}
+    for name in task_class.eval_required:
+        if flags.get(name) is None:
+            raise ConfigError(f"pinbench eval --task {args.task}: give --{name.replace('_', '-')} "
+                              f"(see `pinbench datasets`)")
+    task_class.check_eval_request(args.prompt, args.outputs, args.split)
     _quiet_transformers()
-    if args.task == "inversion":
-        return cmd_eval_inversion(args, console)
-    if args.dataset is None:
-        raise ConfigError(f"pinbench eval --task {args.task}: give --dataset (see `pinbench datasets`)")
-    if args.task == "style_transfer":
-        return cmd_eval_style(args, console)
-    if not args.prompt:
-        raise ConfigError("pinbench eval: give at least one --prompt")
-    if args.split_seed is None:
-        args.split_seed = 13
-    for f in args.dataset_file:  # the first one is also the task's own dataset_file
-        load_dataset_file(f)
-    if args.predictions is not None:  # never over a split file or into the data
-        from .tasks.classification.data import get_dataset
-
-        split_file = get_dataset(args.dataset).file(args.data_dir, args.split_seed, args.split)
-        check_output_path(args.predictions, "--predictions", inputs=(split_file,),
-                          data_dirs=(args.data_dir, split_file.parent))
-    # eval's scores are the reported numbers: exact unless the user opts into bf16 for every split
-    spec = make_spec({"task": "classification", "task.dataset": args.dataset, "task.data_dir": args.data_dir,
-                      "task.dataset_file": args.dataset_file[0] if args.dataset_file else None,
-                      "task.split_seed": args.split_seed, "task.task_lm": args.task_lm,
-                      "task.task_lm_kind": args.task_lm_kind, "task.task_lm_dtype": args.dtype,
-                      "task.trust_remote_code": args.trust_remote_code, "task.bf16": args.bf16,
-                      "task.exact_eval": not args.bf16, "task.max_batch_tokens": args.batch_tokens,
-                      "run.device": args.device}, "pinbench eval")
+    values = {"task": args.task, "plugins": args.plugin, **task_class.eval_values(flags),
+              **_field_values(args), **_task_settings(args.set)}
+    spec = make_spec(values, "pinbench eval", from_strings=True)
+    if args.predictions is not None:  # never over a file this command reads, nor into the data
+        inputs = task_class.input_files(spec.task_config, [args.split])
+        check_output_path(args.predictions, "--predictions", inputs=(*inputs, *args.outputs),
+                          data_dirs=(args.data_dir, *{Path(f).parent for f in inputs}))
     task = spec.task_class.load(spec.task_config, spec.run, [args.split])
-    split = task.split(args.split)
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
-        job = bar.add_task("score", total=len(args.prompt) * len(split))
-        result = task.evaluate(args.prompt, args.split, progress=lambda n: bar.advance(job, n))
-
-    table = Table(title=f"{args.dataset} (split seed {args.split_seed}, {args.split}, n={len(split)}) "
-                        f"with task LM {args.task_lm}")
-    table.add_column("prompt")
-    table.add_column("accuracy", justify="right")
-    table.add_column("mean reward", justify="right")
-    for prompt, acc, rew in zip(args.prompt, result.accuracy.tolist(), result.reward.tolist()):
-        table.add_row(repr(prompt), f"{100 * acc:.2f}%", f"{rew:.2f}")
-    console.print(table)
-    if args.predictions is not None:
-        write_table(predictions_frame(task, result, args.split), args.predictions)
-        console.print(f"per-example predictions written to {args.predictions}")
-    return 0
-
-
-def cmd_eval_style(args: argparse.Namespace, console) -> int:
-    """Style transfer: each prompt's best-of-n outputs, or each outputs file, with the paper's
-    metrics on the test split (content, style accuracy, fluency, J, GM, BLEU, perplexity)."""
-    import pandas as pd
-    from rich.table import Table
-
-    from .io import write_table
-    from .run import make_spec
-    from .tasks.style_transfer.task import read_outputs
-
-    if not args.prompt and not args.outputs:
-        raise ConfigError("pinbench eval --task style_transfer: give --prompt and/or --outputs FILE")
-    if args.outputs and args.split != "test":
-        raise ConfigError("pinbench eval --outputs: outputs are scored against the test split only")
-    values = {"task": "style_transfer", "task.dataset": args.dataset, "task.direction": args.direction,
-              "task.data_dir": args.data_dir, "task.task_lm": args.task_lm, "task.task_lm_dtype": args.dtype,
-              "task.trust_remote_code": args.trust_remote_code, "task.bf16": args.bf16,
-              "task.exact_eval": not args.bf16, "run.device": args.device}
-    if args.split_seed is not None:
-        values["task.split_seed"] = args.split_seed
-    values.update(_task_settings(args.set))
-    spec = make_spec(values, "pinbench eval", from_strings=True)
-    task = spec.task_class.load(spec.task_config, spec.run, [args.split])
-    data = task.split(args.split)
-    rows, frames = [], []
-    for source in [*args.prompt, *args.outputs]:
-        if isinstance(source, Path):
-            outputs = read_outputs(source)
-            metrics, name = task.evaluate_outputs(outputs, data), str(source)
-        else:
-            metrics, name = task.score([source], args.split), repr(source)
-            metrics = {k: (v[0] if isinstance(v, list) else float(v[0])) for k, v in metrics.items()}
-        rows.append((name, metrics))
-        if "outputs" in metrics and args.split == "test":
-            frame = pd.DataFrame({"source": name, "example": range(len(data.inputs)), "input": data.inputs,
-                                  "output": metrics["outputs"],
-                                  "reference": list(data.references) if data.references else None,
-                                  "content": metrics["content_each"], "style_correct": metrics["style_correct_each"],
-                                  "fluent": metrics["fluent_each"]})
-            frames.append(frame)
-    c = spec.task_config
-    table = Table(title=f"style transfer {c.dataset} {c.direction} ({args.split}, n={len(data.inputs)}) "
-                        f"with task LM {c.task_lm}")
-    names = [m.name for m in task.metrics if any(isinstance(r.get(m.name), float) for _, r in rows)]
-    table.add_column("prompt / outputs")
-    for m in names:
+        result = task.eval_table(args.prompt, args.outputs, args.split, _EvalProgress(bar))
+    table = Table(title=result.title)
+    metrics = list(dict.fromkeys(m for _, row in result.rows for m in row))
+    table.add_column("prompt / outputs" if task_class.scores_outputs else "prompt")
+    for m in metrics:
         table.add_column(m, justify="right")
-    for name, metrics in rows:
-        table.add_row(name, *(f"{metrics[m]:.1f}" if isinstance(metrics.get(m), float) else "" for m in names))
+    for name, row in result.rows:
+        table.add_row(name, *(result.cell(m, row.get(m)) for m in metrics))
     console.print(table)
-    if args.predictions is not None and frames:
-        write_table(pd.concat(frames, ignore_index=True), args.predictions)
-        console.print(f"per-example outputs written to {args.predictions}")
-    return 0
-
-
-def cmd_eval_inversion(args: argparse.Namespace, console) -> int:
-    """Inversion: each prompt's CLIP score against the target images (test: also under the second
-    CLIP, ``task.eval_clip_model``) and its CLIP token count."""
-    from rich.table import Table
-
-    from .io import write_table
-    from .run import make_spec
-
-    if not args.prompt:
-        raise ConfigError("pinbench eval --task inversion: give at least one --prompt")
-    values = {"task": "inversion", "task.data_dir": args.data_dir, "task.clip_dtype": args.dtype,
-              "task.trust_remote_code": args.trust_remote_code, "run.device": args.device}
-    values.update(_task_settings(args.set))
-    spec = make_spec(values, "pinbench eval", from_strings=True)
-    task = spec.task_class.load(spec.task_config, spec.run, [args.split])
-    scores = task.score(args.prompt, args.split)
-    c = spec.task_config
-    table = Table(title=f"inversion: {', '.join(p.name for p in task.paths)} ({args.split}) with CLIP {c.clip_model}")
-    names = [m.name for m in task.metrics if m.name in scores]
-    table.add_column("prompt")
-    for m in names:
-        table.add_column(m, justify="right")
-    for i, prompt in enumerate(args.prompt):
-        table.add_row(repr(prompt), *(f"{float(scores[m][i]):.4f}" for m in names))
-    console.print(table)
-    if args.predictions is not None:
-        import pandas as pd
-
-        write_table(pd.DataFrame({"prompt": args.prompt, **{m: scores[m].tolist() for m in names}}), args.predictions)
-        console.print(f"scores written to {args.predictions}")
+    if args.predictions is not None and result.predictions is not None:
+        write_table(result.predictions, args.predictions)
+        console.print(f"{result.predictions_label} written to {args.predictions}")
     return 0
 
 
@@ -434,12 +372,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .storage import exclusive_writer, resolve
 
     console = Console()
-    values: dict = {"task": args.task, "method": args.method, "preset": args.preset, "plugins": args.plugin}
-    for key, value in vars(args).items():
-        if key.startswith("cfg__") and value is not None:
-            _, section, name = key.split("__", 2)
-            values[f"{section}.{name}"] = value
-    values.update(_key_values(args.set))
+    values: dict = {"task": args.task, "method": args.method, "preset": args.preset, "plugins": args.plugin,
+                    **_field_values(args), **_key_values(args.set)}
     spec = make_spec(values, "pinbench train", from_strings=True)
     out = resolve(args.out) if args.out is not None else None  # a path or a URI (s3://...)
     if out is not None and out.is_file():
@@ -607,29 +541,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def predictions_frame(task, result, split: str):
-    """One row per (prompt, example): text, label, prediction, reward and class probabilities."""
-    import pandas as pd
-
-    data = task.split(split)
-    names = task.spec.label_names or tuple(w.strip() for w in task.spec.verbalizers)
-    frames = []
-    for i, prompt in enumerate(result.prompts):
-        frame = pd.DataFrame({
-            "prompt": prompt,
-            "example": range(len(data)),
-            "text": data.texts,
-            "label": data.labels,
-            "prediction": result.predictions[i].tolist(),
-            "reward": result.example_rewards[i].tolist(),
-        })
-        frame["correct"] = frame["label"] == frame["prediction"]
-        for c, name in enumerate(names):
-            frame[f"p_{name}"] = result.probs[i, :, c].tolist()
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import ALIASES
 
@@ -656,35 +567,29 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from .data_download import SOURCES, load_manifest, presence
-    from .tasks.classification.data import load_dataset_file, registry
-    from .tasks.style_transfer.data import DATASETS as STYLE_DATASETS
+    """Every registered task's datasets (``Task.list_datasets``) and where their files are."""
+    from .data_download import load_manifest, presence
+    from .registry import TASKS, import_plugins
 
-    for f in args.dataset_file:
-        load_dataset_file(f)
+    import_plugins(args.plugin)
     manifest = load_manifest()
 
-    def where(name: str) -> str:
-        if name not in manifest:
-            own = registry()[name].data_dir if name in registry() else None
-            return f"user dataset, files under {own}" if own else "no public source known to pinbench"
-        p = presence(manifest[name], args.data_dir)
+    def where(info) -> str:
+        if info.name not in manifest:
+            return info.files_hint or "no public source known to pinbench"
+        p = presence(manifest[info.name], args.data_dir)
         places = ", ".join(f"{label} {folder}" for label, folder in p.places.items())
         line = f"{p.status} {p.found}/{len(p.dataset.files)} files" + (f" in {places}" if places else "")
         if p.dataset.unavailable:
             line += f" (+{len(p.dataset.unavailable)} published without a checksum here, not counted)"
-        return line + (f"; get them: pinbench data download {name}" if p.status != "present" else "")
+        return line + (f"; get them: pinbench data download {info.name}" if p.status != "present" else "")
 
-    print("few-shot classification:")
-    for name, spec in sorted(registry().items()):
-        print(f"  {name:10s} {spec.num_classes:2d} classes  {spec.template!r:32s} {list(spec.verbalizers)}")
-        print(f"  {'':10s} {where(name)}")
-    print("style transfer:")
-    for name, style in STYLE_DATASETS.items():
-        print(f"  {name:12s} {style.description}\n  {'':12s} {where(name)}")
-    print("inversion:")
-    for name in (n for n, s in SOURCES.items() if s.kind == "inversion"):
-        print(f"  {name:12s} target images\n  {'':12s} {where(name)}")
+    for name in TASKS.names():
+        task_class = TASKS.get(name)
+        print(f"{task_class.title or name}:")
+        for info in task_class.list_datasets(args.dataset_file):
+            width = max(10, len(info.name))
+            print(f"  {info.name:{width}s} {info.description}\n  {'':{width}s} {where(info)}")
     return 0
 
 

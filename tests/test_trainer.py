@@ -39,8 +39,6 @@ class TargetTask(Task):
     name = "target"
     metrics = (Metric("accuracy"), Metric("reward"))
     selection_metric = "accuracy"
-    default_reward_scale = 5.0
-    default_reward_shift = 0.0
 
     def __init__(self):
         self.calls: list[tuple[str, list[str]]] = []
@@ -54,7 +52,8 @@ class TargetTask(Task):
 
 def small_config(**overrides) -> RunSpec:
     values = dict(prompt_length=3, mlp_hidden=64, lr=3e-3, alpha=1.0, top_k=None, replay_size=2000,
-                  replay_batch=64, prompts_per_step=16, steps=300, eval_every=10, polyak=0.1, test=False, seed=0)
+                  replay_batch=64, prompts_per_step=16, steps=300, eval_every=10, polyak=0.1, test=False, seed=0,
+                  reward_scale=5.0)
     values.update(overrides)
     return make_spec(values)
 
@@ -261,7 +260,7 @@ def test_inversion_presets_take_pins_command(name):
     c = spec.method_config
     assert (c.prompt_length, c.prompts_per_step, c.reward_scale, c.reward_shift, c.reward_zscore) == (8, 32, 1.0, 0.0, None)
     assert (spec.run.steps, spec.run.eval_every) == (20000, 50)
-    assert spec.task_class.zscore_rewards is False
+    assert spec.task_class.reward_kind == "similarity" and c.shaping("similarity") == (1.0, 0.0, False)
     assert c.regularizer == PRESET_TABLE[name][0]
 
 

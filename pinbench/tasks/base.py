@@ -47,12 +47,12 @@ class Task:
     """Scores are deterministic, so a method may score a (split, prompt) once and reuse it. False
     for sampled scores (style transfer's generations) and moving training inputs: the method then
     asks the task every time, and the task keeps its own state (``state_dict``)."""
-    default_reward_scale: ClassVar[float] = 1.0
-    default_reward_shift: ClassVar[float] = 0.0
-    zscore_rewards: ClassVar[bool] = True
-    """Whether a reward-shaping method z-scores the training rewards before scaling them, as the
-    authors' reward classes do for classification and style transfer; False: scale x raw reward +
-    shift (PIN's CLIP reward)."""
+    reward_kind: ClassVar[str] = "score"
+    """What the training reward is, a fact methods that shape rewards read (the RL method's shaping
+    is its own: ``methods/rl/config.py``): "score", a task score on a scale of the task's own (a
+    probability gap, a content-plus-style percentage) that only means something relative to the
+    other prompts of its step; "similarity", a raw cosine in [-1, 1] with no natural scale, whose
+    absolute value is the signal (PIN's CLIP reward)."""
 
     @classmethod
     def build(cls, config, run) -> "Task":
@@ -139,6 +139,112 @@ class Task:
         """The splits a run scores: training, selection and (if ``test``) the reported one."""
         wanted = ["train", cls.selection_split] + ([cls.report_split] if test and cls.report_split else [])
         return [s for s in dict.fromkeys(wanted) if s in cls.splits]
+
+
+    # -- what the commands need beyond scoring (``pinbench eval``, ``datasets``) ---------------
+
+    eval_required: ClassVar[tuple[str, ...]] = ()
+    """Fields ``pinbench eval`` needs on its command line (``("dataset",)``: ``--dataset``)."""
+    eval_dtype_field: ClassVar[str | None] = "task_lm_dtype"
+    """The field ``pinbench eval --dtype`` sets (the dtype of the scored model's weights)."""
+    scores_outputs: ClassVar[bool] = False
+    """Whether ``eval_table`` scores files of another system's outputs (``pinbench eval --outputs``)."""
+    title: ClassVar[str] = ""
+    """What ``pinbench datasets`` and reports call the task ("few-shot classification"); default: its name."""
+
+    @classmethod
+    def eval_values(cls, flags: dict) -> dict:
+        """``pinbench eval``'s shared flags as this task's dotted keys. ``flags``: ``dataset``,
+        ``data_dir``, ``split_seed``, ``dataset_file`` (a list), ``task_lm``, ``task_lm_kind``,
+        ``dtype``, ``bf16``, ``batch_tokens``, ``trust_remote_code``, ``device``; None = not given.
+        A flag maps to the field of its name (``dtype`` to ``eval_dtype_field``, ``batch_tokens``
+        to ``max_batch_tokens``, ``bf16`` also sets ``exact_eval`` to its negation: eval's
+        numbers are exact unless the user opts into bf16); a flag the task has no field for is an
+        error when given."""
+        import dataclasses as dc
+
+        fields = {f.name for f in dc.fields(cls.config_class)}
+        rename = {"dtype": cls.eval_dtype_field, "batch_tokens": "max_batch_tokens",
+                  "dataset_file": "dataset_file"}
+        values = {"run.device": flags.get("device") or "cpu"}
+        for flag, value in flags.items():
+            if flag == "device" or value is None or value == [] or (flag == "trust_remote_code" and value is False):
+                continue
+            name = rename.get(flag, flag)
+            if flag == "dataset_file":
+                value = value[0]
+            if name not in fields:
+                if flag in ("dtype", "bf16") and value in ("float32", False):
+                    continue  # eval's defaults, meaningless for a task without the field
+                raise ConfigError(f"pinbench eval --task {cls.name}: --{flag.replace('_', '-')} is not a field of "
+                                  f"this task; its fields are {', '.join(sorted(fields))}")
+            values[f"task.{name}"] = value
+            if flag == "bf16" and "exact_eval" in fields:
+                values["task.exact_eval"] = not value
+        return values
+
+    @classmethod
+    def check_eval_request(cls, prompts: Sequence[str], outputs: Sequence, split: str) -> None:
+        """Fail before any model loads when ``pinbench eval`` is asked for something the task cannot do."""
+        if outputs and not cls.scores_outputs:
+            raise ConfigError(f"pinbench eval --task {cls.name}: this task does not score files of outputs (--outputs)")
+        if not prompts and not outputs:
+            raise ConfigError("pinbench eval: give at least one --prompt"
+                              + (" or --outputs FILE" if cls.scores_outputs else ""))
+
+    @classmethod
+    def input_files(cls, config, splits: Sequence[str]) -> list:
+        """The data files a run of ``config`` reads on ``splits`` (Paths): a command writing a file
+        refuses to write over one of them."""
+        return []
+
+    def eval_table(self, prompts: Sequence[str], outputs: Sequence, split: str, progress=None) -> "EvalTable":
+        """``pinbench eval``: one row per prompt (and per outputs file, when ``scores_outputs``)
+        with the task's metrics on ``split``, and per-example predictions where the task has them.
+        The default scores each prompt with ``score`` and reports its scalar metrics."""
+        scores = self.score(list(prompts), split) if prompts else {}
+        names = [m.name for m in self.metrics if m.name in scores and torch.is_tensor(scores[m.name])]
+        rows = [(repr(p), {m: float(scores[m][i]) for m in names}) for i, p in enumerate(prompts)]
+        import pandas as pd
+
+        frame = pd.DataFrame({"prompt": list(prompts), **{m: [r[m] for _, r in rows] for m in names}})
+        return EvalTable(title=f"{self.name} ({split})", rows=rows, formats={m: ".4f" for m in names},
+                         predictions=frame, predictions_label="scores")
+
+    @classmethod
+    def list_datasets(cls, dataset_files: Sequence[str] = ()) -> list["DatasetInfo"]:
+        """``pinbench datasets``: what this task can be solved on (registered datasets, image sets)."""
+        return []
+
+
+@dataclass
+class EvalTable:
+    """What ``pinbench eval`` prints (a table) and writes (``--predictions``) for one task."""
+
+    title: str
+    rows: list[tuple[str, dict[str, float]]]
+    """(prompt or outputs file, {metric: value}) per row."""
+    formats: dict[str, str]
+    """Metric -> format: a ``format()`` spec (".4f") or "%" (a fraction shown as a percentage)."""
+    predictions: object = None
+    """Per-example rows (a pandas DataFrame) for ``--predictions``; None when there are none."""
+    predictions_label: str = "per-example predictions"
+
+    def cell(self, metric: str, value) -> str:
+        if not isinstance(value, float):
+            return ""
+        spec = self.formats.get(metric, ".4f")
+        return f"{100 * value:.2f}%" if spec == "%" else format(value, spec)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One entry of ``pinbench datasets``."""
+
+    name: str
+    description: str
+    files_hint: str | None = None
+    """Where a dataset known to no download manifest keeps its files (a user dataset's directory)."""
 
 
 class WhiteBox:

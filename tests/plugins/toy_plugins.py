@@ -12,7 +12,8 @@ import torch
 
 from pinbench.methods import Method
 from pinbench.registry import METHODS, TASKS
-from pinbench.tasks import Metric, Task
+from pinbench.tasks import DatasetInfo, Metric, Task
+
 
 
 @dataclass
@@ -39,6 +40,10 @@ class PromptLength(Task):
     @classmethod
     def dataset_name(cls, config) -> str:
         return f"length-{config.target}"
+
+    @classmethod
+    def list_datasets(cls, dataset_files=()):
+        return [DatasetInfo("length-N", "no data: any target length (task.target)", "nothing to download")]
 
     def score(self, prompts, split="train"):
         distance = torch.tensor([abs(len(p) - self.config.target) for p in prompts], dtype=torch.float)

@@ -59,12 +59,13 @@ class RLConfig:
     """Prompts sampled from the policy per step."""
     reward_scale: float | None = None
     """Shaping: scale * zscore(R) + shift. Presets set their code's value for the task; None takes
-    the task's default (PIN's: 1 for classification)."""
+    the default for the task's kind of reward (``DEFAULT_SHAPING``: 1)."""
     reward_shift: float | None = None
-    """Shaping shift; presets set it; None takes the task's default (0 for classification)."""
+    """Shaping shift; presets set it; None: ``DEFAULT_SHAPING`` (0)."""
     reward_zscore: bool | None = None
-    """z-score the rewards before scaling (None: the task's rule, as its authors' reward does:
-    yes for classification and style transfer, no for inversion's raw cosine)."""
+    """z-score the rewards before scaling; None: ``DEFAULT_SHAPING`` for the task's
+    ``reward_kind``, as the authors' reward classes do: yes for a task score (classification, style
+    transfer), no for a raw similarity (inversion's cosine)."""
 
     # --- optimisation ---
     lr: float = 5e-5
@@ -94,6 +95,26 @@ class RLConfig:
             (self.lr > 0, "lr", "> 0"),
             (0 < self.polyak <= 1, "polyak", "in (0, 1]"),
         ], self)
+
+    def shaping(self, reward_kind: str) -> tuple[float, float, bool]:
+        """(scale, shift, z-score) for a task whose reward is ``reward_kind`` (``Task.reward_kind``):
+        the fields where set, else ``DEFAULT_SHAPING``."""
+        if reward_kind not in DEFAULT_SHAPING:
+            from ...errors import ConfigError
+
+            raise ConfigError(f"method 'rl' has no reward shaping for a task reward of kind '{reward_kind}'; "
+                              f"known: {sorted(DEFAULT_SHAPING)} (set method.reward_scale, reward_shift and "
+                              f"reward_zscore)")
+        scale, shift, zscore = DEFAULT_SHAPING[reward_kind]
+        pick = lambda mine, default: default if mine is None else mine  # noqa: E731
+        return pick(self.reward_scale, scale), pick(self.reward_shift, shift), pick(self.reward_zscore, zscore)
+
+
+#: The RL method's shaping when no preset or field sets it, per kind of task reward
+#: (``Task.reward_kind``): PIN's code's, 1 x z-score for a task score (classification, style
+#: transfer), 1 x the raw value for a similarity (its CLIP reward: the README command's
+#: reward_shaping_new_max=1; its config file says 10).
+DEFAULT_SHAPING: dict[str, tuple[float, float, bool]] = {"score": (1.0, 0.0, True), "similarity": (1.0, 0.0, False)}
 
 
 # The papers' recipes as their released code runs them (docs/presets.md). Models stay the offline

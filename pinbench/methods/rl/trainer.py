@@ -111,9 +111,7 @@ class Trainer(Method):
         self.generator = torch.Generator(device=self.policy.head_weight.device).manual_seed(run.seed)
         self.buffer = ReplayBuffer(config.replay_size) if config.replay_size > 0 else None
         task = self.task
-        self.reward_scale = config.reward_scale if config.reward_scale is not None else task.default_reward_scale
-        self.reward_shift = config.reward_shift if config.reward_shift is not None else task.default_reward_shift
-        self.reward_zscore = config.reward_zscore if config.reward_zscore is not None else task.zscore_rewards
+        self.reward_scale, self.reward_shift, self.reward_zscore = config.shaping(task.reward_kind)
 
     @property
     def prompt_tokenizer(self) -> str:

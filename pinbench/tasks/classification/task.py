@@ -12,7 +12,7 @@ import torch
 from ...fields import require
 from ...models import LoadedModel
 from ...registry import TASKS
-from ..base import Metric, Task
+from ..base import DatasetInfo, EvalTable, Metric, Task
 from . import rewards
 from ...errors import ConfigError
 from .data import DatasetSpec, Split, get_dataset, load_dataset_file, read_split
@@ -150,9 +150,6 @@ class FewShotClassification(Task):
     metrics = (Metric("accuracy", True, "share of examples whose top verbalizer is the label"),
                Metric("reward", True, "mean gap reward (RLPrompt's 200/180 x probability gap)"))
     selection_split, selection_metric, report_split = "dev", "accuracy", "test"
-    # Without a preset, PIN's code's shaping: 1 * zscore (docs/presets.md; presets set their own).
-    default_reward_scale = 1.0
-    default_reward_shift = 0.0
 
     def __init__(self, dataset: str | DatasetSpec, task_lm: LoadedModel, data_dir: str | Path | None,
                  split_seed: int = 13, *, bf16: bool = False, exact_eval: bool = True,
@@ -199,6 +196,62 @@ class FewShotClassification(Task):
     @classmethod
     def dataset_name(cls, config: ClassificationConfig) -> str:
         return config.dataset
+
+    # -- pinbench eval and datasets --------------------------------------------------------------
+
+    eval_required = ("dataset",)
+    title = "few-shot classification"
+
+    @classmethod
+    def eval_values(cls, flags: dict) -> dict:
+        """The shared flags; every ``--dataset-file`` is registered (the first is the task's own)."""
+        for f in flags.get("dataset_file") or ():
+            load_dataset_file(f)
+        return super().eval_values(flags)
+
+    @classmethod
+    def input_files(cls, config: ClassificationConfig, splits: Sequence[str]) -> list[Path]:
+        spec = get_dataset(config.dataset)
+        return [spec.file(config.data_dir, config.split_seed, split) for split in splits]
+
+    def eval_table(self, prompts, outputs, split: str, progress=None) -> EvalTable:
+        data = self.split(split)
+        if progress is not None:
+            progress.start(len(prompts) * len(data))
+        result = self.evaluate(prompts, split, progress=progress.advance if progress is not None else None)
+        rows = [(repr(p), {"accuracy": a, "mean reward": r})
+                for p, a, r in zip(prompts, result.accuracy.tolist(), result.reward.tolist())]
+        return EvalTable(title=f"{self.spec.name} (split seed {self.split_seed}, {split}, n={len(data)}) "
+                                     f"with task LM {self.task_lm.name}",
+                         rows=rows, formats={"accuracy": "%", "mean reward": ".2f"},
+                         predictions=self.predictions_frame(result, split))
+
+    def predictions_frame(self, result: Evaluation, split: str):
+        """One row per (prompt, example): text, label, prediction, reward and class probabilities."""
+        import pandas as pd
+
+        data = self.split(split)
+        names = self.spec.label_names or tuple(w.strip() for w in self.spec.verbalizers)
+        frames = []
+        for i, prompt in enumerate(result.prompts):
+            frame = pd.DataFrame({"prompt": prompt, "example": range(len(data)), "text": data.texts,
+                                  "label": data.labels, "prediction": result.predictions[i].tolist(),
+                                  "reward": result.example_rewards[i].tolist()})
+            frame["correct"] = frame["label"] == frame["prediction"]
+            for c, name in enumerate(names):
+                frame[f"p_{name}"] = result.probs[i, :, c].tolist()
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    @classmethod
+    def list_datasets(cls, dataset_files=()) -> list[DatasetInfo]:
+        from .data import registry
+
+        for f in dataset_files:
+            load_dataset_file(f)
+        return [DatasetInfo(name, f"{spec.num_classes:2d} classes  {spec.template!r:32s} {list(spec.verbalizers)}",
+                            f"user dataset, files under {spec.data_dir}" if spec.data_dir else None)
+                for name, spec in sorted(registry().items())]
 
     def reference_prompts(self, kind: str) -> list[str]:
         """manual: the empty prompt (the manual template holds the papers' words; ``task.template``

@@ -24,7 +24,7 @@ from ...data_locations import explicit_folder, find, not_found
 from ...errors import ConfigError, DataError
 from ...fields import require
 from ...registry import TASKS
-from ..base import Metric, Task, WhiteBox
+from ..base import DatasetInfo, EvalTable, Metric, Task, WhiteBox
 from .clip import IMAGE_SUFFIXES, ClipScorer, read_image
 
 PAPER_CLIP = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
@@ -108,9 +108,7 @@ class Inversion(Task):
     )
     splits = ("train", "test")
     selection_split, selection_metric, report_split = "train", "reward", "test"
-    zscore_rewards = False  # PIN's ClipReward returns the raw cosine
-    default_reward_scale = 1.0  # PIN's README command (reward_shaping_new_max=1); its config file says 10
-    default_reward_shift = 0.0
+    reward_kind = "similarity"  # PIN's ClipReward returns the raw cosine
 
     def __init__(self, config: InversionConfig, clip: ClipScorer, eval_clip: ClipScorer | None = None,
                  device: str = "cpu"):
@@ -128,6 +126,25 @@ class Inversion(Task):
     @classmethod
     def build(cls, config: InversionConfig, run) -> "Inversion":
         return cls(config, _scorer(config.clip_model, config, run.device), device=run.device)
+
+    # -- pinbench eval and datasets --------------------------------------------------------------
+
+    eval_dtype_field = "clip_dtype"
+    title = "inversion"
+
+    def eval_table(self, prompts, outputs, split: str, progress=None) -> EvalTable:
+        """Each prompt's CLIP score against the target images (test: also under the second CLIP,
+        ``eval_clip_model``) and its CLIP token count."""
+        table = super().eval_table(prompts, outputs, split, progress)
+        table.title = (f"inversion: {', '.join(p.name for p in self.paths)} ({split}) "
+                       f"with CLIP {self.config.clip_model}")
+        return table
+
+    @classmethod
+    def list_datasets(cls, dataset_files=()) -> list[DatasetInfo]:
+        from ...data_download import SOURCES
+
+        return [DatasetInfo(name, "target images") for name, s in SOURCES.items() if s.kind == cls.name]
 
     @classmethod
     def dataset_name(cls, config: InversionConfig) -> str:

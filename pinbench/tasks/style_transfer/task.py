@@ -28,7 +28,7 @@ import torch
 from ...errors import ConfigError
 from ...fields import require
 from ...registry import TASKS
-from ..base import Metric, Task
+from ..base import DatasetInfo, EvalTable, Metric, Task
 from .data import StyleSplit, get_dataset, parse_direction, read_split
 
 # The paper's models by name for GPU runs (docs/tasks/style-transfer.md#5): PIN's task LMs, RoBERTa-
@@ -171,9 +171,6 @@ class StyleTransfer(Task):
     )
     selection_split, selection_metric, report_split = "dev", "reward", "test"
     cacheable = False  # sampled generations, and a stream of training inputs
-    # Without a preset, PIN's code's shaping: 1 * zscore per input.
-    default_reward_scale = 1.0
-    default_reward_shift = 0.0
 
     def __init__(self, config: StyleTransferConfig, generator, content, reward_style, *, seed: int = 0,
                  exact=None, eval_style=None, fluency=None, reference_lm=None, device: str = "cpu"):
@@ -218,6 +215,52 @@ class StyleTransfer(Task):
     @classmethod
     def dataset_name(cls, config: StyleTransferConfig) -> str:
         return config.dataset
+
+    # -- pinbench eval and datasets --------------------------------------------------------------
+
+    eval_required = ("dataset",)
+    scores_outputs = True
+    title = "style transfer"
+
+    @classmethod
+    def check_eval_request(cls, prompts, outputs, split: str) -> None:
+        super().check_eval_request(prompts, outputs, split)
+        if outputs and split != "test":
+            raise ConfigError("pinbench eval --outputs: outputs are scored against the test split only")
+
+    def eval_table(self, prompts, outputs, split: str, progress=None) -> EvalTable:
+        """Each prompt's best-of-n outputs, or each outputs file (another system's, one line per
+        test input), with the paper's metrics; per-example outputs and judgements on test."""
+        import pandas as pd
+
+        data = self.split(split)
+        rows, frames = [], []
+        for source in [*prompts, *outputs]:
+            if isinstance(source, Path):
+                metrics, name = self.evaluate_outputs(read_outputs(source), data), str(source)
+            else:
+                metrics, name = self.score([source], split), repr(source)
+                metrics = {k: (v[0] if isinstance(v, list) else float(v[0])) for k, v in metrics.items()}
+            rows.append((name, metrics))
+            if "outputs" in metrics and split == "test":
+                frames.append(pd.DataFrame({
+                    "source": name, "example": range(len(data.inputs)), "input": data.inputs,
+                    "output": metrics["outputs"], "reference": list(data.references) if data.references else None,
+                    "content": metrics["content_each"], "style_correct": metrics["style_correct_each"],
+                    "fluent": metrics["fluent_each"]}))
+        c = self.config
+        names = [m.name for m in self.metrics if any(isinstance(r.get(m.name), float) for _, r in rows)]
+        return EvalTable(title=f"style transfer {c.dataset} {c.direction} ({split}, n={len(data.inputs)}) "
+                               f"with task LM {c.task_lm}",
+                         rows=[(n, {m: r.get(m) for m in names}) for n, r in rows], formats={m: ".1f" for m in names},
+                         predictions=pd.concat(frames, ignore_index=True) if frames else None,
+                         predictions_label="per-example outputs")
+
+    @classmethod
+    def list_datasets(cls, dataset_files=()) -> list[DatasetInfo]:
+        from .data import DATASETS
+
+        return [DatasetInfo(name, style.description) for name, style in DATASETS.items()]
 
     def split(self, name: str) -> StyleSplit:
         if name not in self._splits:

@@ -1,0 +1,49 @@
+"""A plug-in task (tests/plugins/toy_plugins.py) runs through the commands other than train and
+sweep with no change to pinbench: `pinbench eval` (its fields as flags, the base class's table and
+predictions) and `pinbench datasets` (its own entries)."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pinbench.cli import main
+
+PLUGINS = str(Path(__file__).parent / "plugins")
+
+
+@pytest.fixture(autouse=True)
+def plugin_path(monkeypatch):
+    monkeypatch.syspath_prepend(PLUGINS)
+
+
+def test_eval_scores_a_plugin_task_with_its_fields_as_flags(tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    code = main(["eval", "--plugin", "toy_plugins", "--task", "prompt-length", "--target", "3",
+                 "--prompt", "abc", "--prompt", "abcdef", "--split", "dev", "--predictions", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "prompt-length (dev)" in printed and "'abcdef'" in printed
+    frame = pd.read_csv(out)
+    assert frame["prompt"].tolist() == ["abc", "abcdef"]
+    assert frame["distance"].tolist() == [0.0, 3.0] and frame["reward"].tolist() == [0.0, -3.0]
+    # the test split is the harder one: the split flag reaches the task
+    assert main(["eval", "--plugin", "toy_plugins", "--task", "prompt-length", "--target", "3", "--prompt", "abc",
+                 "--split", "test", "--predictions", str(out)]) == 0
+    assert pd.read_csv(out)["distance"].tolist() == [1.0]
+
+
+def test_eval_refuses_what_a_plugin_task_cannot_do(tmp_path, capsys):
+    base = ["eval", "--plugin", "toy_plugins", "--task", "prompt-length"]
+    assert main([*base, "--prompt", "x", "--outputs", str(tmp_path / "o.txt")]) == 2
+    assert "does not score files of outputs" in capsys.readouterr().err
+    assert main([*base, "--prompt", "x", "--task-lm", "gpt2"]) == 2  # a flag with no field to set
+    assert "--task-lm is not a field of this task" in capsys.readouterr().err
+    assert main(base) == 2
+    assert capsys.readouterr().err.strip().endswith("give at least one --prompt")
+
+
+def test_datasets_lists_a_plugin_tasks_entries(capsys):
+    assert main(["datasets", "--plugin", "toy_plugins"]) == 0
+    printed = capsys.readouterr().out
+    assert "prompt-length:" in printed and "length-N" in printed and "nothing to download" in printed
+    assert "few-shot classification:" in printed and "style transfer:" in printed
