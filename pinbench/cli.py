@@ -1,6 +1,6 @@
 """The `pinbench` command line.
 
-    pinbench eval     score prompts on a task's split (few-shot classification)
+    pinbench eval     score prompts on a task's split (any registered task)
     pinbench train    optimise a prompt (a method on a task: RL presets pin, rlprompt, ...)
     pinbench sweep    run a suite of trials on Ray Tune
     pinbench report   tables, naturalness metrics, figures and report.md from results
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import signals
 from .errors import ConfigError, NonFiniteError, PinbenchError, yaml_error_line
+from .registry import DEFAULT_TASK
 
 
 def _quiet_transformers() -> None:
@@ -50,17 +51,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default=None,
-                   help="registered dataset name (see `pinbench datasets`); classification and style transfer")
+                   help="the task's dataset (see `pinbench datasets`)")
     p.add_argument("--dataset-file", action="append", default=[], metavar="YAML",
                    help="YAML file defining extra datasets (repeatable)")
     p.add_argument("--data-dir", default=None,
-                   help="root of the task's data: few-shot (<dir>/<dataset>/16-<seed>/<split>.tsv), "
-                        "style transfer (<dir>/yelp/, <dir>/shakespeare/) or inversion (the image directory), "
-                        "or a data root like ../shared/data; default: PINBENCH_DATA_DIR, ../shared/data, the "
-                        "download cache, the embedded SST-2 split (README \"Data\")")
+                   help="root of the task's data (its layout: docs/tasks/<task>.md), or a data root like "
+                        "../shared/data; default: PINBENCH_DATA_DIR, ../shared/data, the download cache, the "
+                        "embedded SST-2 split (README \"Data\")")
     p.add_argument("--split-seed", type=int, default=None,
-                   help="classification: LM-BFF split seed (13, 21, 42, 87, 100; default 13); "
-                        "style transfer: Shakespeare's 100-<seed> split (default 100)")
+                   help="the task's split seed (its task.split_seed; e.g. LM-BFF's 13, 21, 42, 87, 100)")
 
 
 def _preset_names() -> list[str]:
@@ -96,9 +95,9 @@ def _add_field_flags(parser: argparse.ArgumentParser, argv: list[str] | None,
             from .methods import get_preset
 
             method = get_preset(known.preset).method
-        classes = section_classes(known.task or "classification", method or "rl")
+        classes = section_classes(known.task or DEFAULT_TASK, method or "rl")
     except PinbenchError:  # reported when the command runs (make_spec gives the full message)
-        classes = section_classes("classification", "rl")
+        classes = section_classes(DEFAULT_TASK, "rl")
     wanted = sections
     sections = classes
     sections = {name: cls for name, cls in sections.items() if name in wanted}
@@ -149,7 +148,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="score prompts (or a task's files of outputs) on a task's split",
                         description="Score prompts on a task's split with its metrics. The task's fields are flags "
                                     "too (the group below, for the chosen --task); --set KEY=VALUE sets any of them.")
-    ev.add_argument("--task", default="classification", help="task (default: classification; see `pinbench list`)")
+    ev.add_argument("--task", default=DEFAULT_TASK, help=f"task (default: {DEFAULT_TASK}; see `pinbench list`)")
     ev.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                     help="import a module that registers more tasks (repeatable)")
     _add_data_args(ev)
@@ -158,7 +157,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                     help="prompt text (repeatable: several prompts are scored in one batch)")
     ev.add_argument("--outputs", action="append", default=[], type=Path, metavar="FILE",
                     help="a file of another system's outputs, one per test input, for a task that scores them "
-                         "(style transfer); repeatable")
+                         "(Task.scores_outputs); repeatable")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="any task field, e.g. task.test_samples=8 task.test_size=100, "
                          "task.eval_clip_model=openai/clip-vit-large-patch14 (a bare key is a task field)")
@@ -175,7 +174,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         description="Run a method on a task. Every field of the run, the task and the method "
                                     "is a flag (the groups below, for the chosen --task and --method); "
                                     "unset fields come from --preset, else from the defaults.")
-    tr.add_argument("--task", default=None, help="task (default: classification; see `pinbench list`)")
+    tr.add_argument("--task", default=None, help=f"task (default: {DEFAULT_TASK}; see `pinbench list`)")
     tr.add_argument("--method", default=None, help="method (default: the preset's, else rl)")
     tr.add_argument("--preset", default=None, help="a method's named recipe: " + ", ".join(_preset_names()))
     tr.add_argument("--plugin", action="append", default=[], metavar="MODULE",
@@ -233,7 +232,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path, default=Path("report"), help="output directory (default: report)")
     rp.add_argument("--metric", default=None,
                     help="comparison metric, a test_* or dev_* column of trials.parquet (default: the metric the "
-                         "trials' task selects by, on its report split: test_accuracy for classification)")
+                         "trials' task selects by, on its report split, e.g. test_accuracy)")
     rp.add_argument("--error", choices=("se", "std"), default="se",
                     help="± and error bars: standard error or standard deviation over runs (default: se)")
     rp.add_argument("--baseline", default="auto",
@@ -277,8 +276,7 @@ def _add_data_parser(sub) -> None:
                                          "~/.cache/pinbench/data), verifying each file's sha256. Rerun to resume "
                                          "an interrupted download.")
     dl.add_argument("names", nargs="*", metavar="NAME",
-                    help="data sets (default: all): the few-shot ones by registry name (sst-2, ...), "
-                         "yelp and shakespeare (style transfer), lexica (inversion images)")
+                    help="data sets (default: all) by the names `pinbench datasets` lists (sst-2, yelp, lexica, ...)")
     dl.add_argument("--mirror", default=os.environ.get("PINBENCH_DATA_MIRROR"), metavar="URL",
                     help="fetch the same layout from this base URL instead (default: $PINBENCH_DATA_MIRROR, "
                          "else each file's public source)")

@@ -74,6 +74,8 @@ def import_plugins(modules: Iterable[str]) -> None:
             raise ConfigError(f"plug-in module '{module}' cannot be imported: {type(exc).__name__}: {exc}") from None
 
 
+#: The task a command or a config runs when it names none.
+DEFAULT_TASK = "classification"
 TASKS = Registry("task", {
     "classification": "pinbench.tasks.classification.task:FewShotClassification",
     "style_transfer": "pinbench.tasks.style_transfer.task:StyleTransfer",
