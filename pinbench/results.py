@@ -7,7 +7,8 @@
     prompts.parquet  one row per evaluated prompt, and the chosen one (source ``best``)
 
 Every table carries ``schema_version``; the columns are documented in the README ("Results").
-Version 1 (flat ``config.*`` columns, RL on classification only) is upgraded on read. A store is
+Version 3 adds the provenance columns (``pinbench.provenance``); versions 1 (flat ``config.*``
+columns, RL on classification only) and 2 are upgraded on read, their provenance left empty. A store is
 a local directory or an object-store prefix (``storage.Location``); each file is replaced whole
 (``storage``: temporary file + rename on a disk, one upload in a bucket). ``analysis.load`` reads
 stores through this module.
@@ -22,11 +23,12 @@ from pathlib import Path
 import pandas as pd
 
 from .fields import same_value
+from .provenance import PROVENANCE_COLUMNS, environment, utc_now
 from .run import RunResult, RunSpec
 from .storage import Location, resolve
 
-SCHEMA_VERSION = 2
-KNOWN_SCHEMA_VERSIONS = frozenset({1, 2})
+SCHEMA_VERSION = 3
+KNOWN_SCHEMA_VERSIONS = frozenset({1, 2, 3})
 TABLES = ("trials", "history", "prompts")
 # Readers start from trials.parquet: it is written last, so every trial it lists already has its
 # history and prompts (a reader between two writes sees history rows of trials it does not list yet).
@@ -72,6 +74,7 @@ def trial_row(result: RunResult, trial_id: str, suite: str = "", status: str = "
     row.update(result.test)
     row.update({f"budget_{k}": v for k, v in result.budget.items()})
     row["resumed_at"] = list(result.resumed_at)
+    row.update(environment(spec), started_at=result.started_at, ended_at=utc_now())
     return row
 
 
@@ -162,6 +165,8 @@ def upgrade(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     classification, flat ``config.<field>`` columns) get their sections and identity. Version 1 did
     not record a preset: as its reports did, a trial's preset is the one of its regulariser that
     differs from it in the fewest method fields (labels then name the differences)."""
+    if table == "trials" and len(frame):  # versions 1 and 2 recorded no provenance
+        frame = frame.assign(**{c: None for c in PROVENANCE_COLUMNS if c not in frame.columns})
     if table != "trials" or not len(frame) or "config.dataset" not in frame.columns:
         return frame
     from .methods.rl.config import PRESETS, RLConfig

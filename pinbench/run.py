@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .fields import build, check_value, parse_value, require
+from .provenance import utc_now
 from .registry import METHODS, TASKS, import_plugins
 
 SECTIONS = ("run", "task", "method")
@@ -221,6 +222,8 @@ class RunResult:
     """What the run spent, so methods compare at equal cost: ``scored_<split>`` prompts the task
     scored, ``examples_<split>`` (prompt, example) pairs it ran through its model, and
     ``gradient_steps`` / ``gradient_examples`` of white-box methods (``PromptBook``)."""
+    started_at: str = field(default_factory=utc_now)
+    """When the run started (UTC, ISO 8601); a resumed run keeps its first start."""
     resumed_at: list[int] = field(default_factory=list)
     """The steps the run continued from after a checkpoint was loaded (one per resume; empty for a
     run that never stopped), so a results row shows that a resumed trial did not start over."""
