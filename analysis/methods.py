@@ -17,7 +17,7 @@ import pandas as pd
 from pinbench.errors import ConfigError
 from pinbench.fields import same_value
 from pinbench.methods import PRESETS
-from pinbench.registry import METHODS
+from pinbench.registry import DEFAULT_TASK, METHODS
 
 # How a field is written in a label (others: their own name).
 SHORT = {"alpha": "α", "top_k": "top-k", "sample_top_k": "sample top-k", "objective": "obj",
@@ -61,7 +61,7 @@ def _value(row, column):
 def method_label(row: pd.Series | dict) -> str:
     """``pin``, ``pin α=0.3``, or with no preset ``rl regularizer=tsallis q=1.5``."""
     preset = _value(row, "preset")
-    reference = _reference(row["method"], preset, row.get("task", "classification"))
+    reference = _reference(row["method"], preset, row.get("task", DEFAULT_TASK))
     diff = [c for c, v in reference.items() if c in row and not same_value(_value(row, c), v)]
     head = preset or row["method"]
     return " ".join([head, *(f"{short(c)}={fmt_value(_value(row, c))}" for c in diff)])
@@ -95,7 +95,7 @@ def order_methods(labels: list[str]) -> list[str]:
     """Presets first in their PRESETS order, then the rest sorted naturally (α=0.1 before α=1)."""
     def key(label: str):
         head = label.split(" ")[0]
-        rank = list(PRESETS).index(head) if head in PRESETS else len(PRESETS)
+        rank = PRESETS[head].order if head in PRESETS else math.inf  # Preset.order: PIN Table 1, then plug-ins
         parts = []
         for tok in label.replace(",", " ").split():
             value = tok.split("=", 1)[-1]

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .methods import ABLATION_FIELDS, fmt_value, method_settings, order_methods, short  # noqa: E402
-from .published import dataset_name, order_datasets  # noqa: E402
+from .datasets import dataset_name, order_datasets  # noqa: E402
 
 FORMATS = ("png", "pdf")
 PANELS_PER_ROW = 4

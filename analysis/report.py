@@ -5,14 +5,19 @@
     <out>/tables/naturalness.{md,tex,csv}  perplexity, Zipf, word shares, support per method
     <out>/tables/settling.{md,tex,csv}     support over training and greedy-prompt changes per method
     <out>/tables/prompts.{md,csv}          every trial's best prompt with accuracy and naturalness
-    <out>/tables/style_transfer.{md,tex,csv}  PIN Table 2 (both directions pooled), for style-transfer runs
-    <out>/tables/inversion.{md,tex,csv}    CLIP scores and naturalness per method, for textual-inversion runs
-    <out>/figures/inversion_prompts.{png,pdf}  each target image beside every method's best prompt for it
+    <out>/tables/<name>.{md,tex,csv}, <out>/figures/<name>.{png,pdf}   a task's own sections (its
+                                           papers' tables and figures): ``Task.report_sections``
     <out>/tables/transfer.{md,tex,csv}     best prompts scored with other task LMs (after `pinbench transfer`)
     <out>/figures/learning_curves.{png,pdf}
     <out>/figures/train_reward.{png,pdf}      the sampled prompts' raw task reward at every step
     <out>/figures/policy_support.{png,pdf}    the tokens the sampling policy can draw, over training
     <out>/figures/ablation_<alpha|q|top_k>.{png,pdf}   where the results vary that setting
+
+The report is generic over tasks: it groups the completed trials by their ``task`` column and asks
+each task's class (``pinbench.registry.TASKS``) what is its own (``pinbench.tasks.base.Task``'s
+report hooks): dataset titles, published rows beside the comparison table, the caption's runs,
+where a top prompt was found, and its sections of report.md (``sections.ReportContext`` in,
+``sections.ReportSection`` out).
 """
 
 from __future__ import annotations
@@ -27,16 +32,17 @@ import pandas as pd
 
 from pinbench.errors import ConfigError
 from pinbench.io import write_table, write_text
+from pinbench.registry import TASKS
+from pinbench.tasks.base import Task
 
 from . import plots
-from .inversion import inversion_figure, inversion_table
+from .datasets import dataset_name, order_datasets
 from .load import Results, ResultsError, load_results
 from .methods import ABLATION_FIELDS, label_methods, order_methods, short
 from .naturalness import NaturalnessOptions, naturalness, prompt_tokenizers
-from .published import SOURCE, dataset_name, order_datasets, published_rows
+from .sections import ReportContext, ReportSection
 from .settling import SETTLING_COLUMNS, SETTLING_NOTES, settling
-from .style_transfer import example_outputs, style_transfer_table
-from .tables import Column, SummaryTable, add_published, format_number, summarise, to_latex, to_long, to_markdown
+from .tables import Column, SummaryTable, add_published, format_number, summarise, to_markdown, write_table_set
 from .transfer import load_transfer, transfer_section, transfer_table
 
 # Naturalness table columns: (key, header, better, decimals, scale)
@@ -68,7 +74,7 @@ class ReportOptions:
     """Row the daggers test against: a method label, 'auto' or None. 'auto' is rlprompt when it is
     a row (the method PIN's claim is made against), else no daggers; the caption says which."""
     published: str = "none"
-    """Published rows (PIN Table 1) in the comparison table: none, matching or all."""
+    """Published rows beside ours (the tasks' papers: ``Task.published_source``): none, matching or all."""
     method_by: list[str] | None = None
     """Config fields that define a row instead of the derived method label."""
     top_prompts: int = 3
@@ -88,6 +94,8 @@ class Report:
     """Completed trials with method, naturalness of the best prompt, support and entropy."""
     computed_prompts: int
     warnings: list[str]
+    sections: list[ReportSection] = field(default_factory=list)
+    """The tasks' own sections of report.md (``Task.report_sections``), with their tables and figures."""
 
 
 def _policy_stats(history: pd.DataFrame) -> pd.DataFrame:
@@ -169,8 +177,45 @@ def prepare(results: Results, options: ReportOptions) -> Prepared:
     return Prepared(trials, methods, baseline, nat.warnings, nat.computed)
 
 
-def comparison_table(prep: Prepared, options: ReportOptions) -> SummaryTable:
+def task_class(name: str, warnings: list[str] | None = None) -> type[Task]:
+    """The registered class of a trials' ``task`` value; the base ``Task`` (no report hooks) when
+    it is not known here (a plug-in task whose module is not imported), with a warning."""
+    try:
+        return TASKS.get(name)
+    except ConfigError:
+        if warnings is not None:
+            warnings.append(f"task '{name}' is not registered here (a plug-in task whose module is not imported): "
+                            "its trials are reported without the task's own sections")
+        return Task
+
+
+def task_contexts(prep: Prepared, options: ReportOptions, prompts: pd.DataFrame | None = None,
+                  out: Path | None = None) -> list[tuple[type[Task], ReportContext]]:
+    """Per task of the trials (in the registry's order, then unknown names sorted): its class and
+    the ``ReportContext`` of its share of the report. A context warns into ``prep.warnings``."""
+    trials = prep.trials
+    present = set(trials["task"].dropna().astype(str))
+    names = [n for n in TASKS.names() if n in present] + sorted(present - set(TASKS.names()))
+    contexts = []
+    for name in names:
+        part = trials[trials["task"] == name]
+        mine = prompts.iloc[:0] if prompts is None or "trial_id" not in prompts.columns else \
+            prompts[prompts["trial_id"].isin(part["trial_id"])]
+        context = ReportContext(
+            task=name, trials=part, prompts=mine if prompts is not None else pd.DataFrame(),
+            methods=[m for m in prep.methods if m in set(part["method"])], baseline=prep.baseline,
+            error=options.error, published=options.published, metric=options.metric,
+            reference_lm=options.naturalness.reference_lm, out=Path(out) if out is not None else Path("."),
+            warnings=prep.warnings)
+        contexts.append((task_class(name, prep.warnings), context))
+    return contexts
+
+
+def comparison_table(prep: Prepared, options: ReportOptions,
+                     contexts: list[tuple[type[Task], ReportContext]] | None = None) -> SummaryTable:
     trials, methods = prep.trials, prep.methods
+    if contexts is None:
+        contexts = task_contexts(prep, options)
     datasets = order_datasets(trials["dataset"].unique())
     percent = options.metric.endswith("accuracy")
     better = metric_direction(trials, options.metric)
@@ -182,11 +227,16 @@ def comparison_table(prep: Prepared, options: ReportOptions) -> SummaryTable:
     title = f"{split.capitalize()} {name.replace('_', ' ')}" + (" (%)" if percent else "")
     table = summarise(samples, columns, title=title, rows=methods, error=options.error,
                       baseline=prep.baseline, average=len(datasets) > 1)
-    if set(trials["task"]) == {"inversion"}:  # a run there is one image and one seed
-        table.runs = "images × seeds"
-    # The published numbers are test accuracies; beside another metric they would mislead.
-    published = published_rows(methods, options.published) if options.metric == "test_accuracy" else {}
-    return add_published(table, published, SOURCE)
+    if len(contexts) == 1 and contexts[0][0].report_runs:  # what one run is, where the task says
+        table.runs = contexts[0][0].report_runs
+    # Each task's published rows (in its metric only: beside another they would mislead)
+    published, sources = {}, []
+    for cls, context in contexts:
+        rows = cls.comparison_published(context) if options.published != "none" else {}
+        if rows:
+            published.update(rows)
+            sources.append(cls.published_source)
+    return add_published(table, published, "; ".join(dict.fromkeys(sources)))
 
 
 def naturalness_table(prep: Prepared, options: ReportOptions) -> SummaryTable:
@@ -242,6 +292,16 @@ def _num(x, fmt: str = ".1f") -> str:
 
 
 def top_prompts_markdown(trials: pd.DataFrame, methods: list[str], metric: str, k: int) -> str:
+    classes: dict[str, type[Task]] = {}
+
+    def where(row) -> str:  # the task's words after the dataset and split seed (an image)
+        name = row.get("task")
+        if not isinstance(name, str):
+            return ""
+        if name not in classes:
+            classes[name] = task_class(name)
+        return classes[name].report_prompt_where(row)
+
     lines = []
     for method in methods:
         part = trials[trials["method"] == method].sort_values(metric, ascending=False).head(k)
@@ -252,7 +312,7 @@ def top_prompts_markdown(trials: pd.DataFrame, methods: list[str], metric: str, 
             lines.append(f"- {_quote(r['best_prompt'])}: {metric.replace('_', ' ')} {acc}, "
                          f"perplexity {'–' if pd.isna(ppl) else format_number(ppl, 1)}, "
                          f"Zipf mean {_num(r.get('zipf_mean'), '.2f')} "
-                         f"({dataset_name(r['dataset'])}{_split_seed(r)}{_image(r)}, seed {r['run.seed']})")
+                         f"({dataset_name(r['dataset'])}{_split_seed(r)}{where(r)}, seed {r['run.seed']})")
         lines.append("")
     return "\n".join(lines)
 
@@ -262,55 +322,37 @@ def _split_seed(row) -> str:
     return "" if v is None or pd.isna(v) else f", split seed {int(v)}"
 
 
-def _image(row) -> str:
-    """Which target image an inversion prompt was found for (the dataset names only the image set)."""
-    v = row.get("task.image")
-    return f", image {v}" if row.get("task") == "inversion" and isinstance(v, str) else ""
-
-
-def _write_table_set(table: SummaryTable, stem: Path, label: str) -> list[Path]:
-    return [write_text(to_markdown(table), stem.with_suffix(".md")),
-            write_text(to_latex(table, label), stem.with_suffix(".tex")),
-            write_table(to_long(table), stem.with_suffix(".csv"))]
-
-
 def build_report(paths: list[str | Path], out: str | Path, options: ReportOptions | None = None) -> Report:
     options = dataclasses.replace(options or ReportOptions())  # its metric may be resolved below
     out = Path(out)
     results = load_results(paths)
     prep = prepare(results, options)
     trials, warnings = prep.trials, prep.warnings
-    if options.published != "none" and options.metric != "test_accuracy" and "style_transfer" not in set(trials["task"]):
-        warnings.append(f"published rows left out: they are test accuracies, the table shows {options.metric}")
+    contexts = task_contexts(prep, options, results.prompts, out)
+    if options.published != "none":
+        for cls, context in contexts:
+            if not cls.published_source:
+                warnings.append(f"no published rows for task '{context.task}': pinbench knows no published "
+                                "numbers for it")
     files: list[Path] = []
     tables_dir, figures_dir = out / "tables", out / "figures"
 
-    comparison = comparison_table(prep, options)
-    files += _write_table_set(comparison, tables_dir / "comparison", "tab:pinbench-comparison")
+    comparison = comparison_table(prep, options, contexts)
+    files += write_table_set(comparison, tables_dir / "comparison", "tab:pinbench-comparison")
     nat_table = naturalness_table(prep, options)
-    files += _write_table_set(nat_table, tables_dir / "naturalness", "tab:pinbench-naturalness")
+    files += write_table_set(nat_table, tables_dir / "naturalness", "tab:pinbench-naturalness")
     settle = settling_table(prep, options)
-    files += _write_table_set(settle, tables_dir / "settling", "tab:pinbench-settling")
+    files += write_table_set(settle, tables_dir / "settling", "tab:pinbench-settling")
     prompts = prompts_frame(trials, options.metric)
     files.append(write_table(prompts, tables_dir / "prompts.csv"))
-    style = style_transfer_table(trials, results.prompts, prep.methods, error=options.error,
-                                 baseline=prep.baseline, published=options.published)
-    if style is not None:
-        files += _write_table_set(style, tables_dir / "style_transfer", "tab:pinbench-style-transfer")
-    inversion = inversion_table(trials, prep.methods, error=options.error, baseline=prep.baseline,
-                                reference_lm=options.naturalness.reference_lm)
-    inversion_png = None
-    if inversion is not None:
-        files += _write_table_set(inversion, tables_dir / "inversion", "tab:pinbench-inversion")
-        fig, notes = inversion_figure(trials, prep.methods)
-        warnings += notes
-        if fig is not None:
-            saved = plots.save(fig, figures_dir / "inversion_prompts")
-            files += saved
-            inversion_png = saved[0]
+    sections: list[ReportSection] = []
+    for cls, context in contexts:  # each task's own tables, figures and report.md sections
+        for section in cls.report_sections(context):
+            sections.append(section)
+            files += section.files
     transfer = transfer_table(load_transfer(results, trials), prep.methods, error=options.error)
     if transfer is not None:  # transfer.parquet, written by `pinbench transfer`
-        files += _write_table_set(transfer, tables_dir / "transfer", "tab:pinbench-transfer")
+        files += write_table_set(transfer, tables_dir / "transfer", "tab:pinbench-transfer")
 
     figures: dict[str, Path] = {}
     splits = trials["selection_split"].dropna().unique()
@@ -340,10 +382,10 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
             figures[f"Ablation over {short(param)}"] = saved[0]
 
     failed = results.trials[results.trials["status"] != "completed"]
-    text = _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out, settle, style,
-                            inversion, inversion_png, transfer=transfer)
+    text = _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out, settle,
+                            sections, transfer=transfer)
     files.append(write_text(text, out / "report.md"))
-    return Report(out, files, comparison, nat_table, trials, prep.computed, warnings)
+    return Report(out, files, comparison, nat_table, trials, prep.computed, warnings, sections)
 
 
 def _method_legend(methods) -> list[str]:
@@ -357,31 +399,6 @@ def _method_legend(methods) -> list[str]:
     return ["Methods: " + "; ".join(f"**{h}**: {PRESETS[h].description}" for h in heads) + ".", ""]
 
 
-def _style_transfer_section(style, results, prep, options) -> list[str]:
-    if style is None:
-        return []
-    return [f"## {style.title}", "", to_markdown(style), style.notes, "",
-            "Files: [Markdown](tables/style_transfer.md) · [LaTeX](tables/style_transfer.tex) · "
-            "[CSV](tables/style_transfer.csv)", "",
-            "Example outputs (first test sentences, best prompt of the first seed):", "",
-            example_outputs(prep.trials, results.prompts, prep.methods), ""]
-
-
-def _inversion_section(table: SummaryTable | None, png: Path | None, out: Path) -> list[str]:
-    if table is None:
-        return []
-    lines = ["## Textual inversion", "", to_markdown(table), table.notes, "",
-             "Files: [Markdown](tables/inversion.md) · [LaTeX](tables/inversion.tex) · [CSV](tables/inversion.csv)", ""]
-    if png is not None:
-        rel = png.relative_to(out)
-        lines += ["Each target image beside every method's best prompt for it (the seed with the highest CLIP "
-                  "score) and that score:", "",
-                  f"![Best prompts per image]({rel.as_posix()}) ([PDF]({rel.with_suffix('.pdf').as_posix()}))", ""]
-    else:
-        lines += ["No figure of the best prompts per image (see Warnings).", ""]
-    return lines
-
-
 def _baseline_note(prep) -> list[str]:
     if prep.baseline is None:
         return ["No daggers: no baseline row (the default baseline is rlprompt when it is a row; --baseline "
@@ -391,7 +408,7 @@ def _baseline_note(prep) -> list[str]:
 
 
 def _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out, settle=None,
-                     style=None, inversion=None, inversion_png=None, transfer=None) -> str:
+                     sections=(), transfer=None) -> str:
     trials, warnings = prep.trials, prep.warnings
     nat = options.naturalness
     ctx = trials["context_token"].dropna().unique().tolist() if "context_token" in trials.columns else []
@@ -404,8 +421,7 @@ def _report_markdown(results, prep, failed, comparison, nat_table, figures, opti
         "Files: [Markdown](tables/comparison.md) · [LaTeX](tables/comparison.tex) · [CSV](tables/comparison.csv)", "",
         *_method_legend(trials["method"].unique()),
         *_baseline_note(prep),
-        *_style_transfer_section(style, results, prep, options),
-        *_inversion_section(inversion, inversion_png, out),
+        *(line for section in sections for line in section.markdown()),
         *transfer_section(transfer),
         "## Naturalness", "", to_markdown(nat_table),
         f"Each trial's best prompt; perplexity under `{nat.reference_lm}` with the first token conditioned on "

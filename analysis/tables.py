@@ -286,3 +286,15 @@ def to_long(table: SummaryTable) -> pd.DataFrame:
                          "n": None, "p_value": None, "best": False, "significant": False, "baseline": "",
                          "source": table.published_source})
     return pd.DataFrame(rows)
+
+
+def write_table_set(table: SummaryTable, stem, label: str) -> list:
+    """``stem.md``, ``stem.tex`` (LaTeX label ``label``) and ``stem.csv`` (every number) of a table."""
+    from pathlib import Path
+
+    from pinbench.io import write_table, write_text
+
+    stem = Path(stem)
+    return [write_text(to_markdown(table), stem.with_suffix(".md")),
+            write_text(to_latex(table, label), stem.with_suffix(".tex")),
+            write_table(to_long(table), stem.with_suffix(".csv"))]

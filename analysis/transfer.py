@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .published import dataset_name, order_datasets
+from .datasets import dataset_name, order_datasets
 from .tables import Column, SummaryTable, summarise, to_markdown
 
 

@@ -17,7 +17,7 @@ from collections import Counter
 
 import torch
 
-from analysis.naturalness import token_kinds
+from pinbench.analysis.naturalness import token_kinds
 from pinbench.cli import _quiet_transformers
 from pinbench.methods.rl.policy import QPolicy
 from pinbench.models import load_model

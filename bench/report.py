@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import ReportOptions, build_report
-from analysis.naturalness import NaturalnessOptions
+from pinbench.analysis import ReportOptions, build_report
+from pinbench.analysis.naturalness import NaturalnessOptions
 from pinbench.cli import _quiet_transformers
 from pinbench.models import load_model
 from pinbench.results import TABLES, frames, write_results

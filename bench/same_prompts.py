@@ -19,14 +19,14 @@ import sys
 
 def record(out: str, data_dir: str, steps: int, seeds: list[int]) -> None:
     from pinbench.cli import _quiet_transformers
-    from pinbench.methods.rl.trainer import Trainer
+    from pinbench.methods.rl.trainer import RLMethod
     from pinbench.run import make_spec
 
     _quiet_transformers()
     result = {}
     for preset in ("pin", "rlprompt"):
         for seed in seeds:
-            trainer = Trainer(make_spec({"preset": preset, "dataset": "sst-2", "data_dir": data_dir, "test": False,
+            trainer = RLMethod(make_spec({"preset": preset, "dataset": "sst-2", "data_dir": data_dir, "test": False,
                                          "steps": steps, "eval_every": max(1, steps // 2), "seed": seed,
                                          "bf16": False}))
             run = trainer.train()

@@ -20,7 +20,7 @@ import time
 from score_throughput import bound, scoring_model, timed
 
 from pinbench.cli import _quiet_transformers
-from pinbench.methods.rl.trainer import Trainer
+from pinbench.methods.rl.trainer import RLMethod
 from pinbench.run import make_spec
 
 
@@ -38,7 +38,7 @@ def main() -> None:
           f"{'new prompts':>12s} {'score/bound':>12s} {'at bound':>9s}")
     summary = {}
     for preset in args.presets:
-        trainer = Trainer(make_spec({"preset": preset, "dataset": args.dataset, "data_dir": args.data_dir,
+        trainer = RLMethod(make_spec({"preset": preset, "dataset": args.dataset, "data_dir": args.data_dir,
                                      "test": False, "steps": args.warmup + args.steps, "eval_every": 10**9,
                                      "seed": args.seed}))
         for _ in range(args.warmup):

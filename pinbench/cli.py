@@ -204,7 +204,16 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                          "continue from their last checkpoint")
     sw.add_argument("--max-failures", type=int, default=0, help="retry a crashed trial up to N times")
     sw.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
-    sw.add_argument("--dry-run", action="store_true", help="print the trial table and the count, run nothing")
+    sw.add_argument("--dry-run", action="store_true",
+                    help="print the trial table and the count, and the projected cost per model set-up when "
+                         "measured step times exist (--step-times, or the suite's store under --results); run nothing")
+    sw.add_argument("--smoke", action="store_true",
+                    help="run one trial per model set-up (task, method, models) for two steps with random-weight "
+                         "models built from configs (nothing downloaded), an evaluation and a test on a handful of "
+                         "examples, into a temporary store; print pass/fail, peak memory and seconds per step")
+    sw.add_argument("--step-times", action="append", default=[], metavar="PATH",
+                    help="measured step times for --dry-run's cost projection: a JSON written by "
+                         "bench/gpu_paper_shapes.py or a results store of earlier runs (repeatable)")
     sw.add_argument("--allow-large", action="store_true",
                     help="run a grid of more than 100,000 trials (refused otherwise: usually a list where a value was meant)")
     sw.add_argument("--tracker", action="append", default=[], choices=("tensorboard", "mlflow", "wandb"),
@@ -467,6 +476,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .suite import MAX_TRIALS
 
     suite = load_suite(args.suite, overrides, max_trials=10 ** 18 if args.allow_large else MAX_TRIALS)
+    if args.smoke and not args.dry_run:  # pinbench/smoke.py
+        _quiet_transformers()
+        from .smoke import run_smoke
+
+        return run_smoke(suite, address=args.address, num_cpus=args.num_cpus, verbose=args.verbose, console=console)[0]
     if args.dry_run:
         from .sweep import describe
 
@@ -479,6 +493,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             table.add_row(*[str(v) for v in row])
         console.print(table)
         console.print(f"{len(frame) if suite.search is None else suite.search.num_samples} trial(s)")
+        from .cost import print_projection  # measured step times, when there are some
+
+        print_projection(suite, console, args.step_times, results=args.results)
         return 0
     from .trackers import check_trackers
 
@@ -515,8 +532,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from analysis import ReportOptions, build_report
-    from analysis.naturalness import NaturalnessOptions
+    from pinbench.analysis import ReportOptions, build_report
+    from pinbench.analysis.naturalness import NaturalnessOptions
 
     console = Console()
     if args.out.exists() and not args.out.is_dir():

@@ -19,7 +19,7 @@ from pathlib import Path
 from ray.tune import Callback
 
 from .errors import ConfigError
-from .suite import Suite
+from .suite import Suite, resolve_params
 
 STATUSES = ("running", "retrying", "completed", "stopped", "failed", "pending")
 STATUS_STYLE = {"running": "cyan", "retrying": "yellow", "completed": "green", "stopped": "magenta",
@@ -96,7 +96,7 @@ class SweepView:
     start: float = field(default_factory=time.monotonic)
 
     def row(self, key: str, params: dict) -> TrialRow:
-        """The row of Tune trial ``key`` (``params`` as ``sweep.resolve_params`` returns them)."""
+        """The row of Tune trial ``key`` (``params`` as ``suite.resolve_params`` returns them)."""
         if key not in self.rows:
             config = params.get("config", {})
             selection, report = _metric_names(config)
@@ -239,8 +239,6 @@ class SweepConsole(Callback):
     # -- Tune hooks --------------------------------------------------------------------------
 
     def _row(self, trial) -> TrialRow:
-        from .sweep import resolve_params
-
         return self.view.row(trial.trial_id, resolve_params(trial.config))
 
     def setup(self, **info) -> None:

@@ -41,35 +41,114 @@ def field_docs(cls: type) -> dict[str, str]:
 
 @lru_cache(maxsize=None)
 def field_types(cls: type) -> dict[str, tuple[type, bool]]:
-    """Each field's base type (int, float, str, bool) and whether None is allowed."""
+    """Each field's type without None (int, float, str, bool, or a ``tuple[...]`` / ``list[...]``
+    of those) and whether None is allowed."""
     hints = typing.get_type_hints(cls)
     out = {}
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
         args = [a for a in typing.get_args(hint) if a is not type(None)]
-        out[f.name] = (args[0] if args else hint, type(None) in typing.get_args(hint))
+        optional = type(None) in typing.get_args(hint)
+        out[f.name] = (args[0] if optional and len(args) == 1 else hint, optional)
     return out
+
+
+SCALARS = (int, float, str, bool)
+
+
+def sequence_of(base) -> tuple[type, tuple[type, ...], int | None] | None:
+    """A sequence field's (container, element types, fixed length or None): ``tuple[int, int]`` ->
+    (tuple, (int, int), 2); ``tuple[str, ...]`` and ``list[str]`` -> (tuple or list, (str,), None).
+    None for any other type."""
+    container, args = typing.get_origin(base), typing.get_args(base)
+    if container not in (list, tuple) or not args:
+        return None
+    if container is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return tuple, (args[0],), None
+    if container is list:
+        return list, (args[0],), None
+    return tuple, tuple(args), len(args)
+
+
+def _name(t) -> str:
+    return getattr(t, "__name__", str(t))
+
+
+def _base_name(base) -> str:
+    seq = sequence_of(base)
+    if seq is None:
+        return _name(base)
+    _, items, length = seq
+    if length is None:
+        return f"list of {_name(items[0])}"
+    if len(set(items)) == 1:
+        return f"list of {length} {_name(items[0])}"
+    return f"list [{', '.join(_name(t) for t in items)}]"
 
 
 def type_name(cls: type, key: str) -> str:
     base, optional = field_types(cls)[key]
-    return f"{getattr(base, '__name__', str(base))}{' or none' if optional else ''}"
+    return f"{_base_name(base)}{' or none' if optional else ''}"
+
+
+def separator(base) -> str | None:
+    """How a sequence field's elements are written on the command line: ``|`` between strings
+    (a prompt may hold a comma), ``,`` between numbers and booleans; None for a scalar field."""
+    seq = sequence_of(base)
+    if seq is None:
+        return None
+    return "|" if all(t is str for t in seq[1]) else ","
+
+
+def _item_type(items: tuple[type, ...], i: int) -> type:
+    return items[i] if len(items) > 1 else items[0]
+
+
+def _check_scalar(base: type, value):
+    """(ok, value): a YAML value of a scalar type (ints pass as floats; a bool is not an int)."""
+    ok = isinstance(value, base) and not (base in (int, float) and isinstance(value, bool))
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return True, float(value)
+    return ok, value
 
 
 def check_value(cls: type, key: str, value, where: str):
-    """A YAML value for field ``key`` of ``cls``, type-checked (ints pass as floats); the error
-    names ``where`` (file and key)."""
+    """A YAML value for field ``key`` of ``cls``, type-checked (ints pass as floats; a sequence
+    field takes a YAML list, or a string written as on the command line, ``"1,0"`` or
+    ``"a|b"``); the error names ``where`` (file and key)."""
     base, optional = field_types(cls)[key]
     if value is None:
         if optional:
             return None
         raise ConfigError(f"{where}: expected {type_name(cls, key)}, got null")
-    ok = isinstance(value, base) and not (base is int and isinstance(value, bool))
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        ok, value = True, float(value)
+    seq = sequence_of(base)
+    if seq is not None:
+        if isinstance(value, str):  # as on the command line (suites written when this was a string)
+            return _parse_sequence(cls, key, value, f"{where}:")
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected {type_name(cls, key)}, got {value!r} ({type(value).__name__})")
+        return _sequence(cls, key, list(value), where)
+    ok, value = _check_scalar(base, value)
     if not ok:
         raise ConfigError(f"{where}: expected {type_name(cls, key)}, got {value!r} ({type(value).__name__})")
     return _in_range(value, f"{where}:")
+
+
+def _sequence(cls: type, key: str, values: list, where: str):
+    """YAML elements of a sequence field, each checked; the field's container (tuple or list)."""
+    container, items, length = sequence_of(field_types(cls)[key][0])
+    expected = type_name(cls, key)
+    if length is not None and len(values) != length:
+        raise ConfigError(f"{where}: expected {expected}, got {len(values)} value(s) {values!r}")
+    out = []
+    for i, value in enumerate(values):
+        item = _item_type(items, i)
+        ok, value = _check_scalar(item, value)
+        if not ok:
+            raise ConfigError(f"{where}: expected {expected}, got {values!r}: element {i + 1} {value!r} is "
+                              f"{'null' if value is None else type(value).__name__}, not {_name(item)}")
+        out.append(_in_range(value, f"{where}: element {i + 1}:"))
+    return container(out)
 
 
 INT64 = 2 ** 63 - 1  # what a results table (Parquet int64) can hold
@@ -85,20 +164,48 @@ def _in_range(value, where: str):
     return value
 
 
+def _parse_scalar(base: type, raw: str):
+    if base is bool:
+        if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError
+        return raw.lower() in ("true", "1", "yes")
+    return base(raw)
+
+
 def parse_value(cls: type, key: str, raw: str, where: str):
-    """A command-line string for field ``key`` of ``cls`` ('none' for optional fields)."""
+    """A command-line string for field ``key`` of ``cls`` ('none' for optional fields). A sequence
+    field's elements are separated by ``,`` (numbers: ``1,0``) or, for strings, ``|`` (``a|b``,
+    since a prompt may hold a comma)."""
     base, optional = field_types(cls)[key]
     if optional and raw.lower() in ("none", "null", "off"):
         return None
+    if sequence_of(base) is not None:
+        return _parse_sequence(cls, key, raw, where)
     try:
-        if base is bool:
-            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return raw.lower() in ("true", "1", "yes")
-        value = base(raw)
+        value = _parse_scalar(base, raw)
     except ValueError:
         raise ConfigError(f"{where} expects {type_name(cls, key)}, got {raw!r}") from None
     return _in_range(value, where)
+
+
+def _parse_sequence(cls: type, key: str, raw: str, where: str):
+    base = field_types(cls)[key][0]
+    container, items, length = sequence_of(base)
+    sep = separator(base)
+    parts = raw.split(sep) if raw.strip() else []
+    expected = f"{type_name(cls, key)} (elements separated by '{sep}')"
+    if length is not None and len(parts) != length:
+        raise ConfigError(f"{where} expects {expected}, got {len(parts)} value(s) {raw!r}")
+    out = []
+    for i, part in enumerate(parts):
+        item = _item_type(items, i)
+        try:
+            out.append(_in_range(_parse_scalar(item, part.strip() if item is not str else part),
+                                 f"{where} element {i + 1}:"))
+        except ValueError:
+            raise ConfigError(f"{where} expects {expected}, got {raw!r}: element {i + 1} {part!r} is not "
+                              f"{'an' if _name(item)[0] in 'aeiou' else 'a'} {_name(item)}") from None
+    return container(out)
 
 
 def build(cls: type, values: dict, where: str):
@@ -116,9 +223,18 @@ def same_value(a, b) -> bool:
     unset = lambda v: v is None or (isinstance(v, float) and math.isnan(v))  # noqa: E731
     if unset(a) or unset(b):
         return unset(a) and unset(b)
+    if _is_sequence(a) or _is_sequence(b):  # a list field (a results table gives arrays back)
+        if not (_is_sequence(a) and _is_sequence(b)):
+            return False
+        a, b = list(a), list(b)
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
     return a == b
+
+
+def _is_sequence(v) -> bool:
+    return isinstance(v, (list, tuple)) or (hasattr(v, "tolist") and getattr(v, "ndim", 0) == 1)
 
 
 def require(checks, config) -> None:

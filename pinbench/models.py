@@ -220,6 +220,19 @@ def load_model(
         return _CACHE[key]
 
 
+# --- smoke hook (`pinbench sweep --smoke`, pinbench/random_models.py) -------------------------
+# With PINBENCH_SMOKE_MODELS=1 in the environment (the smoke's Ray workers, the GPU shape script),
+# every model but the offline aliases is built from its config with random weights: nothing is
+# downloaded, and a model without a config says which file it needs.
+
+
+def _smoke_models() -> bool:
+    return os.environ.get("PINBENCH_SMOKE_MODELS", "").strip().lower() not in ("", "0", "false", "no")
+
+
+# --- end of the smoke hook ----------------------------------------------------------------------
+
+
 def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~")) or os.path.exists(name)
 
@@ -232,6 +245,10 @@ def _hub_unreachable_reason(name: str) -> str | None:
     """
     from huggingface_hub import constants, try_to_load_from_cache
 
+    if _smoke_models():  # smoke hook (pinbench/random_models.py): nothing is downloaded; None when buildable
+        from .random_models import direct_load_check
+
+        return direct_load_check(name)
     try:
         if isinstance(try_to_load_from_cache(name, "config.json"), str):
             return None
@@ -250,6 +267,11 @@ def _hub_unreachable_reason(name: str) -> str | None:
 def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_code: bool) -> LoadedModel:
     from transformers import AutoTokenizer
 
+    if name not in ALIASES and _smoke_models():  # smoke hook (pinbench/random_models.py): random weights
+        from .random_models import build
+
+        model, tokenizer, processor = build(name, kind, DTYPES[dtype], device)
+        return LoadedModel(name=name, kind=kind, model=model, tokenizer=tokenizer, processor=processor)
     path = resolve_path(name, kind)
     if name not in ALIASES:
         if _looks_like_path(name):

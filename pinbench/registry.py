@@ -1,12 +1,16 @@
-"""Registries of tasks and methods: a name -> the class that implements it.
+"""Registries of tasks and methods (a name -> the class that implements it) and of presets (a
+name -> a method's recipe: ``pinbench.presets.PRESETS``, re-exported here).
 
 Built-in entries are ``"module:Class"`` strings, imported on first use (listing the tasks does not
-load torch models). A plug-in is one module that registers its class:
+load torch models). A plug-in is one module that registers its classes and recipes:
 
-    from pinbench.registry import TASKS
+    from pinbench.registry import PRESETS, TASKS
+    from pinbench.presets import Preset
 
     @TASKS.register("my-task")
     class MyTask(Task): ...
+
+    PRESETS.register(Preset("my-recipe", "rl", "what it is", {"method.alpha": 0.5}))
 
 and is named where it runs: ``plugins: [my_module]`` in a suite or ``--plugin my_module`` on the
 command line. A sweep's workers import the same plug-in modules before they build a trial, so a
@@ -19,6 +23,7 @@ import importlib
 from typing import Callable, Iterable
 
 from .errors import ConfigError
+from .presets import PRESETS  # noqa: F401 - the third registry, with TASKS and METHODS
 
 
 class Registry:
@@ -64,7 +69,7 @@ class Registry:
 
 
 def import_plugins(modules: Iterable[str]) -> None:
-    """Import plug-in modules (each registers its tasks and methods); a missing one is an error."""
+    """Import plug-in modules (each registers its tasks, methods and presets); a missing one is an error."""
     for module in modules:
         try:
             importlib.import_module(module)
@@ -82,7 +87,7 @@ TASKS = Registry("task", {
     "inversion": "pinbench.tasks.inversion.task:Inversion",
 })
 METHODS = Registry("method", {
-    "rl": "pinbench.methods.rl.trainer:Trainer",
+    "rl": "pinbench.methods.rl.trainer:RLMethod",
     "pez": "pinbench.methods.pez.method:PEZ",
     # baselines (PIN Table 1)
     "fixed": "pinbench.methods.fixed.method:FixedPrompts",

@@ -10,7 +10,7 @@ Every table carries ``schema_version``; the columns are documented in the README
 Version 3 adds the provenance columns (``pinbench.provenance``); versions 1 (flat ``config.*``
 columns, RL on classification only) and 2 are upgraded on read, their provenance left empty. A store is
 a local directory or an object-store prefix (``storage.Location``); each file is replaced whole
-(``storage``: temporary file + rename on a disk, one upload in a bucket). ``analysis.load`` reads
+(``storage``: temporary file + rename on a disk, one upload in a bucket). ``pinbench.analysis.load`` reads
 stores through this module.
 """
 
@@ -160,6 +160,17 @@ class ResultsStore:
 # ---------------------------------------------------------------------------------------------
 
 
+def _config_lists(frame: pd.DataFrame) -> pd.DataFrame:
+    """A list-valued config field (``method.prompts``, ``task.style_label_index``) as lists, the
+    values ``make_spec`` gives, not the arrays Parquet gives back."""
+    columns = [c for c in frame.columns if c.startswith(("run.", "task.", "method.")) and frame[c].dtype == object]
+    arrays = [c for c in columns if any(hasattr(v, "tolist") and getattr(v, "ndim", 0) == 1 for v in frame[c])]
+    if not arrays:
+        return frame
+    as_list = lambda v: v.tolist() if hasattr(v, "tolist") and getattr(v, "ndim", 0) == 1 else v  # noqa: E731
+    return frame.assign(**{c: frame[c].map(as_list) for c in arrays})
+
+
 def upgrade(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     """A table of any known version in the current layout. Version 1 trials (RL on few-shot
     classification, flat ``config.<field>`` columns) get their sections and identity. Version 1 did
@@ -167,6 +178,7 @@ def upgrade(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     differs from it in the fewest method fields (labels then name the differences)."""
     if table == "trials" and len(frame):  # versions 1 and 2 recorded no provenance
         frame = frame.assign(**{c: None for c in PROVENANCE_COLUMNS if c not in frame.columns})
+        frame = _config_lists(frame)
     if table != "trials" or not len(frame) or "config.dataset" not in frame.columns:
         return frame
     from .methods.rl.config import PRESETS, RLConfig

@@ -17,8 +17,9 @@ from typing import Any
 
 from .errors import ConfigError
 from .fields import build, check_value, parse_value, require
+from .presets import get_preset
 from .provenance import utc_now
-from .registry import METHODS, TASKS, import_plugins
+from .registry import DEFAULT_TASK, METHODS, TASKS, import_plugins
 
 SECTIONS = ("run", "task", "method")
 NAMES = ("task", "method", "preset", "plugins")  # keys that are not fields of a section
@@ -153,8 +154,6 @@ def make_spec(values: dict, where: str = "config", *, from_strings: bool = False
     """Resolve keys (dotted or bare) into a ``RunSpec``: the preset's values first, then ``values``.
     ``from_strings`` parses command-line strings by each field's type; otherwise values are
     type-checked as YAML gives them. Errors name ``where`` and the key."""
-    from .methods import get_preset
-
     values = dict(values)
     for name in ("task", "method", "preset"):
         value = values.get(name)
@@ -168,7 +167,7 @@ def make_spec(values: dict, where: str = "config", *, from_strings: bool = False
     try:
         import_plugins(plugins)
         preset = get_preset(preset_name) if preset_name is not None else None
-        task = values.pop("task", None) or "classification"
+        task = values.pop("task", None) or DEFAULT_TASK
         method = values.pop("method", None) or (preset.method if preset else "rl")
         if preset is not None and preset.method != method:
             raise ConfigError(f"preset '{preset_name}' is a recipe of method '{preset.method}', not '{method}'")

@@ -1,6 +1,6 @@
 """Where a results store lives: a local directory or a prefix in an object store (``s3://``,
 ``gs://``, ``file://`` URIs), through pyarrow's filesystems. The sweep's writer, ``pinbench
-train --out`` and ``analysis.load`` all resolve, read and write stores here.
+train --out`` and ``pinbench.analysis.load`` all resolve, read and write stores here.
 
 Writes replace a file whole. On a local disk that takes a temporary file in the same directory
 and ``os.replace`` (``io.atomic_path``): a reader, or a crash mid-write, never sees half a file.

@@ -47,7 +47,8 @@ import yaml
 from .errors import ConfigError, yaml_error_line
 from .fields import check_value
 from .io import load_yaml, read_utf8
-from .run import RunSpec, make_spec, resolve_key, section_classes
+from .registry import DEFAULT_TASK
+from .run import NAMES, RunSpec, make_spec, resolve_key, section_classes
 
 SUITE_KEYS = {"name", "description", "plugins", "base", "grid", "search", "scheduler", "resources",
               "max_concurrent"}
@@ -129,13 +130,18 @@ class TrialSpec:
 def canonical_point(point: dict, task: str, method: str) -> dict:
     """The point with each key written as its field's name (``seed``, not ``run.seed``) where one
     section has that field, so ``seed:`` and ``run.seed:`` name the same trial (and ids match those
-    of suites written before sections existed)."""
+    of suites written before sections existed). Keys resolve as ``make_spec`` resolves them
+    (``run.resolve_key``); the names (``task``, ``method``, ``preset``) stay as they are."""
     sections = section_classes(task, method)
+    names = {"task": task, "method": method}
     out = {}
     for key, value in point.items():
-        section, _, name = key.rpartition(".")
+        if key in NAMES:
+            out[key] = value
+            continue
+        section, name = resolve_key(key, sections, "grid point", names)
         owners = [s for s, cls in sections.items() if name in {f.name for f in dataclasses.fields(cls)}]
-        out[name if section and owners == [section] else key] = value
+        out[name if owners == [section] else f"{section}.{name}"] = value
     return out
 
 
@@ -154,6 +160,26 @@ def make_trial(suite: Suite, point: dict) -> TrialSpec:
     where = f"{suite.source}: trial {point or '(base)'}"
     spec = make_spec(values, where)
     return TrialSpec(trial_id(suite.name, canonical_point(point, spec.task, spec.method)), point, spec)
+
+
+def trial_params(trial: TrialSpec, suite: Suite) -> dict:
+    """A grid trial's parameters as a sweep hands them to its workers (Tune's ``{"trial": ...}``
+    config): what ``resolve_params`` returns."""
+    return {"config": trial.spec.to_dict(), "trial_id": trial.trial_id, "suite": suite.name,
+            "point": dict(trial.point)}
+
+
+def resolve_params(params: dict) -> dict:
+    """Tune's trial config -> {config, trial_id, suite, point}; ``config`` is a spec's dotted dict
+    (``RunSpec.to_dict``). Grid trials carry them ready-made (``trial_params``); Optuna trials carry
+    the base config and the sampled values (their point), and get an id from those values."""
+    if "trial" in params:
+        return params["trial"]
+    point = dict(params["sampled"])
+    base = params["base"]
+    canonical = canonical_point(point, base.get("task") or DEFAULT_TASK, base.get("method") or "rl")
+    return {"config": {**base, **point}, "trial_id": trial_id(params["suite"], canonical),
+            "suite": params["suite"], "point": point}
 
 
 # ---------------------------------------------------------------------------------------------

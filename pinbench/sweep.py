@@ -31,7 +31,7 @@ from . import signals
 from .errors import ConfigError, NonFiniteError, PinbenchError
 from .results import ResultsStore, frames
 from .run import make_spec
-from .suite import Suite
+from .suite import Suite, resolve_params, trial_params
 
 STATE_FILE = "state.pt"
 
@@ -85,21 +85,6 @@ def _report(trainer, metrics: dict, tables: dict[str, pd.DataFrame] | None = Non
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
-def resolve_params(params: dict) -> dict:
-    """Tune's trial config -> {config, trial_id, suite, point}; ``config`` is a spec's dotted dict
-    (``RunSpec.to_dict``). Grid trials carry them ready-made; Optuna trials carry the base config and
-    the sampled values (their point), and get an id from those values."""
-    if "trial" in params:
-        return params["trial"]
-    from .suite import canonical_point, trial_id
-
-    point = dict(params["sampled"])
-    base = params["base"]
-    canonical = canonical_point(point, base.get("task") or "classification", base.get("method") or "rl")
-    return {"config": {**base, **point}, "trial_id": trial_id(params["suite"], canonical),
-            "suite": params["suite"], "point": point}
-
-
 def _node_id() -> str:
     import ray
 
@@ -147,11 +132,6 @@ def run_trial(params: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 # The results store (the driver)
 # ---------------------------------------------------------------------------------------------
-
-
-def _trial_params(spec, suite: Suite) -> dict:
-    return {"config": spec.spec.to_dict(), "trial_id": spec.trial_id, "suite": suite.name,
-            "point": dict(spec.point)}
 
 
 def trial_dirname(trial) -> str:
@@ -222,7 +202,7 @@ def tune_setup(suite: Suite, skip: set[str] = frozenset(),
                  "checkpoint_every_s": checkpoint_every_s}
         kwargs.update(search_alg=OptunaSearch(sampler=TPESampler(seed=search.seed)), num_samples=search.num_samples)
         return space, kwargs
-    trials = [_trial_params(t, suite) for t in suite.trials() if t.trial_id not in skip]
+    trials = [trial_params(t, suite) for t in suite.trials() if t.trial_id not in skip]
     space = {"trial": tune.grid_search(trials), "checkpoint_every_s": checkpoint_every_s} if trials else {}
     return space, kwargs
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 
 from .errors import ConfigError
+from .suite import resolve_params
 
 # tracker -> (module to import, pip package)
 TRACKERS = {"tensorboard": ("tensorboardX", "tensorboardX"), "mlflow": ("mlflow", "mlflow"),
@@ -38,8 +39,6 @@ def check_trackers(names) -> list[str]:
 def tracker_params(config: dict) -> dict:
     """A trial's parameters for a tracker: its grid point (or sampled values) and pinbench trial id,
     as scalars (None and other values as text; TensorBoard's hparams reject None)."""
-    from .sweep import resolve_params
-
     params = resolve_params(config)
     flat = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in params.get("point", {}).items()}
     return {**flat, "trial_id": params["trial_id"]}

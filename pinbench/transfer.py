@@ -49,8 +49,8 @@ def _value(row: pd.Series, column: str, default=None):
 def _trials(paths: list[str | Path]):
     """Per store: (store, its completed classification trials that have a best prompt, with a
     ``method`` label column)."""
-    from analysis.load import find_stores, read_table
-    from analysis.methods import label_methods
+    from pinbench.analysis.load import find_stores, read_table
+    from pinbench.analysis.methods import label_methods
 
     out, seen = [], set()
     for store in find_stores([str(p) for p in paths]):

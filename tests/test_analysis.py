@@ -13,13 +13,13 @@ import pytest
 import torch
 from scipy import stats
 
-from analysis import ReportOptions, ResultsError, build_report, load_results
-from analysis import naturalness as nat
-from analysis import plots
-from analysis.methods import label_methods, method_label
-from analysis.naturalness import NaturalnessOptions
-from analysis.published import MATCHING_ROWS, PIN_TABLE1, published_rows
-from analysis.tables import Column, add_published, summarise, to_latex, to_markdown
+from pinbench.analysis import ReportOptions, ResultsError, build_report, load_results
+from pinbench.analysis import naturalness as nat
+from pinbench.analysis import plots
+from pinbench.analysis.methods import label_methods, method_label
+from pinbench.analysis.naturalness import NaturalnessOptions
+from pinbench.tasks.classification.published import MATCHING_ROWS, PIN_TABLE1, published_rows
+from pinbench.analysis.tables import Column, add_published, summarise, to_latex, to_markdown
 from pinbench.cli import main
 from pinbench.results import TABLES, frames, trial_row, write_results
 from pinbench.run import RunResult, make_spec
@@ -472,7 +472,7 @@ def test_report_markdown_and_cli(store, tmp_path, tiny_lm_dir, capsys):
 
 
 def test_settling_reads_support_and_greedy_changes_off_the_history():
-    from analysis.settling import settling
+    from pinbench.analysis.settling import settling
 
     history = pd.DataFrame({
         "trial_id": ["a"] * 8 + ["b"] * 2,
@@ -491,7 +491,7 @@ def test_settling_reads_support_and_greedy_changes_off_the_history():
 
 
 def test_an_error_is_written_in_its_means_unit():
-    from analysis.tables import cell, latex_cell
+    from pinbench.analysis.tables import cell, latex_cell
 
     assert cell(11400.0, 4967.4, 1) == "11.4K ± 5.0K"  # not "11.4K ± 4967.4"
     assert cell(493400.0, 239400.0, 1) == "493.4K ± 239.4K"
@@ -504,7 +504,7 @@ def test_an_error_is_written_in_its_means_unit():
 def test_a_store_given_twice_or_under_another_name_counts_once(store, tmp_path):
     """`report runs/a runs/a`, a root and a store inside it, a trailing slash, '..' and a symlink:
     each trial is counted once (the captions' n and every mean and test rely on it)."""
-    from analysis.load import load_results
+    from pinbench.analysis.load import load_results
 
     once = load_results([store])
     link = tmp_path / "link"
@@ -520,7 +520,7 @@ def test_a_store_given_twice_or_under_another_name_counts_once(store, tmp_path):
 @pytest.mark.parametrize("column,value,kind", [("test_accuracy", "0.75", "numbers"), ("status", 1, "text")])
 def test_a_results_table_with_a_wrongly_typed_column_is_an_error_naming_it(store, column, value, kind):
     """Accuracies written as text would be averaged as strings or dropped; an error names the column."""
-    from analysis.load import ResultsError, load_results
+    from pinbench.analysis.load import ResultsError, load_results
 
     trials = pd.read_parquet(store / "trials.parquet")
     trials[column] = [value] * len(trials)
@@ -532,7 +532,7 @@ def test_a_results_table_with_a_wrongly_typed_column_is_an_error_naming_it(store
 def test_a_store_that_cannot_be_written_still_gets_its_report(store, tmp_path, tiny_lm_dir, monkeypatch):
     """The naturalness cache is written into the store; a read-only store (a colleague's, a mounted
     bucket) gives the report anyway, with a warning that the cache was not saved."""
-    from analysis.load import Store
+    from pinbench.analysis.load import Store
 
     def read_only(self, name, frame):
         raise PermissionError(13, "Permission denied")
@@ -543,3 +543,24 @@ def test_a_store_that_cannot_be_written_still_gets_its_report(store, tmp_path, t
     assert report.trials["perplexity"].notna().all()
     assert any("naturalness cache not saved" in w and "Permission denied" in w for w in report.warnings)
     assert not (store / "naturalness.parquet").exists()
+
+
+def test_the_analysis_package_names_no_task():
+    """The report is generic: each task's report code is in its package (Task.report_sections)."""
+    import pinbench.analysis
+
+    root = Path(pinbench.analysis.__file__).parent
+    for path in sorted(root.glob("*.py")):
+        text = path.read_text()
+        for name in ("classification", "style_transfer", "inversion"):
+            assert name not in text, f"{path.name} names the task '{name}'"
+
+
+def test_a_task_not_registered_here_is_reported_without_its_sections():
+    from pinbench.analysis.report import task_class
+    from pinbench.tasks import Task
+
+    warnings = []
+    assert task_class("no-such-plugin-task", warnings) is Task
+    assert "task 'no-such-plugin-task' is not registered here" in warnings[0]
+    assert Task.report_sections(None) == [] and Task.comparison_published(None) == {}

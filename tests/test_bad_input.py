@@ -205,6 +205,16 @@ def _():
     return sweep("base:\n  run.steps: ten\n")
 
 
+@case("suite-list-length")
+def _():
+    return sweep("base:\n  task: style_transfer\n  task.style_label_index: [1]\n")
+
+
+@case("suite-list-element")
+def _():
+    return sweep("base:\n  method: fixed\n  method.prompts: [it was, 3]\n")
+
+
 @case("suite-null-value")
 def _():
     return sweep("base:\n  run.steps: null\n")
@@ -366,6 +376,11 @@ def _():
 @case("flag-out-of-range")
 def _():
     return ["train", "--alpha", "-1"]
+
+
+@case("flag-list-element")
+def _():
+    return ["train", "--task", "style_transfer", "--style-label-index", "1,x"]
 
 
 @case("train-unknown-preset")

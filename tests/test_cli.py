@@ -107,10 +107,10 @@ def test_train_writes_the_results_tables(tiny_setup, tmp_path, capsys):
 
 def test_train_fails_before_training_when_a_split_is_missing(tiny_setup, few_shot_without_test, capsys,
                                                              monkeypatch):
-    from pinbench.methods.rl.trainer import Trainer
+    from pinbench.methods.rl.trainer import RLMethod
 
     model_dir, _ = tiny_setup
-    monkeypatch.setattr(Trainer, "iterate", lambda self: pytest.fail("training started"))
+    monkeypatch.setattr(RLMethod, "iterate", lambda self: pytest.fail("training started"))
     code = main(["train", "--dataset", "sst-2", "--data-dir", str(few_shot_without_test),
                  "--policy-lm", str(model_dir), "--task-lm", str(model_dir), "--steps", "2"])
     assert code == 2
@@ -183,9 +183,9 @@ def test_datasets_lists_the_registry_and_a_dataset_file(tiny_setup, capsys):
      "pinbench: error: --set alpha=[1, 2: the value is not valid YAML"),
 ])
 def test_a_bad_set_is_one_line_and_exit_2(argv, message, capsys, monkeypatch):
-    from pinbench.methods.rl.trainer import Trainer
+    from pinbench.methods.rl.trainer import RLMethod
 
-    monkeypatch.setattr(Trainer, "__init__", lambda *a, **k: pytest.fail("a run was built"))
+    monkeypatch.setattr(RLMethod, "__init__", lambda *a, **k: pytest.fail("a run was built"))
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(message)
@@ -194,16 +194,16 @@ def test_a_bad_set_is_one_line_and_exit_2(argv, message, capsys, monkeypatch):
 def test_ctrl_c_during_train_keeps_the_steps_done(tiny_setup, tmp_path, capsys, monkeypatch):
     """KeyboardInterrupt in step 4 of 6: exit 130, status interrupted, and --out holds steps 1-3
     (the evaluation at step 2 included, no test score: the run did not finish)."""
-    from pinbench.methods.rl.trainer import Trainer
+    from pinbench.methods.rl.trainer import RLMethod
 
-    iterate = Trainer.iterate
+    iterate = RLMethod.iterate
 
     def interrupted_at_step_4(self):
         if self.step_count == 3:
             raise KeyboardInterrupt
         return iterate(self)
 
-    monkeypatch.setattr(Trainer, "iterate", interrupted_at_step_4)
+    monkeypatch.setattr(RLMethod, "iterate", interrupted_at_step_4)
     out = tmp_path / "run"
     code = main(train_argv(tiny_setup, out, steps=6))
     assert code == 130

@@ -93,7 +93,7 @@ def _checkpoints(experiment: Path, trial_id: str) -> list[Path]:
 def _poisoned(seed: int, after: int, log: str):
     """A trainable that logs each start and, for the trial with ``seed``, makes every training
     reward NaN after ``after`` scoring calls (inside the worker process)."""
-    from pinbench.methods.rl.trainer import Trainer
+    from pinbench.methods.rl.trainer import RLMethod
     from pinbench.sweep import resolve_params, run_trial
 
     def trainable(params):
@@ -101,14 +101,14 @@ def _poisoned(seed: int, after: int, log: str):
         with open(log, "a") as f:
             f.write(f"{config['run.seed']}\n")
         if config["run.seed"] == seed:
-            original, calls = Trainer.train_rewards, []
+            original, calls = RLMethod.train_rewards, []
 
             def train_rewards(self, texts):
                 draws, groups = original(self, texts)
                 calls.append(1)
                 return (draws * float("nan") if len(calls) > after else draws), groups
 
-            Trainer.train_rewards = train_rewards
+            RLMethod.train_rewards = train_rewards
         run_trial(params)
 
     return trainable
@@ -144,16 +144,16 @@ def test_a_nan_trial_fails_at_once_naming_step_and_quantity_and_the_others_compl
 
 def test_train_with_a_nan_reward_writes_what_it_computed_as_failed(tiny_setup, tmp_path, capsys, monkeypatch):
     from pinbench.cli import main
-    from pinbench.methods.rl.trainer import Trainer
+    from pinbench.methods.rl.trainer import RLMethod
 
-    original, calls = Trainer.train_rewards, []
+    original, calls = RLMethod.train_rewards, []
 
     def train_rewards(self, texts):
         draws, groups = original(self, texts)
         calls.append(1)
         return (draws * float("nan") if len(calls) > 2 else draws), groups
 
-    monkeypatch.setattr(Trainer, "train_rewards", train_rewards)
+    monkeypatch.setattr(RLMethod, "train_rewards", train_rewards)
     out = tmp_path / "run"
     code = main(train_argv(tiny_setup, out, steps=6))
     assert code == 1
@@ -471,7 +471,7 @@ ResultsStore(root, "s").add_completed(finished)
 
 @pytest.mark.parametrize("cut", ["history", "trials"])  # the first table written, and the last
 def test_a_driver_killed_mid_write_leaves_the_previous_store_intact(cut, tmp_path):
-    from analysis import load_results
+    from pinbench.analysis import load_results
     from pinbench.results import ResultsStore
     from test_storage import checkpoint_dir, fill
 

@@ -125,13 +125,13 @@ def test_dataset_name_is_the_image_set(image_dir):
 
 
 def test_pin_on_inversion_shapes_the_raw_cosine_and_reports_the_best_sample(tiny_clip_dir, image_dir):
-    from pinbench.methods.rl.trainer import Trainer
+    from pinbench.methods.rl.trainer import RLMethod
 
     spec = make_spec({"preset": "pin", **task_values(tiny_clip_dir, image_dir, **{"task.image": "red"}),
                       "run.steps": 6, "run.eval_every": 3, "method.replay_batch": 32, "method.top_k": 20,
                       "method.mlp_hidden": 32, "method.reward_scale": 10.0, "method.reward_shift": -1.0})
     assert (spec.method_config.prompt_length, spec.method_config.prompts_per_step) == (8, 32)  # PIN's inversion
-    trainer = Trainer(spec, policy_lm=build_gpt2())
+    trainer = RLMethod(spec, policy_lm=build_gpt2())
     result = trainer.train()
     # the buffer holds 10 x cosine - 1 of each sampled prompt: no z-score
     buffer = trainer.buffer._data
@@ -152,13 +152,13 @@ def test_pin_on_inversion_shapes_the_raw_cosine_and_reports_the_best_sample(tiny
 
 
 def test_reward_zscore_is_the_tasks_rule_unless_the_method_says(tiny_clip_dir, image_dir):
-    from pinbench.methods.rl.trainer import Trainer
+    from pinbench.methods.rl.trainer import RLMethod
 
     values = {**task_values(tiny_clip_dir, image_dir, **{"task.image": "red"}), "run.steps": 1,
               "method.replay_size": 0, "method.mlp_hidden": 16, "method.prompt_length": 3, "method.top_k": None}
-    trainer = Trainer(make_spec({**values, "method.reward_zscore": True}), policy_lm=build_gpt2())
+    trainer = RLMethod(make_spec({**values, "method.reward_zscore": True}), policy_lm=build_gpt2())
     assert trainer.reward_zscore is True
-    assert Trainer(make_spec(values), policy_lm=build_gpt2()).reward_zscore is False
+    assert RLMethod(make_spec(values), policy_lm=build_gpt2()).reward_zscore is False
 
 
 # ---- PEZ -------------------------------------------------------------------------------------

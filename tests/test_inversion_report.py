@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from analysis import ReportOptions, build_report
-from analysis.inversion import inversion_figure, inversion_table
-from analysis.naturalness import NaturalnessOptions
-from analysis.tables import to_latex, to_long, to_markdown
+from pinbench.analysis import ReportOptions, build_report
+from pinbench.tasks.inversion.report import inversion_figure, inversion_table
+from pinbench.analysis.naturalness import NaturalnessOptions
+from pinbench.analysis.tables import to_latex, to_long, to_markdown
 from pinbench.results import TABLES, frames, write_results
 from pinbench.run import RunResult, make_spec
 

@@ -68,6 +68,29 @@ def test_train_cli_takes_the_plugins_fields_as_flags(tmp_path, capsys):
     assert row["prompt_tokenizer"] is None and row["task.target"] == 3
 
 
+def test_report_on_a_plugin_tasks_store_has_the_tasks_own_section(tmp_path, tiny_lm_dir):
+    """`pinbench report` asks each task of the trials for its sections (Task.report_sections): the
+    plug-in's table is written and linked beside the generic ones, with its dataset title and its
+    words on where a top prompt was found."""
+    for seed, prompts in ((0, "abcd|xy|abc"), (1, "abcdef|ab")):
+        assert main(["train", "--plugin", "toy_plugins", "--task", "prompt-length", "--method", "fixed-prompts",
+                     "--target", "3", "--prompts", prompts, "--steps", "2", "--eval-every", "1",
+                     "--seed", str(seed), "--out", str(tmp_path / "results" / f"seed{seed}")]) == 0
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path / "results"), "--out", str(out), "--reference-lm", tiny_lm_dir,
+                 "--method-by", "prompts"]) == 0
+    text = (out / "report.md").read_text()
+    assert "## Prompt lengths" in text and "Target lengths: 3." in text
+    assert "Files: [Markdown](tables/prompt_length.md)" in text
+    assert text.index("## Comparison") < text.index("## Prompt lengths") < text.index("## Naturalness")
+    assert ", target 3, seed 0)" in text  # report_prompt_where, in the top prompts
+    table = (out / "tables" / "prompt_length.md").read_text()
+    assert "| Method | Length (characters) |" in table
+    assert "| method.prompts=abcd\\|xy\\|abc | 4.0 |" in table  # the best prompt of seed 0: "abcd" (dev distance 1)
+    assert (out / "tables" / "prompt_length.tex").is_file() and (out / "tables" / "prompt_length.csv").is_file()
+    assert "| Method | Length 3 |" in (out / "tables" / "comparison.md").read_text()  # Task.dataset_titles
+
+
 SUITE = """\
     name: toy
     plugins: [toy_plugins]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import load_results
+from pinbench.analysis import load_results
 from pinbench.cli import main
 from pinbench.errors import ConfigError
 from pinbench.results import TABLES, ResultsStore, frames, write_results, write_run
@@ -96,7 +96,7 @@ def fill(store: ResultsStore, tmp_path: Path) -> None:
 
 
 def assert_round_trip(root: str, tmp_path: Path) -> ResultsStore:
-    """Fill a store under ``root``, load it again (a new driver) and through analysis.load."""
+    """Fill a store under ``root``, load it again (a new driver) and through pinbench.analysis.load."""
     fill(ResultsStore(root, "s"), tmp_path)
     again = ResultsStore(root, "s")
     assert again.completed() == {"t0"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analysis.style_transfer import pooled_runs, published_rows, style_transfer_table
-from analysis.tables import to_latex, to_markdown
+from pinbench.tasks.style_transfer.report import pooled_runs, published_rows, style_transfer_table
+from pinbench.analysis.tables import to_latex, to_markdown
 
 
 def _runs():

@@ -233,7 +233,7 @@ def quote_lm():
 
 @pytest.mark.parametrize("preset", ["pin", "rlprompt"])
 def test_a_few_training_steps_end_to_end(yelp_dir, quote_lm, tiny_gpt2, preset):
-    from pinbench.methods.rl.trainer import Trainer
+    from pinbench.methods.rl.trainer import RLMethod
     from pinbench.tasks.style_transfer.generation import StyleGenerator
 
     spec = make_spec({"task": "style_transfer", "preset": preset, "task.data_dir": str(yelp_dir),
@@ -259,7 +259,7 @@ def test_a_few_training_steps_end_to_end(yelp_dir, quote_lm, tiny_gpt2, preset):
 
     task = StyleTransfer(config, StyleGenerator(quote_lm, top_k=config.gen_top_k, lower=True), Content(), Judge(),
                          seed=0, eval_style=Judge(), fluency=Judge(), reference_lm=quote_lm)
-    trainer = Trainer(spec, task=task, policy_lm=tiny_gpt2)
+    trainer = RLMethod(spec, task=task, policy_lm=tiny_gpt2)
     before = [p.detach().clone() for p in trainer.policy.mlp.parameters()]
     result = trainer.train()
     changed = any(not torch.equal(a, b) for a, b in zip(before, trainer.policy.mlp.parameters()))
@@ -273,7 +273,7 @@ def test_a_few_training_steps_end_to_end(yelp_dir, quote_lm, tiny_gpt2, preset):
     # the same seed gives the same prompts and numbers
     task2 = StyleTransfer(config, StyleGenerator(quote_lm, top_k=config.gen_top_k, lower=True), Content(), Judge(),
                           seed=0, eval_style=Judge(), fluency=Judge(), reference_lm=quote_lm)
-    again = Trainer(spec, task=task2, policy_lm=tiny_gpt2).train()
+    again = RLMethod(spec, task=task2, policy_lm=tiny_gpt2).train()
     assert [p["prompt"] for p in again.prompts] == [p["prompt"] for p in result.prompts]
     assert again.test == result.test
 

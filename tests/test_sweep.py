@@ -135,7 +135,7 @@ def test_missing_suite_file():
 
 
 # The trial counts the suites' comments promise (e.g. paper-fsc: 420 RL + 70 + 525 + 105 baselines).
-SHIPPED = {"quickstart": 2, "paper-fsc": 1120, "tsallis-ablation": 270, "cpu-study": 12, "baselines-quickstart": 10,
+SHIPPED = {"quickstart": 2, "paper-fsc": 1120, "tsallis-ablation": 270, "tsallis-cpu": 18, "cpu-study": 12, "baselines-quickstart": 10,
            "paper-inversion": 120, "tst-quickstart": 4, "paper-tst": 48}
 
 
@@ -191,9 +191,9 @@ GRID = {"name": "g", "base": {"dataset": "mr", "steps": 40},
 
 def fake_trial(suite, index, tune_id, **attrs):
     """A stand-in for Tune's Trial: the attributes the console reads."""
-    from pinbench.sweep import _trial_params
+    from pinbench.suite import trial_params
 
-    return SimpleNamespace(trial_id=tune_id, config={"trial": _trial_params(suite.trials()[index], suite)},
+    return SimpleNamespace(trial_id=tune_id, config={"trial": trial_params(suite.trials()[index], suite)},
                            last_result={}, error_file=None, **attrs)
 
 
@@ -277,7 +277,7 @@ def test_console_table_has_one_row_per_trial_and_pickles_without_its_display():
 
 def test_console_columns_of_an_optuna_suite_are_the_searched_fields():
     from pinbench.console import SweepView, varying_axes
-    from pinbench.sweep import resolve_params
+    from pinbench.suite import resolve_params
 
     suite = parse_suite({"name": "o", "base": {"dataset": "mr"},
                          "search": {"space": {"alpha": {"type": "loguniform", "low": 0.1, "high": 10}}}})

@@ -1,4 +1,4 @@
-"""Trainer tests on a tiny random policy LM and a synthetic task that pays for one sequence."""
+"""RLMethod tests on a tiny random policy LM and a synthetic task that pays for one sequence."""
 
 import pytest
 import torch
@@ -12,7 +12,7 @@ from pinbench.tasks import Metric, Task
 from pinbench.models import LoadedModel
 from pinbench.methods.rl.policy import QPolicy
 from pinbench.methods.rl.regularizers import make_regularizer
-from pinbench.methods.rl.trainer import ReplayBuffer, Trainer
+from pinbench.methods.rl.trainer import ReplayBuffer, RLMethod
 
 from conftest import word_tokenizer
 
@@ -58,7 +58,7 @@ def small_config(**overrides) -> RunSpec:
     return make_spec(values)
 
 
-def train_until_found(trainer: Trainer) -> int | None:
+def train_until_found(trainer: RLMethod) -> int | None:
     while trainer.step_count < trainer.run.steps:
         row = trainer.step()
         if row.get("dev_accuracy") == 1.0:
@@ -71,7 +71,7 @@ def train_until_found(trainer: Trainer) -> int | None:
 def test_learns_the_rewarded_sequence(small_lm, regularizer, objective):
     # Seed 0 with these settings finds the target for every pair within 120 steps (300 allowed);
     # td is the least robust objective here: with seeds 1-2 it sometimes stalls.
-    trainer = Trainer(small_config(regularizer=regularizer, objective=objective), task=TargetTask(), policy_lm=small_lm)
+    trainer = RLMethod(small_config(regularizer=regularizer, objective=objective), task=TargetTask(), policy_lm=small_lm)
     assert trainer.greedy()[0].split() != TARGET
     before = [p.detach().clone() for p in trainer.policy.mlp.parameters()]
     lm_before = [p.detach().clone() for p in small_lm.model.parameters()]
@@ -86,7 +86,7 @@ def test_learns_the_rewarded_sequence(small_lm, regularizer, objective):
 
 def test_on_policy_rlprompt_style_learns(small_lm):
     cfg = small_config(regularizer="shannon", objective="pcl", replay_size=0)
-    trainer = Trainer(cfg, task=TargetTask(), policy_lm=small_lm)
+    trainer = RLMethod(cfg, task=TargetTask(), policy_lm=small_lm)
     assert train_until_found(trainer) is not None
     assert trainer.buffer is None
 
@@ -94,7 +94,7 @@ def test_on_policy_rlprompt_style_learns(small_lm):
 def test_same_seed_same_prompts_and_metrics(small_lm):
     runs = []
     for seed in (3, 3, 4):
-        trainer = Trainer(small_config(steps=15, seed=seed, regularizer="sparse_tsallis"), task=TargetTask(),
+        trainer = RLMethod(small_config(steps=15, seed=seed, regularizer="sparse_tsallis"), task=TargetTask(),
                           policy_lm=small_lm)
         trainer.train()
         runs.append(trainer.result)
@@ -105,13 +105,13 @@ def test_same_seed_same_prompts_and_metrics(small_lm):
 
 
 def test_resume_from_state_dict_equals_an_uninterrupted_run(small_lm):
-    full = Trainer(small_config(steps=12, objective="td"), task=TargetTask(), policy_lm=small_lm)
+    full = RLMethod(small_config(steps=12, objective="td"), task=TargetTask(), policy_lm=small_lm)
     full.train()
-    first = Trainer(small_config(steps=12, objective="td"), task=TargetTask(), policy_lm=small_lm)
+    first = RLMethod(small_config(steps=12, objective="td"), task=TargetTask(), policy_lm=small_lm)
     for _ in range(5):
         first.step()
     state = first.state_dict()
-    second = Trainer(small_config(steps=12, objective="td"), task=TargetTask(), policy_lm=small_lm)
+    second = RLMethod(small_config(steps=12, objective="td"), task=TargetTask(), policy_lm=small_lm)
     second.load_state_dict(state)
     second.train()
     key = lambda rows: [(r["step"], r["reward_mean"], r["loss"]) for r in rows]  # noqa: E731
@@ -120,14 +120,14 @@ def test_resume_from_state_dict_equals_an_uninterrupted_run(small_lm):
 
 
 def test_compact_checkpoint_rebuilds_the_replay_states(small_lm, tmp_path):
-    first = Trainer(small_config(steps=12), task=TargetTask(), policy_lm=small_lm)
+    first = RLMethod(small_config(steps=12), task=TargetTask(), policy_lm=small_lm)
     for _ in range(4):
         first.step()
     path = tmp_path / "state.pt"
     torch.save(first.state_dict(compact=True), path)
     state = torch.load(path, weights_only=True)  # no pickled objects in a checkpoint
     assert "hidden" not in state["buffer"]["data"]
-    second = Trainer(small_config(steps=12), task=TargetTask(), policy_lm=small_lm)
+    second = RLMethod(small_config(steps=12), task=TargetTask(), policy_lm=small_lm)
     second.load_state_dict(state)
     assert second.buffer.size == first.buffer.size == 4 * 16
     assert torch.allclose(second.buffer._data["hidden"][:64], first.buffer._data["hidden"][:64], atol=1e-5)
@@ -136,7 +136,7 @@ def test_compact_checkpoint_rebuilds_the_replay_states(small_lm, tmp_path):
 
 def test_prompts_are_scored_once_per_run(small_lm):
     task = TargetTask()
-    trainer = Trainer(small_config(steps=40), task=task, policy_lm=small_lm)
+    trainer = RLMethod(small_config(steps=40), task=task, policy_lm=small_lm)
     trainer.train()
     scored = [(split, p) for split, call in task.calls for p in call]
     assert len(scored) == len(set(scored))  # no (split, prompt) pair is scored twice
@@ -308,7 +308,7 @@ def test_parse_value_from_the_command_line():
 
 @pytest.mark.parametrize("warmup", [True, False])
 def test_replay_warmup_explores_until_the_buffer_holds_one_batch(small_lm, warmup):
-    trainer = Trainer(small_config(replay_batch=40, replay_warmup=warmup, steps=4), TargetTask(), small_lm)
+    trainer = RLMethod(small_config(replay_batch=40, replay_warmup=warmup, steps=4), TargetTask(), small_lm)
     start = [p.clone() for p in trainer.policy.mlp.parameters()]
     rows = [trainer.step() for _ in range(2)]  # 16, 32 trajectories in the buffer: < 40
     untouched = all(torch.equal(a, b) for a, b in zip(start, trainer.policy.mlp.parameters()))
@@ -342,7 +342,7 @@ class PoisonedTask(TargetTask):
 def test_a_non_finite_reward_stops_the_run_at_its_step_naming_the_quantity(small_lm, value, shown):
     from pinbench.errors import NonFiniteError
 
-    trainer = Trainer(small_config(steps=20, replay_size=0), task=PoisonedTask(3, value), policy_lm=small_lm)
+    trainer = RLMethod(small_config(steps=20, replay_size=0), task=PoisonedTask(3, value), policy_lm=small_lm)
     with pytest.raises(NonFiniteError, match=rf"^step 4: reward_mean is {shown} "):
         trainer.train()
     assert trainer.step_count == 4 and trainer.result.steps_done == 4
@@ -352,7 +352,7 @@ def test_a_non_finite_reward_stops_the_run_at_its_step_naming_the_quantity(small
 def test_a_nan_loss_stops_the_run_before_the_next_step(small_lm, monkeypatch):
     from pinbench.errors import NonFiniteError
 
-    trainer = Trainer(small_config(steps=20, replay_size=0), task=TargetTask(), policy_lm=small_lm)
+    trainer = RLMethod(small_config(steps=20, replay_size=0), task=TargetTask(), policy_lm=small_lm)
     loss = trainer.loss
     monkeypatch.setattr(trainer, "loss", lambda *a: loss(*a) * (float("nan") if trainer.step_count == 6 else 1.0))
     with pytest.raises(NonFiniteError, match=r"^step 7: loss is nan"):
@@ -363,13 +363,13 @@ def test_a_nan_loss_stops_the_run_before_the_next_step(small_lm, monkeypatch):
 def test_a_run_continued_from_a_compact_checkpoint_equals_an_uninterrupted_run(small_lm, tmp_path):
     """The checkpoint a sweep writes (compact: no replay states, through torch.save / load with
     weights_only): the continued run makes the same prompts and records where it resumed."""
-    full = Trainer(small_config(steps=14, eval_every=2), task=TargetTask(), policy_lm=small_lm)
+    full = RLMethod(small_config(steps=14, eval_every=2), task=TargetTask(), policy_lm=small_lm)
     full.train()
-    first = Trainer(small_config(steps=14, eval_every=2), task=TargetTask(), policy_lm=small_lm)
+    first = RLMethod(small_config(steps=14, eval_every=2), task=TargetTask(), policy_lm=small_lm)
     for _ in range(6):
         first.step()
     torch.save(first.state_dict(compact=True), tmp_path / "state.pt")
-    second = Trainer(small_config(steps=14, eval_every=2), task=TargetTask(), policy_lm=small_lm)
+    second = RLMethod(small_config(steps=14, eval_every=2), task=TargetTask(), policy_lm=small_lm)
     second.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
     assert second.result.resumed_at == [6]
     iterations = []
@@ -410,13 +410,13 @@ class FixedRewardTask(TargetTask):
     ({"reward_zscore": False, "reward_scale": 2.0, "reward_shift": 1.0}, [3.0, 5.0, 7.0, 13.0]),  # 2 R + 1
 ])
 def test_the_buffer_and_the_update_get_the_shaped_rewards(small_lm, overrides, stored, monkeypatch):
-    replay = Trainer(small_config(prompts_per_step=4, replay_size=10, replay_batch=8, steps=3, **overrides),
+    replay = RLMethod(small_config(prompts_per_step=4, replay_size=10, replay_batch=8, steps=3, **overrides),
                      FixedRewardTask(), small_lm)
     row = replay.step()  # 4 < 8 stored: warm-up, no update
     assert replay.buffer._data["reward"][:4].tolist() == pytest.approx(stored, abs=1e-3)
     assert (row["reward_mean"], row["reward_max"]) == (3.0, 6.0)  # the history keeps the raw rewards
     # on-policy: the loss of the step's own batch gets the same shaped rewards
-    on_policy = Trainer(small_config(prompts_per_step=4, replay_size=0, steps=3, **overrides),
+    on_policy = RLMethod(small_config(prompts_per_step=4, replay_size=0, steps=3, **overrides),
                         FixedRewardTask(), small_lm)
     seen = []
     loss = on_policy.loss
@@ -442,7 +442,7 @@ class GroupedRewardTask(TargetTask):
 def test_the_buffer_holds_rewards_z_scored_within_each_group(small_lm):
     """Group 0 pools 1, 3, 5, 7 (mean 4, std 2.236) and group 1 10, 30, 50, 70 (mean 40, std
     22.36): both give z = -0.894, +0.894. One z-score over the whole step would not."""
-    trainer = Trainer(small_config(prompts_per_step=4, replay_size=10, replay_batch=8, steps=2, reward_scale=2.0,
+    trainer = RLMethod(small_config(prompts_per_step=4, replay_size=10, replay_batch=8, steps=2, reward_scale=2.0,
                                    reward_shift=1.0), GroupedRewardTask(), small_lm)
     trainer.step()
     z = 2.0 / (5 ** 0.5)  # (2 - 4) / sqrt(5) in group 0; (20 - 40) / sqrt(500) in group 1
@@ -475,21 +475,21 @@ def test_selection_by_reward_keeps_the_highest_dev_reward():
 
 
 def test_a_retokenizing_policy_resumes_from_a_compact_checkpoint(small_lm, tmp_path):
-    first = Trainer(small_config(steps=12, policy_input="retokenize"), task=TargetTask(), policy_lm=small_lm)
+    first = RLMethod(small_config(steps=12, policy_input="retokenize"), task=TargetTask(), policy_lm=small_lm)
     for _ in range(4):
         first.step()
     path = tmp_path / "state.pt"
     torch.save(first.state_dict(compact=True), path)
     state = torch.load(path, weights_only=True)
     assert "hidden" not in state["buffer"]["data"] and "context" in state["buffer"]["data"]
-    second = Trainer(small_config(steps=12, policy_input="retokenize"), task=TargetTask(), policy_lm=small_lm)
+    second = RLMethod(small_config(steps=12, policy_input="retokenize"), task=TargetTask(), policy_lm=small_lm)
     second.load_state_dict(state)
     assert torch.allclose(second.buffer._data["hidden"][:64], first.buffer._data["hidden"][:64], atol=1e-5)
 
 
 @pytest.mark.parametrize("clip", [1e-7, 1e6])
 def test_gradients_are_clipped_to_grad_clip_before_the_update(small_lm, clip, monkeypatch):
-    trainer = Trainer(small_config(grad_clip=clip, replay_size=0, steps=2), TargetTask(), small_lm)
+    trainer = RLMethod(small_config(grad_clip=clip, replay_size=0, steps=2), TargetTask(), small_lm)
     norms = []
     step = trainer.optimizer.step
 

@@ -167,8 +167,8 @@ def test_errors_name_the_model_and_the_store(stores, tmp_path):
 
 
 def test_report_has_the_transfer_table(stores, lms, tiny_lm_dir, tmp_path):
-    from analysis import ReportOptions, build_report
-    from analysis.naturalness import NaturalnessOptions
+    from pinbench.analysis import ReportOptions, build_report
+    from pinbench.analysis.naturalness import NaturalnessOptions
 
     options = ReportOptions(naturalness=NaturalnessOptions(reference_lm=tiny_lm_dir))
     plain = build_report([stores], tmp_path / "plain", options)
@@ -197,7 +197,7 @@ def test_report_has_the_transfer_table(stores, lms, tiny_lm_dir, tmp_path):
 
 
 def test_transfer_table_keeps_datasets_apart_and_names_lms_uniquely():
-    from analysis.transfer import lm_names, transfer_table
+    from pinbench.analysis.transfer import lm_names, transfer_table
 
     def row(dataset, method, learned, scored, acc, skipped=None):
         return {"trial_id": f"{dataset}-{method}-{learned}-{acc}", "dataset": dataset, "method": method,

@@ -3,47 +3,19 @@
 ``Method`` is the base class (register a subclass with ``@METHODS.register(name)``); ``PromptBook``
 is the part all methods share: scoring with the run's cache (when the task's scores are
 deterministic), choosing the best prompt by the task's selection rule, and scoring it on the
-report split at the end. A ``Preset`` is a named recipe of a method (``pin`` is one of ``rl``).
+report split at the end. A method's named recipes are presets (``pinbench.presets``).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Sequence
 
 import torch
 
-from ..errors import ConfigError, NonFiniteError
+from ..errors import NonFiniteError
 from ..run import RunResult, RunSpec
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A named recipe: a method and the values of its fields (and run settings) it fixes."""
-
-    name: str
-    method: str
-    description: str
-    """One line for reports and --help: what the recipe is and where its values come from."""
-    values: dict = field(default_factory=dict)
-    """Dotted keys (``method.alpha``, ``run.steps``) it sets for every task."""
-    per_task: dict[str, dict] = field(default_factory=dict)
-    """Task name -> dotted keys it sets for that task only (the code's reward shaping per task);
-    ``"*"``: the keys for any other task (a recipe that does not depend on the task elsewhere)."""
-
-    def settings(self, task: str) -> dict:
-        """Every key the recipe sets for ``task`` (its task-specific values where it has them)."""
-        return {**self.values, **self.per_task.get(task, self.per_task.get("*", {}))}
-
-    def values_for(self, task: str, where: str = "config") -> dict:
-        """``settings(task)`` for a run: a recipe with per-task values must have the task's."""
-        if self.per_task and task not in self.per_task and "*" not in self.per_task:
-            raise ConfigError(f"{where}: preset '{self.name}' has no values for task '{task}' (it has "
-                              f"{sorted(self.per_task)}); set them yourself (e.g. method.reward_scale) or pick "
-                              f"another preset")
-        return self.settings(task)
 
 
 class PromptBook:

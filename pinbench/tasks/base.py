@@ -216,6 +216,51 @@ class Task:
         """``pinbench datasets``: what this task can be solved on (registered datasets, image sets)."""
         return []
 
+    # -- what ``pinbench report`` shows of this task (pinbench.analysis.report) ---------------
+    # The report is generic: it groups the trials by task and asks each task's class these. The
+    # context and sections are ``pinbench.analysis.sections``' ReportContext and ReportSection;
+    # report code lives in ``report_module`` (importing a task class must stay light).
+
+    dataset_titles: ClassVar[dict[str, str]] = {}
+    """Dataset name -> what report tables and figures call it (its papers' column header), in the
+    order report columns take; a name not here is printed as it is, after these."""
+    report_runs: ClassVar[str | None] = None
+    """What one run of the comparison table is, for its caption, when the report has only this
+    task's trials ("images × seeds"); None: a split seed × a seed."""
+    published_source: ClassVar[str] = ""
+    """The paper whose numbers ``pinbench report --published`` sets beside this task's runs (in
+    the comparison table, ``comparison_published``, or in its own sections); "": none."""
+    report_module: ClassVar[str | None] = None
+    """The module whose ``report_sections(context)`` gives this task's own sections (``".report"``:
+    relative to the package of the class that sets it), imported only when a report runs: it may
+    import pinbench.analysis and the task module; the task module never imports it."""
+
+    @classmethod
+    def comparison_published(cls, context) -> dict[str, dict[str, tuple[float, float | None]]]:
+        """Published rows for the comparison table, {row: {dataset: (mean, error or None)}}, for
+        ``context.published`` (matching: the rows of ``context.methods``; all) and in its metric
+        (``context.metric``): none when they would not fit (``context.warn`` says why)."""
+        return {}
+
+    @classmethod
+    def report_sections(cls, context) -> list:
+        """This task's own sections of report.md (ReportSection), after the comparison table: its
+        papers' tables and figures, written with ``context.write_table`` / ``save_figure``. The
+        default asks ``report_module``; none without one."""
+        if cls.report_module is None:
+            return []
+        import importlib
+
+        owner = next(c for c in cls.__mro__ if "report_module" in vars(c))  # ".report" is relative to its package
+        module = importlib.import_module(cls.report_module, package=owner.__module__.rpartition(".")[0])
+        return module.report_sections(context)
+
+    @classmethod
+    def report_prompt_where(cls, row) -> str:
+        """What report.md adds to where a top prompt was found, after its dataset and split seed
+        (", image 0.png"); ``row`` is the prompt's trial (its recorded columns)."""
+        return ""
+
 
 @dataclass
 class EvalTable:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 
 from pinbench.methods import Method
@@ -50,6 +51,32 @@ class PromptLength(Task):
         if split == "test":  # a harder split, so a test can tell which split a number came from
             distance = distance + 1
         return {"distance": distance, "reward": -distance}
+
+    # `pinbench report`: the task's own section (Task.report_sections), its dataset's title and
+    # where a top prompt was found; the report's code names no task
+
+    dataset_titles = {"length-3": "Length 3"}
+
+    @classmethod
+    def report_sections(cls, context):
+        from pinbench.analysis import ReportSection
+        from pinbench.analysis.sections import files_line
+        from pinbench.analysis.tables import Column, summarise, to_markdown
+
+        trials = context.trials
+        lengths = trials["best_prompt"].astype(str).str.len().astype(float)
+        samples = pd.DataFrame({"row": trials["method"], "column": "length", "value": lengths})
+        table = summarise(samples, [Column("length", "Length (characters)", None, 1)],
+                          title="Best prompt lengths", rows=context.methods, error=context.error)
+        section = ReportSection("Prompt lengths")
+        context.write_table(section, table, "prompt_length", "tab:toy-prompt-length")
+        targets = ", ".join(str(t) for t in sorted(set(trials["task.target"])))
+        section.lines = [to_markdown(table), f"Target lengths: {targets}.", "", files_line("prompt_length"), ""]
+        return [section]
+
+    @classmethod
+    def report_prompt_where(cls, row) -> str:
+        return f", target {row['task.target']}"
 
 
 @TASKS.register("prompt-length-no-splits")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...fields import require
-from ..base import Preset
+from ...presets import Preset, register_presets
 
 CANDIDATE_METRICS = ("loss", "accuracy")
 SCORE_BY = ("text", "ids")
@@ -123,13 +123,13 @@ RLPROMPT_TEMPLATES: dict[str, dict] = {
 # candidates from every embedding row (:269, filter all zeros), training accuracy to compare them
 # (:239-240,360-406), dev evaluated only after a replacement and the best dev accuracy kept
 # (:406-439). --eval-size is the dev batch size, which changes nothing.
-PRESETS: dict[str, Preset] = {p.name: p for p in (
+PRESETS: dict[str, Preset] = register_presets(
     Preset("autoprompt", "autoprompt", "AutoPrompt (Shin et al. 2020) at PIN's budget: gradient-guided token search, "
                                        "10 candidates per iteration on the whole training split, the verbalizer loss; "
                                        "8,000 iterations = PIN's 96,000 forward passes (our setting, not RLPrompt's "
                                        "script: see autoprompt-rlprompt)",
            {"method.num_candidates": 10, "method.batch_size": None, "method.init_token": "the"},
-           {"classification": {"method.prompt_length": 5, "run.steps": 8000, "run.eval_every": 20}}),
+           {"classification": {"method.prompt_length": 5, "run.steps": 8000, "run.eval_every": 20}}, order=60),
     Preset("autoprompt-rlprompt", "autoprompt",
            "AutoPrompt as RLPrompt's baseline script (6-autoprompt/run.sh, create_trigger.py) runs it: 5 [MASK] "
            "tokens to start, 5 iterations of 100 candidates from the whole vocabulary, batches of 32 (a new draw for "
@@ -140,5 +140,5 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
             "method.init_token": None, "method.init_mask": True, "method.candidate_metric": "accuracy",
             "method.loss": "vocab", "method.score_by": "ids", "method.allow_special": True,
             "method.eval_on_replace": True, "method.template": "rlprompt", "run.selection": "metric"},
-           {"classification": {"method.prompt_length": 5, "run.steps": 5, "run.eval_every": 1}}),
-)}
+           {"classification": {"method.prompt_length": 5, "run.steps": 5, "run.eval_every": 1}}, order=61),
+)

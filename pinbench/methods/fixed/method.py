@@ -50,7 +50,7 @@ class FixedPrompts(Method):
         super().__init__(spec, task)
         cfg = self.config
         if cfg.prompts is not None:
-            self.candidates = [p.strip() for p in cfg.prompts.split("|")]
+            self.candidates = [p.strip() for p in cfg.prompts]
         else:
             self.candidates = self.task.reference_prompts(cfg.source)
             if not self.candidates:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...fields import require
-from ..base import Preset
+from ...presets import Preset, register_presets
 
 LEVELS = ("phrase", "word")
 SCORES = ("reward", "metric")
@@ -74,7 +74,7 @@ class GrIPSConfig:
 # search.py:107-110,233-245), and no dev set is used: the instruction the search ends with is tested
 # (search.py:437). Its patience counter starts at 1 and stops when it passes 2
 # (search.py:301,385,418): after 2 iterations in a row without a better candidate, as patience 2.
-PRESETS: dict[str, Preset] = {p.name: p for p in (
+PRESETS: dict[str, Preset] = register_presets(
     Preset("grips", "grips", "GrIPS (Prasad et al. 2023, the authors' run_search.py defaults): greedy phrase edits "
                              "(delete, swap, add) of an instruction, 5 candidates x 1 edit per iteration, 10 "
                              "iterations, patience 2, ranked by the training reward, the best dev prompt kept (not "
@@ -83,7 +83,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
             "run.steps": 10, "run.eval_every": 1},
            # the instruction goes in the manual template's prompt slot, before the input, as the
            # papers' Instructions row (GrIPS edits that instruction)
-           {"classification": {"task.template": "manual"}, "*": {}}),
+           {"classification": {"task.template": "manual"}, "*": {}}, order=50),
     Preset("grips-rlprompt", "grips",
            "GrIPS as RLPrompt's baseline script (7-GrIPS/search.py) runs it: phrase edits (delete, swap, add, "
            "Pegasus paraphrase) of the instruction, 5 candidates x 1 edit, 10 iterations, patience 2, ranked by "
@@ -93,5 +93,5 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            {"method.num_candidates": 5, "method.num_edits": 1, "method.patience": 2, "method.level": "phrase",
             "method.paraphrase_model": "tuner007/pegasus_paraphrase", "method.score": "metric",
             "method.select_final": True, "run.steps": 10, "run.eval_every": 1, "run.selection": "metric"},
-           {"classification": {"task.template": "manual"}, "*": {}}),
-)}
+           {"classification": {"task.template": "manual"}, "*": {}}, order=51),
+)

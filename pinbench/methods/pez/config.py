@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...fields import require
-from ..base import Preset
+from ...presets import Preset, register_presets
 
 ALLOWED_TOKENS = ("all", "no_special")
 
@@ -44,12 +44,12 @@ class PEZConfig:
 # our reading keeps PEZ's optimiser and budget with the other methods' 5 tokens, no special tokens
 # (a mask token in the prompt would be scored), batches of 16 examples as PEZ's LM code, and the
 # prompt chosen on dev every 20 steps like the RL methods (docs/tasks/inversion.md#3).
-PRESETS: dict[str, Preset] = {p.name: p for p in (
+PRESETS: dict[str, Preset] = register_presets(
     Preset("pez", "pez", "PEZ (Wen et al. 2023): projected gradient descent on token embeddings, AdamW "
                          "lr 0.1, weight decay 0.1, 3,000 steps (inversion: 16 tokens; classification: 5)",
            {"method.lr": 0.1, "method.weight_decay": 0.1, "method.grad_clip": None, "run.steps": 3000},
            {"inversion": {"method.prompt_length": 16, "method.batch_size": 1, "method.allowed_tokens": "all",
                           "run.eval_every": 1},
             "classification": {"method.prompt_length": 5, "method.batch_size": 16,
-                               "method.allowed_tokens": "no_special", "run.eval_every": 20}}),
-)}
+                               "method.allowed_tokens": "no_special", "run.eval_every": 20}}, order=70),
+)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...fields import require
-from ..base import Preset
+from ...presets import Preset, register_presets
 
 
 @dataclass
@@ -32,9 +32,9 @@ class RandomSearchConfig:
 
 # PIN's classification budget: 6,000 steps x 16 prompts scored on the training split, the best
 # training-reward prompt so far scored on dev every 20 steps (as PIN scores its greedy prompt).
-PRESETS: dict[str, Preset] = {p.name: p for p in (
+PRESETS: dict[str, Preset] = register_presets(
     Preset("random-search", "random_search", "Random search: 16 random prompts per step from the policy LM's top-10,000 "
                                              "tokens, the best training reward scored on dev every 20 steps (PIN's budget)",
            {"method.prompt_length": 5, "method.top_k": 10000, "method.prompts_per_step": 16,
-            "run.steps": 6000, "run.eval_every": 20}),
-)}
+            "run.steps": 6000, "run.eval_every": 20}, order=80),
+)

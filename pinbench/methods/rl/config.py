@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...fields import require
-from ..base import Preset
+from ...presets import Preset, register_presets
 
 
 @dataclass
@@ -126,9 +126,9 @@ DEFAULT_SHAPING: dict[str, tuple[float, float, bool]] = {"score": (1.0, 0.0, Tru
 # c gives the optimal policy of alpha = 1/c (tests/test_trainer.py checks the identity), but not
 # the same learning (Adam, the gradient clip at 5, the MLP's initial Q near 0), so the presets
 # copy the code: alpha 1 and the code's scale per task.
-def _rl(name: str, description: str, per_task: dict[str, dict], run: dict, **fields) -> Preset:
+def _rl(name: str, description: str, per_task: dict[str, dict], run: dict, *, order: float, **fields) -> Preset:
     values = {f"method.{k}": v for k, v in fields.items()} | {f"run.{k}": v for k, v in run.items()}
-    return Preset(name, "rl", description, values, per_task)
+    return Preset(name, "rl", description, values, per_task, order=order)
 
 
 def _task_values(scale: float, shift: float, run: dict | None = None, **fields) -> dict:
@@ -148,14 +148,22 @@ def _task_values(scale: float, shift: float, run: dict | None = None, **fields) 
 # 10 is one override away, method.reward_scale=10) and Trainer_for_clip's log every 50 steps.
 # RLPrompt has no inversion experiment; its row in PIN's comparison is RLPrompt's algorithm
 # (algo=sql) in that same harness, so its inversion values are PIN's task settings.
+#
+# Any other task ("*", a plug-in task): each code's generic shaping, its classification values
+# (PIN 1 x, RLPrompt 5 x) at the preset's own budget; whether the reward is z-scored follows the
+# task's ``reward_kind`` (``DEFAULT_SHAPING``: yes for a score, no for a similarity), as the authors'
+# reward classes decide it. Classification is the one task both codes shape with a z-score and
+# nothing task-specific (style transfer's shift and Q bias belong to its reward's range).
 _INVERSION = _task_values(1.0, 0.0, dict(steps=20000, eval_every=50), prompt_length=8, prompts_per_step=32)
 _PIN_TASKS = {"classification": _task_values(1.0, 0.0),
               "style_transfer": _task_values(1.0, 0.0, dict(steps=15000, eval_every=50)),
-              "inversion": _INVERSION}
+              "inversion": _INVERSION,
+              "*": _task_values(1.0, 0.0)}
 _RLPROMPT_TASKS = {"classification": _task_values(5.0, 0.0),
                    "style_transfer": _task_values(100.0, -20.0, dict(steps=12000, eval_every=50),
                                                   prompts_per_step=8, sample_top_k=50, q_bias=-10.0),
-                   "inversion": _INVERSION}
+                   "inversion": _INVERSION,
+                   "*": _task_values(5.0, 0.0)}
 # Both codebases feed the policy LM re-tokenized text (policy_input "retokenize") and keep the
 # evaluated prompt with the highest dev reward (PIN's Trainer.train: max eval/score, the gap reward;
 # RLPrompt's trainer logs the same score and keeps no best: the same rule is our reading).
@@ -164,12 +172,13 @@ _PIN = dict(regularizer="sparse_tsallis", alpha=1.0, top_k=10000, sample_top_k=N
             policy_input="retokenize")
 _PIN_RUN = dict(eval_every=20, steps=6000, selection="reward")
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (
+PRESETS: dict[str, Preset] = register_presets(
     # The paper's method: sparsemax policy, ignorable-token filter, mc loss (the code's v1; the
     # paper's Eq. 5 is pin-td), replay with warm-up.
     _rl("pin", "PIN as in the paper (sparse Tsallis / sparsemax policy, ignorable-token filter k=10,000, "
-               "mc loss of the code, replay)", _PIN_TASKS, _PIN_RUN, **_PIN),
-    _rl("pin-td", "PIN as in the paper with its Eq. 5 TD loss", _PIN_TASKS, _PIN_RUN, **{**_PIN, "objective": "td"}),
+               "mc loss of the code, replay)", _PIN_TASKS, _PIN_RUN, **_PIN, order=100),
+    _rl("pin-td", "PIN as in the paper with its Eq. 5 TD loss", _PIN_TASKS, _PIN_RUN, **{**_PIN, "objective": "td"},
+        order=101),
     # The command the PIN authors publish for few-shot classification (examples/few-shot-
     # classification/README.md: algo=sql, sql-offpolicy, loss v1, fluent_top_k=10000): RLPrompt's
     # Shannon soft Q-learning sampled from the policy's top 256, plus the filter, replay and td.
@@ -179,13 +188,13 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                         "filter k=10,000, replay, td, no sparsemax; style transfer and inversion: as pin)",
         _PIN_TASKS | {task: _PIN_TASKS[task] | {"method.regularizer": "sparse_tsallis", "method.sample_top_k": None,
                                                 "method.objective": "mc"} for task in ("style_transfer", "inversion")},
-        _PIN_RUN, **{**_PIN, "regularizer": "shannon", "sample_top_k": 256, "objective": "td"}),
+        _PIN_RUN, **{**_PIN, "regularizer": "shannon", "sample_top_k": 256, "objective": "td"}, order=102),
     # The paper's ablation "PIN without the ignorable set".
     _rl("pin-no-filter", "PIN without the ignorable set (the paper's ablation)", _PIN_TASKS, _PIN_RUN,
-        **{**_PIN, "top_k": None}),
+        **{**_PIN, "top_k": None}, order=103),
     _rl("rlprompt", "RLPrompt (Shannon soft Q-learning, pcl, on-policy; classification: top-256 sampling, "
                     "shaping 5z; style transfer: top-50 sampling, shaping 100z - 20, Q bias -10)",
         _RLPROMPT_TASKS, dict(eval_every=10, steps=12000, selection="reward"), regularizer="shannon", alpha=1.0,
         top_k=None, sample_top_k=256, objective="pcl", replay_size=0, replay_warmup=False, lr=5e-5,
-        prompts_per_step=16, q_bias=0.0, policy_input="retokenize"),
-)}
+        prompts_per_step=16, q_bias=0.0, policy_input="retokenize", order=90),
+)

@@ -82,7 +82,7 @@ def _widened(context: torch.Tensor, width: int) -> torch.Tensor:
 
 
 @METHODS.register("rl")
-class Trainer(Method):
+class RLMethod(Method):
     """RL prompt optimisation: frozen policy LM + trainable Q head (presets pin, rlprompt, ...).
 
     Args:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...fields import require
-from ..base import Preset
+from ...presets import Preset, register_presets
 
 OPTIMIZERS = ("adamw", "adafactor")
 INITS = ("vocab", "text", "head")
@@ -143,14 +143,14 @@ RLPROMPT_TEMPLATES: dict[str, str] = {
 # are and every later dev score equals update 100's, which the script keeps (it saves only on a
 # strictly lower dev loss or higher dev accuracy, train.py:181). 100 steps with one dev evaluation at
 # step 100 are the same training and the same kept vectors.
-PRESETS: dict[str, Preset] = {p.name: p for p in (
+PRESETS: dict[str, Preset] = register_presets(
     Preset("soft-prompt", "soft_prompt", "Soft prompt tuning (Lester et al. 2021) at PEZ's classification budget: 5 "
                                          "continuous vectors, AdamW lr 1e-3 (constant), batches of 16, 3,000 steps, "
                                          "dev every 20 (our setting, not RLPrompt's script: see soft-prompt-rlprompt)",
            {"method.optimizer": "adamw", "method.lr": 1e-3, "method.weight_decay": 0.0, "method.init": "vocab",
             "method.grad_clip": None},
            {"classification": {"method.prompt_length": 5, "method.batch_size": 16, "run.steps": 3000,
-                               "run.eval_every": 20}}),
+                               "run.eval_every": 20}}, order=40),
     Preset("soft-prompt-rlprompt", "soft_prompt",
            "Soft prompt tuning as RLPrompt's baseline script (5-prompt-tune/train.py) runs it: 20 vectors from the "
            "first 5,000 ids, AdamW lr 1e-2 decayed linearly to 0 over 100 updates, clip 1.0, batches of 16 in file "
@@ -162,5 +162,5 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
             "method.grad_clip": 1.0, "method.batch_order": "sequential", "method.loss": "vocab",
             "method.template": "rlprompt", "run.selection": "metric"},
            {"classification": {"method.prompt_length": 20, "method.batch_size": 16, "run.steps": 100,
-                               "run.eval_every": 100}}),
-)}
+                               "run.eval_every": 100}}, order=41),
+)

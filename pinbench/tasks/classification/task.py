@@ -16,6 +16,7 @@ from ..base import DatasetInfo, EvalTable, Metric, Task
 from . import rewards
 from ...errors import ConfigError
 from .data import DatasetSpec, Split, get_dataset, load_dataset_file, read_split
+from .published import DATASET_TITLES, SOURCE as PUBLISHED_SOURCE, published_rows
 from .scoring import Progress, VerbalizerScorer
 
 
@@ -197,6 +198,21 @@ class FewShotClassification(Task):
     def dataset_name(cls, config: ClassificationConfig) -> str:
         return config.dataset
 
+    # -- pinbench report: the papers' dataset names and PIN Table 1 beside the comparison table ---
+
+    dataset_titles = DATASET_TITLES
+    published_source = PUBLISHED_SOURCE
+
+    @classmethod
+    def comparison_published(cls, context) -> dict:
+        """PIN Table 1 rows (published.py): test accuracies, so only beside test accuracy."""
+        if context.published == "none":
+            return {}
+        if context.metric != "test_accuracy":
+            context.warn(f"published rows left out: they are test accuracies, the table shows {context.metric}")
+            return {}
+        return published_rows(context.methods, context.published)
+
     # -- pinbench eval and datasets --------------------------------------------------------------
 
     eval_required = ("dataset",)
@@ -288,3 +304,36 @@ class FewShotClassification(Task):
         scorer = self.scorer if split == "train" else self.exact_scorer
         probs = scorer.score(list(prompts), data.texts, progress=progress)
         return Evaluation(tuple(prompts), probs, torch.tensor(data.labels))
+
+    # -- pinbench sweep --smoke (pinbench/smoke.py) ----------------------------------------------
+
+    @classmethod
+    def smoke_settings(cls, config: ClassificationConfig, run, workdir: Path) -> tuple[dict, list[str]]:
+        """A smoke trial's data: the first examples of each class of each split (enough for the
+        demonstrations), copied into ``workdir`` in the dataset's layout (made-up sentences where a
+        split's file is missing); returns the overrides and a note."""
+        from ...errors import DataError
+        from .data import SPLITS
+
+        if config.dataset_file:
+            load_dataset_file(config.dataset_file)
+        spec = get_dataset(config.dataset)
+        if Path(spec.path).is_absolute():
+            return {}, [f"{spec.name}: full splits (its path pattern is absolute)"]
+        root, per_class, made_up = workdir / "few-shot", max(2, config.demonstrations + 1), []
+        for split in SPLITS:
+            try:
+                examples = read_split(spec, split, config.split_seed, config.data_dir).examples
+            except DataError:
+                examples, _ = (), made_up.append(split)
+            rows = []
+            for label in range(spec.num_classes):
+                texts = [e.text for e in examples if e.label == label][:per_class]
+                texts += [f"made-up example {i} of class {label} ." for i in range(per_class - len(texts))]
+                rows += [f"{t.replace(chr(9), ' ')}\t{label}" for t in texts]
+            file = root / spec.path.format(name=spec.name, split_seed=config.split_seed, split=split)
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_text(f"{spec.text_column or 'sentence'}\t{spec.label_column}\n" + "\n".join(rows) + "\n",
+                            encoding="utf-8")
+        note = f"{spec.name}: {per_class} examples per class per split"
+        return {"task.data_dir": str(root)}, [note + (f" (made up: {', '.join(made_up)})" if made_up else "")]

@@ -156,6 +156,18 @@ class Inversion(Task):
         except DataError:
             return Path(config.image.split(",")[0].strip()).expanduser().resolve().parent.name
 
+    # -- pinbench report: the inversion table and figure (report.py) ----------------------------
+
+    report_runs = "images × seeds"  # a run inverts one image (or a list) with one seed
+
+    report_module = ".report"  # report_sections(context), imported when a report runs
+
+    @classmethod
+    def report_prompt_where(cls, row) -> str:
+        """The target image (the dataset names only the image set)."""
+        v = row.get("task.image")
+        return f", image {v}" if isinstance(v, str) else ""
+
     def split_size(self, name: str) -> int:
         return len(self.paths)  # a prompt is scored against every target image
 
@@ -221,3 +233,24 @@ class ClipWhiteBox(WhiteBox):
         """1 - mean cosine with the batch's images (PEZ: ``loss_weight`` x (1 - cos), weight 1)."""
         text = self.clip.embedding_features(prompt)
         return 1 - (self.images[list(batch)].to(text.device) @ text).mean()
+
+
+def _smoke_settings(cls, config: InversionConfig, run, workdir: Path) -> tuple[dict, list[str]]:
+    """``pinbench sweep --smoke`` (pinbench/smoke.py): one target image, the trial's first; a made-up
+    224 x 224 image in ``workdir`` when it cannot be found."""
+    try:
+        paths = image_paths(config.image, config.data_dir)
+    except DataError:
+        from PIL import Image
+
+        path = workdir / "made-up.png"
+        generator = torch.Generator().manual_seed(0)
+        pixels = torch.randint(0, 256, (224, 224, 3), generator=generator, dtype=torch.uint8).numpy()
+        Image.fromarray(pixels, "RGB").save(path)
+        return {"task.image": str(path), "task.data_dir": None}, [f"made-up target image ({config.image!r} not found)"]
+    if len(paths) == 1:
+        return {}, []
+    return {"task.image": str(paths[0]), "task.data_dir": None}, [f"one target image of {len(paths)}: {paths[0].name}"]
+
+
+Inversion.smoke_settings = classmethod(_smoke_settings)

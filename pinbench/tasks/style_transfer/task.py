@@ -216,6 +216,11 @@ class StyleTransfer(Task):
     def dataset_name(cls, config: StyleTransferConfig) -> str:
         return config.dataset
 
+    # -- pinbench report: PIN Table 2 and example outputs (report.py) ---------------------------
+
+    published_source = "PIN (Choi et al., ACL 2024), Table 2 (Yelp, mean of 4 runs)"
+    report_module = ".report"  # report_sections(context), imported when a report runs
+
     # -- pinbench eval and datasets --------------------------------------------------------------
 
     eval_required = ("dataset",)
@@ -434,3 +439,18 @@ def read_outputs(path: str | Path) -> list[str]:
     if not file.is_file():
         raise ConfigError(f"outputs file '{file}' does not exist")
     return [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
+
+
+def _smoke_settings(cls, config: StyleTransferConfig, run, workdir: Path) -> tuple[dict, list[str]]:
+    """``pinbench sweep --smoke`` (pinbench/smoke.py): two dev and two test sentences; on CPU also
+    2 x 2 samples per (prompt, input) and the best of 2 at test (a GPU keeps the trial's counts)."""
+    values = {"task.dev_size": 2, "task.test_size": 2}
+    notes = ["2 dev and 2 test sentences"]
+    if not str(run.device).startswith("cuda"):
+        values.update({"task.num_samples": 2, "task.num_bootstraps": 2, "task.test_samples": 2})
+        notes.append(f"CPU: 2 x 2 samples per (prompt, input) (the trial's {config.num_bootstraps} x "
+                     f"{config.num_samples}), best of 2 at test (the trial's {config.test_samples})")
+    return values, notes
+
+
+StyleTransfer.smoke_settings = classmethod(_smoke_settings)

@@ -1,4 +1,7 @@
-"""Published numbers to set beside ours (PIN, Choi et al. ACL 2024, Table 1; docs/presets.md) and the papers' dataset names.
+"""Few-shot classification's published numbers to set beside ours (PIN, Choi et al. ACL 2024,
+Table 1; docs/presets.md) and the papers' dataset names: the report's comparison table takes them
+through ``FewShotClassification.dataset_titles`` and ``comparison_published``. Plain data, no
+imports: the task class reads it when it is defined.
 
 PIN Table 1 (Choi et al., ACL 2024): few-shot classification test accuracy (%) with a RoBERTa-large
 task LM, mean over the 5 LM-BFF splits, standard error in parentheses where given; "+" marks
@@ -9,20 +12,10 @@ as published and never take part in bolding or significance tests.
 from __future__ import annotations
 
 # registry name -> the papers' column header, in the papers' column order
-DATASET_NAMES: dict[str, str] = {
+DATASET_TITLES: dict[str, str] = {
     "sst-2": "SST-2", "yelp-2": "Yelp P.", "mr": "MR", "cr": "CR", "agnews": "AG News", "yahoo": "Yahoo",
     "subj": "Subj", "sst-5": "SST-5", "yelp-5": "Yelp-5", "trec": "TREC", "dbpedia": "DBpedia",
 }
-
-
-def dataset_name(name: str) -> str:
-    return DATASET_NAMES.get(name, name)
-
-
-def order_datasets(names) -> list[str]:
-    known = [d for d in DATASET_NAMES if d in set(names)]
-    return known + sorted(set(names) - set(known))
-
 
 _COLUMNS = ("sst-2", "yelp-2", "mr", "cr", "agnews", "yahoo", "subj")
 

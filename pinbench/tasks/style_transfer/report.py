@@ -1,4 +1,6 @@
-"""The style-transfer table (PIN Table 2): content / style / fluency / J / GM per method and task LM.
+"""Style transfer's part of ``pinbench report`` (``StyleTransfer.report_sections``): the
+style-transfer table (PIN Table 2: content / style / fluency / J / GM per method and task LM) and
+example outputs, written as ``tables/style_transfer.{md,tex,csv}``.
 
 The paper scores both directions together: the outputs of the 0->1 prompt on test.0 and of the
 1->0 prompt on test.1 are concatenated (1,000 Yelp sentences) and the metrics computed over them
@@ -14,7 +16,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .tables import Column, SummaryTable, add_published, summarise
+from pinbench.analysis.sections import ReportContext, ReportSection, files_line
+from pinbench.analysis.tables import Column, SummaryTable, add_published, summarise, to_markdown
+
+from .task import StyleTransfer
 
 COLUMNS = (
     Column("content", "Content", "higher", 1),
@@ -29,7 +34,8 @@ NOTES = ("Both directions pooled per seed (the paper's 1,000 Yelp sentences): Co
          "(output, input) clipped at 0; Style = accuracy (%) of the evaluation classifier (not the reward's); "
          "Fluency = % judged fluent; J = mean over sentences of content x style-correct x fluent; "
          "GM = geometric mean of Content, Style, Fluency; BLEU = mean sentence BLEU against the references.")
-SOURCE = "PIN (Choi et al., ACL 2024), Table 2 (Yelp, mean of 4 runs)"
+SOURCE = StyleTransfer.published_source
+TASK = StyleTransfer.name or "style_transfer"  # the trials' task value
 
 # PIN Table 2 (PAPER.md section 10): task LM -> method -> (content, style, fluency, J, GM)
 PIN_TABLE2 = {
@@ -48,7 +54,7 @@ def _lm_name(name: str) -> str:
 def _best_records(trials: pd.DataFrame, prompts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The style-transfer trials, and their chosen prompts' records (test outputs and
     per-sentence values) by trial id."""
-    st = trials[trials["task"] == "style_transfer"]
+    st = trials[trials["task"] == TASK]
     best = prompts[(prompts["source"] == "best") & prompts["trial_id"].isin(st["trial_id"])]
     return st, best.drop_duplicates("trial_id", keep="last").set_index("trial_id")
 
@@ -120,7 +126,7 @@ def style_transfer_table(trials: pd.DataFrame, prompts: pd.DataFrame, methods: l
     datasets = ", ".join(sorted(runs["dataset"].astype(str).unique()))
     table = summarise(samples, list(COLUMNS), title=f"Style transfer ({datasets}, test, both directions pooled)",
                       rows=rows, error=error, baseline=base)
-    table.notes = NOTES + " " + judges_note(trials[trials["task"] == "style_transfer"])
+    table.notes = NOTES + " " + judges_note(trials[trials["task"] == TASK])
     table.runs = "seeds; a run pools its seed's directions"
     if published != "none":
         add_published(table, published_rows(methods, lms, published), SOURCE)
@@ -164,3 +170,17 @@ def example_outputs(trials: pd.DataFrame, prompts: pd.DataFrame, methods: list[s
                 lines.append(f"- {src} → {outputs[i] or '(empty)'}")
             lines.append("")
     return "\n".join(lines)
+
+
+def report_sections(context: ReportContext) -> list[ReportSection]:
+    """The style-transfer table and example outputs; nothing without a run's per-sentence values."""
+    table = style_transfer_table(context.trials, context.prompts, context.methods, error=context.error,
+                                 baseline=context.baseline, published=context.published)
+    if table is None:
+        return []
+    section = ReportSection(table.title)
+    context.write_table(section, table, "style_transfer", "tab:pinbench-style-transfer")
+    section.lines = [to_markdown(table), table.notes, "", files_line("style_transfer"), "",
+                     "Example outputs (first test sentences, best prompt of the first seed):", "",
+                     example_outputs(context.trials, context.prompts, context.methods), ""]
+    return [section]

@@ -1,6 +1,7 @@
-"""Textual inversion (PIN's third experiment): how well each method's best prompts match their
-target images under CLIP, and how natural they read; and a figure of each image beside every
-method's best prompt for it.
+"""Textual inversion's part of ``pinbench report`` (``Inversion.report_sections``): how well each
+method's best prompts match their target images under CLIP, and how natural they read
+(``tables/inversion.{md,tex,csv}``); and a figure of each image beside every method's best prompt
+for it (``figures/inversion_prompts.{png,pdf}``).
 
 A run inverts one image (or several, comma-separated in ``task.image``); a run's CLIP score is its
 chosen prompt's cosine recomputed from its text (``test_reward``), or where a run has none its
@@ -17,18 +18,20 @@ import textwrap
 import numpy as np
 import pandas as pd
 
+from pinbench.analysis.sections import ReportContext, ReportSection, files_line
+from pinbench.analysis.tables import Column, SummaryTable, summarise, to_markdown
 from pinbench.errors import DataError
-from pinbench.tasks.inversion.task import image_paths
 
-from .tables import Column, SummaryTable, summarise
+from .task import Inversion, image_paths
 
 COSINE_DECIMALS = 3
 WRAP = 28  # characters per line of a prompt in the figure
+TASK = Inversion.name or "inversion"  # the trials' task value
 
 
 def inversion_runs(trials: pd.DataFrame) -> pd.DataFrame:
     """The inversion trials, with ``clip_score``: the test cosine, else the training one."""
-    inv = trials[trials["task"] == "inversion"].copy()
+    inv = trials[trials["task"] == TASK].copy()
     train = inv["train_reward"] if "train_reward" in inv.columns else pd.Series(np.nan, index=inv.index)
     test = inv["test_reward"] if "test_reward" in inv.columns else pd.Series(np.nan, index=inv.index)
     inv["clip_score"] = pd.to_numeric(test, errors="coerce").fillna(pd.to_numeric(train, errors="coerce"))
@@ -87,7 +90,7 @@ def inversion_table(trials: pd.DataFrame, methods: list[str], error: str = "se",
         mine = inv[inv["method"] == row]
         table.mean.loc[row, "images"] = _image_count(mine)
         table.n.loc[row, "images"] = len(mine)
-    table.runs = "images × seeds"
+    table.runs = Inversion.report_runs
     test = inv["test_reward"] if "test_reward" in inv.columns else pd.Series(np.nan, index=inv.index)
     fell_back = bool((inv["clip_score"].notna() & test.isna()).any())
     table.notes = _notes(rewards, judges, bool(len(scored)), reference_lm, fell_back)
@@ -197,3 +200,25 @@ def inversion_figure(trials: pd.DataFrame, methods: list[str], max_images: int =
                  fontsize=10)
     fig.tight_layout()
     return fig, warnings
+
+
+def report_sections(context: ReportContext) -> list[ReportSection]:
+    """The inversion table, and the figure of the best prompts per image where the images are found."""
+    table = inversion_table(context.trials, context.methods, error=context.error, baseline=context.baseline,
+                            reference_lm=context.reference_lm)
+    if table is None:
+        return []
+    section = ReportSection("Textual inversion")
+    context.write_table(section, table, "inversion", "tab:pinbench-inversion")
+    section.lines = [to_markdown(table), table.notes, "", files_line("inversion"), ""]
+    fig, notes = inversion_figure(context.trials, context.methods)
+    for note in notes:
+        context.warn(note)
+    if fig is not None:
+        rel = context.save_figure(section, fig, "inversion_prompts").relative_to(context.out)
+        section.lines += ["Each target image beside every method's best prompt for it (the seed with the highest CLIP "
+                          "score) and that score:", "",
+                          f"![Best prompts per image]({rel.as_posix()}) ([PDF]({rel.with_suffix('.pdf').as_posix()}))", ""]
+    else:
+        section.lines += ["No figure of the best prompts per image (see Warnings).", ""]
+    return [section]
