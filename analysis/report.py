@@ -11,7 +11,9 @@
     <out>/figures/learning_curves.{png,pdf}
     <out>/figures/train_reward.{png,pdf}      the sampled prompts' raw task reward at every step
     <out>/figures/policy_support.{png,pdf}    the tokens the sampling policy can draw, over training
-    <out>/figures/ablation_<alpha|q|top_k>.{png,pdf}   where the results vary that setting
+    <out>/figures/ablation_<alpha|q|top_k>.{png,pdf}   where the results vary that setting: a panel
+                                           per metric (ABLATION_COLUMNS), a line per other setting, the baseline's band
+    <out>/tables/ablation_<alpha|q|top_k>.{md,tex,csv}  the same numbers, a row per line and value, the baseline's row
 
 The report is generic over tasks: it groups the completed trials by their ``task`` column and asks
 each task's class (``pinbench.registry.TASKS``) what is its own (``pinbench.tasks.base.Task``'s
@@ -42,7 +44,8 @@ from .methods import ABLATION_FIELDS, label_methods, order_methods, short
 from .naturalness import NaturalnessOptions, naturalness, prompt_tokenizers
 from .sections import ReportContext, ReportSection
 from .settling import SETTLING_COLUMNS, SETTLING_NOTES, settling
-from .tables import Column, SummaryTable, add_published, format_number, summarise, to_markdown, write_table_set
+from .tables import (Column, SummaryTable, ablation_table, add_published, format_number, summarise, to_markdown,
+                     write_table_set)
 from .transfer import load_transfer, transfer_section, transfer_table
 
 # Naturalness table columns: (key, header, better, decimals, scale)
@@ -60,7 +63,18 @@ NATURALNESS_COLUMNS = (
 NATURALNESS_NOTES = ("PPL: perplexity; Zipf: mean English Zipf frequency of the words; Dict.: % of words "
                      "that are dictionary words; Frag.: % of policy tokens that are word pieces or byte fragments; "
                      "Rep.: % repeated tokens; Support: tokens the policy can sample, last 10% of steps.")
-LAST_FRACTION = 0.1  # support and entropy: mean over the last 10% of logged steps
+LAST_FRACTION = 0.1  # support, entropy and train reward: mean over the last 10% of logged steps
+# The ablation figure's panels and table's columns after the report's metric: per trial.
+ABLATION_COLUMNS = (
+    Column("reward_mean", "Train reward", "higher", 1, short="Reward"),
+    Column("support", "Policy support (tokens)", None, 1, short="Support"),
+    Column("perplexity", "Prompt perplexity", "lower", 1, short="PPL"),
+    Column("zipf_mean", "Zipf frequency (mean)", "higher", 2, short="Zipf"),
+    Column("repeated_token_rate", "Repeated tokens (%)", "lower", 1, 100.0, short="Rep."),
+)
+ABLATION_NOTES = ("Reward: raw task reward of the sampled prompts; Support: tokens the policy can sample; both mean "
+                  "over the last 10% of steps. PPL, Zipf, Rep.: the best prompt's perplexity, mean Zipf frequency "
+                  "of its words and % repeated tokens.")
 
 
 @dataclass
@@ -99,16 +113,27 @@ class Report:
 
 
 def _policy_stats(history: pd.DataFrame) -> pd.DataFrame:
-    """Per trial: mean support and entropy over the last LAST_FRACTION of its logged steps."""
-    cols = [c for c in ("support", "entropy") if c in history.columns]
+    """Per trial: mean support, entropy and train reward (``reward_mean``) over the last
+    LAST_FRACTION of its logged steps."""
+    cols = [c for c in ("support", "entropy", "reward_mean") if c in history.columns]
     if not cols or not len(history):
-        return pd.DataFrame(columns=["trial_id", "support", "entropy"])
+        return pd.DataFrame(columns=["trial_id", "support", "entropy", "reward_mean"])
 
     def tail(part: pd.DataFrame) -> pd.Series:
         part = part.sort_values("step")
         k = max(1, int(round(len(part) * LAST_FRACTION)))
         return part[cols].tail(k).mean()
     return history.groupby("trial_id")[["step", *cols]].apply(tail).reset_index()
+
+
+def ablation_columns(trials: pd.DataFrame, metric: str) -> list[Column]:
+    """The report's metric (as the comparison table shows it), then ABLATION_COLUMNS."""
+    percent = metric.endswith("accuracy")
+    decimals = 1 if percent or trials[metric].abs().max() >= 1 else 3
+    split, _, name = metric.partition("_")
+    head = Column(metric, f"{split.capitalize()} {name.replace('_', ' ')}" + (" (%)" if percent else ""),
+                  metric_direction(trials, metric), decimals, 100.0 if percent else 1.0)
+    return [head, *ABLATION_COLUMNS]
 
 
 def default_metric(trials: pd.DataFrame) -> str:
@@ -185,7 +210,8 @@ def task_class(name: str, warnings: list[str] | None = None) -> type[Task]:
     except ConfigError:
         if warnings is not None:
             warnings.append(f"task '{name}' is not registered here (a plug-in task whose module is not imported): "
-                            "its trials are reported without the task's own sections")
+                            "its trials are reported without the task's own sections; pass `--plugin MODULE` "
+                            "(the module the trials' suite lists under plugins:)")
         return Task
 
 
@@ -374,16 +400,25 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
             saved = plots.save(fig, figures_dir / stem)
             files += saved
             figures[title] = saved[0]
+    ablations: dict[str, SummaryTable] = {}
+    columns = ablation_columns(trials, options.metric)
     for param in ABLATION_FIELDS:
-        fig = plots.ablation(trials, param, options.metric, options.error)
+        fig = plots.ablation(trials, param, columns, options.error, reference=prep.baseline)
         if fig is not None:
-            saved = plots.save(fig, figures_dir / f"ablation_{param.split('.')[-1]}")
+            stem = f"ablation_{param.split('.')[-1]}"
+            saved = plots.save(fig, figures_dir / stem)
             files += saved
-            figures[f"Ablation over {short(param)}"] = saved[0]
+            title = f"Ablation over {short(param)}"
+            figures[title] = saved[0]
+            frame = plots.ablation_groups(trials, param)
+            ablations[title] = ablation_table(frame, param, columns, error=options.error, reference_name=prep.baseline,
+                                              reference=plots.ablation_reference(trials, frame, prep.baseline))
+            ablations[title].notes = ABLATION_NOTES
+            files += write_table_set(ablations[title], tables_dir / stem, f"tab:pinbench-{stem.replace('_', '-')}")
 
     failed = results.trials[results.trials["status"] != "completed"]
     text = _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out, settle,
-                            sections, transfer=transfer)
+                            sections, transfer=transfer, ablations=ablations)
     files.append(write_text(text, out / "report.md"))
     return Report(out, files, comparison, nat_table, trials, prep.computed, warnings, sections)
 
@@ -408,7 +443,7 @@ def _baseline_note(prep) -> list[str]:
 
 
 def _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out, settle=None,
-                     sections=(), transfer=None) -> str:
+                     sections=(), transfer=None, ablations=None) -> str:
     trials, warnings = prep.trials, prep.warnings
     nat = options.naturalness
     ctx = trials["context_token"].dropna().unique().tolist() if "context_token" in trials.columns else []
@@ -438,6 +473,10 @@ def _report_markdown(results, prep, failed, comparison, nat_table, figures, opti
         for title, path in figures.items():
             rel = path.relative_to(out)
             lines += [f"### {title}", "", f"![{title}]({rel.as_posix()}) ([PDF]({rel.with_suffix('.pdf').as_posix()}))", ""]
+            if title in (ablations or {}):
+                table = f"tables/{rel.stem}"
+                lines += [to_markdown(ablations[title]),
+                          f"Files: [Markdown]({table}.md) · [LaTeX]({table}.tex) · [CSV]({table}.csv)", ""]
     if not any(t.startswith("Ablation") for t in figures):
         lines += [f"No ablation figure: no method varies {', '.join(short(f) for f in ABLATION_FIELDS)} "
                   "with everything else fixed.", ""]

@@ -188,7 +188,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     sw = sub.add_parser("sweep", help="run a suite of trials on Ray Tune")
-    sw.add_argument("suite", type=Path, help="suite YAML file (see suites/)")
+    sw.add_argument("suite", help="a shipped suite's name (pinbench list) or a suite YAML file")
     sw.add_argument("--data-dir", default=None, help="few-shot data root for every trial (overrides the suite)")
     sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a base setting of the suite for every trial (repeatable)")
@@ -257,6 +257,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     rp.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub")
     rp.add_argument("--top-prompts", type=int, default=3, help="prompts per method listed in report.md")
     rp.add_argument("--no-cache", action="store_true", help="recompute naturalness metrics, ignoring naturalness.parquet")
+    rp.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                    help="import MODULE first: a plug-in whose tasks' report sections the stores need (repeatable)")
     rp.set_defaults(func=cmd_report)
 
     from .transfer import add_transfer_parser
@@ -540,6 +542,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out '{args.out}' is a file; give a directory for the report")
     if args.top_prompts < 0:
         raise ConfigError(f"--top-prompts must be >= 0, got {args.top_prompts}")
+    from .registry import import_plugins
+
+    import_plugins(args.plugin)  # before any store is read: a bad module name costs nothing
     _quiet_transformers()
     options = ReportOptions(
         metric=args.metric, error=args.error, published=args.published, top_prompts=args.top_prompts,
@@ -578,6 +583,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("presets:")
     for name, preset in PRESETS.items():
         print(f"  {name:16s} ({preset.method}) {preset.description}")
+    from .suite import load_suite, shipped_suites, suite_size
+
+    print("suites (shipped; run one by name: pinbench sweep NAME --dry-run):")
+    for name, path in shipped_suites().items():
+        try:
+            suite = load_suite(path, max_trials=10 ** 18)
+            size = f"{suite_size(suite):,} trial(s)" + (" (Optuna search)" if suite.search else "")
+            print(f"  {name:20s} {size:>14s}  {suite.description}")
+        except ConfigError as exc:  # e.g. a plug-in it names is not installed: the rest still list
+            print(f"  {name:20s} {'cannot load':>14s}  {exc}")
     return 0
 
 

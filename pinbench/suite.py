@@ -50,8 +50,9 @@ from .io import load_yaml, read_utf8
 from .registry import DEFAULT_TASK
 from .run import NAMES, RunSpec, make_spec, resolve_key, section_classes
 
-SUITE_KEYS = {"name", "description", "plugins", "base", "grid", "search", "scheduler", "resources",
+SUITE_KEYS = {"name", "description", "extends", "plugins", "base", "grid", "search", "scheduler", "resources",
               "max_concurrent"}
+MAX_EXTENDS_DEPTH = 8  # a longer chain of ``extends`` is a loop in all but name
 SEARCH_KEYS = {"method", "num_samples", "seed", "metric", "mode", "space"}
 SCHEDULER_KEYS = {"type", "metric", "mode", "grace_period", "reduction_factor", "max_t"}
 DISTRIBUTIONS = {"uniform": ("low", "high"), "loguniform": ("low", "high"), "int": ("low", "high"),
@@ -350,18 +351,121 @@ def _check_reported_metric(source: str, key: str, metric: str, specs: list[RunSp
                               f"'{spec.task}'; it reports {', '.join(reported)}")
 
 
-def load_suite(path: str | Path, overrides: dict | None = None, max_trials: int = MAX_TRIALS) -> Suite:
-    """Read and validate a suite file; ``overrides`` replace base settings (e.g. data_dir)."""
-    path = Path(path)
+def shipped_suites_dir() -> Path | None:
+    """The folder of the suites pinbench ships: ``pinbench/suites`` in an installed wheel (the
+    checkout's top-level ``suites/`` installed as package data), ``suites/`` beside the package in a
+    checkout."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "suites", here.parent / "suites"):
+        if folder.is_dir() and any(folder.glob("*.yaml")):
+            return folder
+    return None
+
+
+def shipped_suites() -> dict[str, Path]:
+    """Shipped suite name (the file's stem, which is also its ``name:``) -> its file."""
+    folder = shipped_suites_dir()
+    return {} if folder is None else {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def find_suite(ref: str | Path, relative_to: Path | None = None) -> Path:
+    """A suite given by path or by a shipped suite's name. A file that exists wins, so a user's
+    ``quickstart.yaml`` beside them is not shadowed; a bare name (no folder, no ``.yaml``) is then
+    looked up among the shipped suites; ``relative_to`` is the folder of an extending suite."""
+    path = Path(ref)
+    if relative_to is not None and not path.is_absolute():
+        path = relative_to / path
+    if path.is_file():
+        return path
+    text = str(ref)
+    shipped = shipped_suites()
+    if text in shipped and "/" not in text and "\\" not in text:
+        return shipped[text]
     if path.is_dir():
-        raise ConfigError(f"suite file '{path}' is a directory; give a suite YAML file (see suites/)")
-    if not path.is_file():
-        raise ConfigError(f"suite file '{path}' does not exist")
+        raise ConfigError(f"suite file '{path}' is a directory; give a suite YAML file or a shipped suite's name "
+                          f"({', '.join(shipped) or 'none shipped'})")
+    raise ConfigError(f"suite '{text}' is neither a file nor a shipped suite; shipped suites: "
+                      f"{', '.join(shipped) or 'none'} (pinbench list)")
+
+
+def _read_suite_file(path: Path):
     text = read_utf8(path, "suite file")
     try:
-        raw = load_yaml(text, str(path))
+        return load_yaml(text, str(path))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {yaml_error_line(exc)}") from None
+
+
+def _merge_base(parent: dict, child: dict, source: str) -> dict:
+    """The parent's base settings with the child's on top; a child key replaces the parent's key
+    for the same field even when spelled differently (``steps`` vs ``run.steps``)."""
+    merged = {**parent, **child}
+    try:
+        spec = make_spec({k: v for k, v in merged.items() if k in ("task", "method", "preset")}, f"{source}: base")
+    except ConfigError:
+        return merged  # parse_suite reports the bad task, method or preset with its own message
+    sections = section_classes(spec.task, spec.method)
+    names = {"task": spec.task, "method": spec.method}
+
+    def field_of(key):
+        try:
+            return resolve_key(key, sections, source, names)
+        except ConfigError:
+            return None
+
+    overridden = {field_of(k) for k in child} - {None}
+    return {k: v for k, v in merged.items() if k in child or field_of(k) not in overridden}
+
+
+def _apply_extends(raw, path: Path, chain: tuple[Path, ...] = ()):
+    """``extends: NAME-OR-PATH``: the named suite (a shipped suite's name, or a file relative to
+    this one) with this file's keys on top. ``base``, ``resources``, ``search`` and ``scheduler``
+    merge key by key (``search.space`` too); every other key, ``grid`` included, replaces the
+    parent's. The extending suite needs its own ``name``, so its results never mix with the
+    parent's in one store."""
+    if not isinstance(raw, dict) or "extends" not in raw:
+        return raw
+    ref = raw["extends"]
+    if not isinstance(ref, str) or not ref:
+        raise ConfigError(f"{path}: extends: expected a shipped suite's name or a suite file, got {ref!r}")
+    if not isinstance(raw.get("name"), str) or not raw.get("name"):
+        raise ConfigError(f"{path}: a suite that extends '{ref}' needs its own 'name' (results are stored "
+                          "under the suite's name, and must not mix with the parent's)")
+    parent_path = find_suite(ref, relative_to=path.parent)
+    chain = (*chain, path.resolve())
+    if parent_path.resolve() in chain:
+        raise ConfigError(f"{path}: extends: '{ref}' extends this file again (a loop: "
+                          f"{' -> '.join(str(p) for p in (*chain, parent_path.resolve()))})")
+    if len(chain) > MAX_EXTENDS_DEPTH:
+        raise ConfigError(f"{path}: extends: more than {MAX_EXTENDS_DEPTH} suites in the chain")
+    parent = _apply_extends(_read_suite_file(parent_path), parent_path, chain)
+    parent = _mapping(str(parent_path), "suite", parent, SUITE_KEYS)
+    merged = {k: v for k, v in parent.items() if k != "extends"}
+    for key, value in raw.items():
+        if key == "extends":
+            continue
+        if key == "base" and isinstance(value, dict) and isinstance(parent.get("base"), dict):
+            merged["base"] = _merge_base(parent["base"], value, str(path))
+        elif key in ("resources", "search", "scheduler") and isinstance(value, dict) and \
+                isinstance(parent.get(key), dict):
+            merged[key] = {**parent[key], **value}
+            if key == "search" and isinstance(value.get("space"), dict) and isinstance(parent[key].get("space"), dict):
+                merged[key]["space"] = {**parent[key]["space"], **value["space"]}
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_suite(ref: str | Path, overrides: dict | None = None, max_trials: int = MAX_TRIALS) -> Suite:
+    """Read and validate a suite given by file or shipped name (``extends`` resolved);
+    ``overrides`` replace base settings (e.g. data_dir)."""
+    path = find_suite(ref)
+    raw = _apply_extends(_read_suite_file(path), path)
     if isinstance(raw, dict) and overrides:
-        raw = {**raw, "base": {**(raw.get("base") or {}), **overrides}}
+        raw = {**raw, "base": _merge_base(raw.get("base") or {}, overrides, str(path))}
     return parse_suite(raw, str(path), max_trials)
+
+
+def suite_size(suite: Suite) -> int:
+    """Trials the suite runs: the grid's, or the search's samples."""
+    return suite.search.num_samples if suite.search is not None else len(suite.points())

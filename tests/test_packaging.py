@@ -17,8 +17,8 @@ def test_the_package_list_names_every_package_and_maps_the_analysis_folder():
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
-    assert listed == {*find_packages(str(ROOT), include=["pinbench*"]), "pinbench.analysis"}
-    assert config["package-dir"] == {"pinbench.analysis": "analysis"}
+    assert listed == {*find_packages(str(ROOT), include=["pinbench*"]), "pinbench.analysis", "pinbench.suites"}
+    assert config["package-dir"] == {"pinbench.analysis": "analysis", "pinbench.suites": "suites"}
     assert not any(p == "analysis" or p.startswith("analysis.") for p in listed)  # no top-level `analysis`
 
 

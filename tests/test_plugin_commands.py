@@ -47,3 +47,34 @@ def test_datasets_lists_a_plugin_tasks_entries(capsys):
     printed = capsys.readouterr().out
     assert "prompt-length:" in printed and "length-N" in printed and "nothing to download" in printed
     assert "few-shot classification:" in printed and "style transfer:" in printed
+
+
+def test_report_imports_plugins_named_by_plugin_in_a_fresh_process(tmp_path, tiny_lm_dir):
+    """A store of a plug-in task read by a process that has not imported the plug-in: without
+    `--plugin` the task's own section is missing, with a warning that names the flag; with it the
+    section is there. A module that cannot be imported is a one-line error before any store is read."""
+    import os
+    import subprocess
+    import sys
+
+    assert main(["train", "--plugin", "toy_plugins", "--task", "prompt-length", "--method", "fixed-prompts",
+                 "--target", "3", "--prompts", "abcd|xy|abc", "--steps", "1", "--eval-every", "1",
+                 "--out", str(tmp_path / "store")]) == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PLUGINS, os.environ.get("PYTHONPATH")]))}
+
+    def report(out: str, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pinbench.cli", "report", str(tmp_path / "store"), "--out",
+                               str(tmp_path / out), "--reference-lm", tiny_lm_dir, *extra],
+                              capture_output=True, text=True, env=env, timeout=300)
+
+    without = report("without")
+    assert without.returncode == 0, without.stderr
+    assert "task 'prompt-length' is not registered here" in without.stdout and "--plugin MODULE" in without.stdout
+    assert "## Prompt lengths" not in (tmp_path / "without" / "report.md").read_text()
+    with_plugin = report("with", "--plugin", "toy_plugins")
+    assert with_plugin.returncode == 0, with_plugin.stderr
+    assert "## Prompt lengths" in (tmp_path / "with" / "report.md").read_text()
+    bad = report("bad", "--plugin", "no_such_plugin_module")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
+        "pinbench: error: plug-in module 'no_such_plugin_module' cannot be imported")
+    assert not (tmp_path / "bad").exists()
