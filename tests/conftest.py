@@ -341,3 +341,20 @@ def image_dir(tmp_path_factory) -> Path:
     for name, array in arrays.items():
         Image.fromarray(array).save(path / name)
     return path
+
+
+def load_bench_script(name: str):
+    """A script of bench/ as a module (``load_bench_script("differential")``): its functions are
+    tested without running it. Registered in sys.modules only while it executes (dataclasses look
+    their module up by name)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(spec.name, None)
+    return module

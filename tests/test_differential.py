@@ -13,6 +13,7 @@ import types
 from pathlib import Path
 
 import pytest
+from conftest import load_bench_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench" / "differential.py"
@@ -20,14 +21,7 @@ SCRIPT = REPO / "bench" / "differential.py"
 
 @pytest.fixture(scope="module")
 def differential():
-    spec = importlib.util.spec_from_file_location("bench_differential", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+    return load_bench_script("differential")
 
 
 def authors_dir() -> Path:

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import load_bench_script
 
 SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "import_graph.py"
 
 
 def _checker():
-    spec = importlib.util.spec_from_file_location("bench_import_graph", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(spec.name, None)
-    return module
+    return load_bench_script("import_graph")
 
 
 def test_pinbench_has_no_import_cycles():
