@@ -8,7 +8,7 @@ ImportError). ``from .x import name`` points at the submodule ``x.name`` when th
 first), imports under ``if TYPE_CHECKING:``, and ``importlib.import_module`` strings (the
 registries' lazy ``"module:Class"`` built-ins).
 
-Usage: python bench/import_graph.py [--root pinbench] [--edges]
+Usage: python bench/import_graph.py [--root pinbench] [--map pinbench.analysis=analysis] [--edges]
 Prints every cycle (each edge with its file line and whether it is top-level or lazy) and exits 1
 if there is one; ``tests/test_import_graph.py`` runs it.
 """
@@ -33,11 +33,12 @@ class Edge:
         return f"{self.source} -> {self.target} (line {self.line}, {'function-level' if self.lazy else 'top-level'})"
 
 
-def modules_of(root: Path) -> dict[str, Path]:
-    """Dotted module name -> file, for every .py under ``root`` (a package directory)."""
+def modules_of(root: Path, name: str | None = None) -> dict[str, Path]:
+    """Dotted module name -> file, for every .py under ``root`` (a package directory installed as
+    ``name``, by default the directory's own name)."""
     out = {}
     for path in sorted(root.rglob("*.py")):
-        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        parts = [name or root.name, *path.relative_to(root).with_suffix("").parts]
         if parts[-1] == "__init__":
             parts.pop()
         out[".".join(parts)] = path
@@ -89,9 +90,12 @@ def edges_of(module: str, path: Path, modules: dict[str, Path]) -> list[Edge]:
     return out
 
 
-def import_graph(root: Path) -> dict[str, list[Edge]]:
-    """Module -> its edges to other modules of the package."""
+def import_graph(root: Path, mapped: dict[str, Path] | None = None) -> dict[str, list[Edge]]:
+    """Module -> its edges to other modules of the package; ``mapped`` adds folders installed under
+    another name (pyproject's package-dir: the checkout's analysis/ is pinbench.analysis)."""
     modules = modules_of(root)
+    for name, folder in (mapped or {}).items():
+        modules.update(modules_of(folder, name))
     return {m: edges_of(m, p, modules) for m, p in modules.items()}
 
 
@@ -188,9 +192,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=str(Path(__file__).resolve().parent.parent / "pinbench"),
                         help="the package directory (default: this checkout's pinbench/)")
+    parser.add_argument("--map", action="append", default=None, metavar="PACKAGE=DIR",
+                        help="a folder installed as PACKAGE (default: pinbench.analysis=analysis/ beside --root)")
     parser.add_argument("--edges", action="store_true", help="also print every edge")
     args = parser.parse_args(argv)
-    graph = import_graph(Path(args.root))
+    root = Path(args.root)
+    if args.map is None:
+        analysis = root.parent / "analysis"
+        mapped = {"pinbench.analysis": analysis} if analysis.is_dir() else {}
+    else:
+        mapped = {k: Path(v) for k, _, v in (m.partition("=") for m in args.map)}
+    graph = import_graph(root, mapped)
     n_edges = sum(len({e.target for e in edges}) for edges in graph.values())
     lazy = sum(1 for edges in graph.values() for e in edges if e.lazy)
     print(f"{len(graph)} modules, {n_edges} module-to-module imports ({lazy} import statements inside functions)")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import signals
 from .errors import ConfigError, NonFiniteError, PinbenchError, yaml_error_line
-from .registry import DEFAULT_TASK
+from .registry import DEFAULT_METHOD, DEFAULT_TASK
 
 
 def _quiet_transformers() -> None:
@@ -95,9 +95,9 @@ def _add_field_flags(parser: argparse.ArgumentParser, argv: list[str] | None,
             from .methods import get_preset
 
             method = get_preset(known.preset).method
-        classes = section_classes(known.task or DEFAULT_TASK, method or "rl")
+        classes = section_classes(known.task or DEFAULT_TASK, method or DEFAULT_METHOD)
     except PinbenchError:  # reported when the command runs (make_spec gives the full message)
-        classes = section_classes(DEFAULT_TASK, "rl")
+        classes = section_classes(DEFAULT_TASK, DEFAULT_METHOD)
     wanted = sections
     sections = classes
     sections = {name: cls for name, cls in sections.items() if name in wanted}
@@ -575,14 +575,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     from .registry import METHODS, TASKS, import_plugins
 
     import_plugins(args.plugin)
+    width = max(16, *(len(n) for r in (TASKS, METHODS) for n in r.names()), *(len(n) for n in PRESETS))
     for registry in (TASKS, METHODS):
         print(f"{registry.kind}s:")
         for name in registry.names():
-            cls = registry.get(name)
-            print(f"  {name:16s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+            doc = " ".join((registry.get(name).__doc__ or "").strip().split("\n\n")[0].split())
+            print(f"  {name:{width}s} {doc}")  # the docstring's first paragraph, not its first line
     print("presets:")
     for name, preset in PRESETS.items():
-        print(f"  {name:16s} ({preset.method}) {preset.description}")
+        print(f"  {name:{width}s} ({preset.method}) {preset.description}")
     from .suite import load_suite, shipped_suites, suite_size
 
     print("suites (shipped; run one by name: pinbench sweep NAME --dry-run):")
@@ -673,6 +674,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"pinbench: interrupted ({signals.signal_name()})", file=sys.stderr)
             return signals.exit_code()
+        except BrokenPipeError:  # `pinbench list | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ def import_plugins(modules: Iterable[str]) -> None:
 
 #: The task a command or a config runs when it names none.
 DEFAULT_TASK = "classification"
+#: The method a command or a config runs when it names neither a method nor a preset.
+DEFAULT_METHOD = "rl"
 TASKS = Registry("task", {
     "classification": "pinbench.tasks.classification.task:FewShotClassification",
     "style_transfer": "pinbench.tasks.style_transfer.task:StyleTransfer",

@@ -19,7 +19,7 @@ from .errors import ConfigError
 from .fields import build, check_value, parse_value, require
 from .presets import get_preset
 from .provenance import utc_now
-from .registry import DEFAULT_TASK, METHODS, TASKS, import_plugins
+from .registry import DEFAULT_METHOD, DEFAULT_TASK, METHODS, TASKS, import_plugins
 
 SECTIONS = ("run", "task", "method")
 NAMES = ("task", "method", "preset", "plugins")  # keys that are not fields of a section
@@ -168,7 +168,7 @@ def make_spec(values: dict, where: str = "config", *, from_strings: bool = False
         import_plugins(plugins)
         preset = get_preset(preset_name) if preset_name is not None else None
         task = values.pop("task", None) or DEFAULT_TASK
-        method = values.pop("method", None) or (preset.method if preset else "rl")
+        method = values.pop("method", None) or (preset.method if preset else DEFAULT_METHOD)
         if preset is not None and preset.method != method:
             raise ConfigError(f"preset '{preset_name}' is a recipe of method '{preset.method}', not '{method}'")
         sections = section_classes(task, method)

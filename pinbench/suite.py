@@ -47,7 +47,7 @@ import yaml
 from .errors import ConfigError, yaml_error_line
 from .fields import check_value
 from .io import load_yaml, read_utf8
-from .registry import DEFAULT_TASK
+from .registry import DEFAULT_METHOD, DEFAULT_TASK
 from .run import NAMES, RunSpec, make_spec, resolve_key, section_classes
 
 SUITE_KEYS = {"name", "description", "extends", "plugins", "base", "grid", "search", "scheduler", "resources",
@@ -178,7 +178,7 @@ def resolve_params(params: dict) -> dict:
         return params["trial"]
     point = dict(params["sampled"])
     base = params["base"]
-    canonical = canonical_point(point, base.get("task") or DEFAULT_TASK, base.get("method") or "rl")
+    canonical = canonical_point(point, base.get("task") or DEFAULT_TASK, base.get("method") or DEFAULT_METHOD)
     return {"config": {**base, **point}, "trial_id": trial_id(params["suite"], canonical),
             "suite": params["suite"], "point": point}
 

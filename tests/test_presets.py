@@ -119,7 +119,8 @@ def test_train_and_suites_take_a_plugin_preset(plugin_presets, tmp_path, capsys)
     row = pd.read_parquet(out / "trials.parquet").iloc[0]
     assert (row["preset"], row["method"], row["best_prompt"], row["steps"]) == ("toy-short", "fixed-prompts", "hi", 2)
     assert main(["list", "--plugin", "toy_presets"]) == 0
-    listed = [line.split()[0] for line in capsys.readouterr().out.split("presets:\n")[1].splitlines()]
+    presets = capsys.readouterr().out.split("presets:\n")[1].split("\nsuites")[0]
+    listed = [line.split()[0] for line in presets.splitlines()]
     assert listed == ["manual", "toy-short", *TABLE1[1:], "toy-pin-alpha"]
     suite = parse_suite({"name": "s", "plugins": ["toy_presets"], "base": {"task": "prompt-length"},
                          "grid": {"preset": ["toy-short", "toy-pin-alpha"]}})

@@ -115,3 +115,13 @@ def test_a_loop_through_two_files_is_named(tmp_path):
     write(tmp_path / "b.yaml", "extends: a.yaml\nname: b\n")
     with pytest.raises(ConfigError, match=r"extends: 'a.yaml' extends this file again \(a loop: .*a.yaml -> .*b.yaml -> .*a.yaml"):
         load_suite(tmp_path / "a.yaml")
+
+
+def test_list_into_a_closed_pipe_exits_quietly():
+    """`pinbench list | head -1`: the reader closes the pipe early; no traceback, exit 141 (SIGPIPE)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(f"'{sys.executable}' -m pinbench.cli list | head -1", shell=True, capture_output=True,
+                          text=True, executable="/bin/bash", timeout=120)
+    assert done.stdout == "tasks:\n" and done.stderr == ""
