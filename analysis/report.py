@@ -411,8 +411,9 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
             title = f"Ablation over {short(param)}"
             figures[title] = saved[0]
             frame = plots.ablation_groups(trials, param)
-            ablations[title] = ablation_table(frame, param, columns, error=options.error, reference_name=prep.baseline,
-                                              reference=plots.ablation_reference(trials, frame, prep.baseline))
+            ablations[title] = ablation_table(frame, param, columns, error=options.error,
+                                              reference=plots.ablation_reference(trials, frame, prep.baseline),
+                                              reference_name=prep.baseline)
             ablations[title].notes = ABLATION_NOTES
             files += write_table_set(ablations[title], tables_dir / stem, f"tab:pinbench-{stem.replace('_', '-')}")
 

@@ -25,6 +25,8 @@ from scipy import stats
 
 from pinbench.errors import ConfigError
 
+from .methods import fmt_value, order_methods, short
+
 ERRORS = {"se": "standard error", "std": "standard deviation"}
 AVG = "Avg"
 P_THRESHOLD = 0.05
@@ -157,6 +159,29 @@ def add_published(table: SummaryTable, rows: dict[str, dict[str, tuple[float, fl
         kept[name] = cells
     table.published, table.published_source = kept, source
     return table
+
+
+def ablation_table(frame: pd.DataFrame, param: str, columns: list[Column], *, error: str = "se",
+                   reference: pd.DataFrame | None = None, reference_name: str | None = None,
+                   title: str = "") -> SummaryTable:
+    """The ablation figure as a table: a row per line and value of ``param`` (``pin q=1.5, α=0.25``;
+    ``frame`` is ``plots.ablation_groups``' output, its ``group`` and ``_x``), the columns'
+    mean ± error over runs, then the ``reference`` trials' row (``reference_name``), which the
+    daggers test against."""
+    def row(group: str, x) -> str:
+        return f"{group}, {short(param)}={fmt_value(float(x))}"
+    rows = [row(g, x) for g in order_methods(frame["group"].tolist())
+            for x in sorted(frame.loc[frame["group"] == g, "_x"].unique())]
+    columns = [c for c in columns if c.key in frame.columns and frame[c.key].notna().any()]
+    keys = [c.key for c in columns]
+    samples = frame.assign(row=[row(g, x) for g, x in zip(frame["group"], frame["_x"])])[["row", *keys]]
+    baseline = None
+    if reference is not None and len(reference) and reference_name:
+        samples = pd.concat([samples, reference.assign(row=reference_name)[["row", *keys]]], ignore_index=True)
+        rows, baseline = [*rows, reference_name], reference_name
+    samples = samples.melt(id_vars=["row"], value_vars=keys, var_name="column")
+    return summarise(samples, columns, title=title or f"Ablation over {short(param)}", rows=rows, error=error,
+                     baseline=baseline)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pinbench.analysis import naturalness as nat
 from pinbench.analysis import plots
 from pinbench.analysis.methods import label_methods, method_label
 from pinbench.analysis.naturalness import NaturalnessOptions
+from pinbench.analysis.report import ablation_columns
 from pinbench.tasks.classification.published import MATCHING_ROWS, PIN_TABLE1, published_rows
 from pinbench.analysis.tables import Column, add_published, summarise, to_latex, to_markdown
 from pinbench.cli import main
@@ -374,7 +375,7 @@ def test_latex_tables_compile(store, tmp_path, tiny_lm_dir):
                     "(.ci/run does) to compile the generated tables")
     report = build_report([store], tmp_path / "r", options(tiny_lm_dir, published="all"))
     texs = sorted((report.out / "tables").glob("*.tex"))
-    assert [t.name for t in texs] == ["comparison.tex", "naturalness.tex", "settling.tex"]
+    assert [t.name for t in texs] == ["ablation_alpha.tex", "comparison.tex", "naturalness.tex", "settling.tex"]
     for tex in texs:
         doc = tmp_path / f"doc-{tex.stem}.tex"
         doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
@@ -422,18 +423,20 @@ def test_figures(store, tmp_path, tiny_lm_dir):
     by_label = {line.get_label(): line.get_ydata().tolist() for line in ax.get_lines()}
     assert by_label["pin (n=3)"] == [5.0, 5.0] and by_label["rlprompt (n=3)"] == [49.0, 49.0]
 
-    fig = plots.ablation(report.trials, "method.alpha")
-    left, right = fig.axes
-    assert left.get_xlabel() == "α" and left.get_ylabel() == "test accuracy (%)"
-    assert right.get_ylabel() == "prompt perplexity"
-    line = left.get_lines()[0]
+    # the ablation figure's own tests: tests/test_ablation_figure.py
+    columns = ablation_columns(report.trials, "test_accuracy")
+    fig = plots.ablation(report.trials, "method.alpha", columns, reference="rlprompt")
+    accuracy, perplexity = fig.axes[0], fig.axes[columns.index(next(c for c in columns if c.key == "perplexity"))]
+    assert accuracy.get_xlabel() == "α" and accuracy.get_ylabel() == "Test accuracy (%)"
+    assert perplexity.get_ylabel() == "Prompt perplexity"
+    line = accuracy.get_lines()[0]
     assert line.get_xdata().tolist() == [0.5, 1.0]
     assert line.get_ydata() == pytest.approx([90.0, 92.0])
-    assert left.get_legend().get_texts()[0].get_text() == "pin, SST-2"
+    assert fig.legends[0].get_texts()[0].get_text() == "pin"
     sst2 = report.trials[report.trials["dataset"] == "sst-2"]
     ppl = sst2[sst2["method"].isin(["pin", "pin α=0.5"])].groupby("method.alpha")["perplexity"].mean()
-    assert right.get_lines()[0].get_ydata() == pytest.approx(ppl.loc[[0.5, 1.0]].to_numpy())
-    assert plots.ablation(report.trials, "method.q") is None
+    assert perplexity.get_lines()[0].get_ydata() == pytest.approx(ppl.loc[[0.5, 1.0]].to_numpy())
+    assert plots.ablation(report.trials, "method.q", columns) is None
 
 
 def test_report_markdown_and_cli(store, tmp_path, tiny_lm_dir, capsys):
@@ -446,6 +449,8 @@ def test_report_markdown_and_cli(store, tmp_path, tiny_lm_dir, capsys):
     assert "## Naturalness" in text and "| Method | Perplexity | Zipf mean" in text
     assert "![Learning curves](figures/learning_curves.png)" in text
     assert "![Ablation over α](figures/ablation_alpha.png)" in text
+    assert "[LaTeX](tables/ablation_alpha.tex)" in text  # the ablation table: its own tests in test_ablation_figure.py
+    assert "| pin, α=0.5 | 90.0 ± 2.9 |" in text and "| rlprompt | 81.0 ± 0.6 |" in text  # SST-2 runs only
     assert '"the story is nice": test accuracy 94.0%' in text  # pin's top prompt
     assert "`t06`: RuntimeError: out of memory" in text  # the failed trial, listed
     for link in ("tables/comparison.tex", "tables/naturalness.csv", "figures/learning_curves.pdf"):
