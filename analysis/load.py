@@ -2,7 +2,7 @@
 URIs, resolved by ``pinbench.storage``) into pandas frames.
 
 A store is a directory with ``trials.parquet``, ``history.parquet`` and ``prompts.parquet`` (what
-``pinbench sweep`` and ``pinbench train --out`` write; columns in the README, "Results"). A path
+``pinbench sweep`` and ``pinbench train --out`` write; columns in docs/results.md, "Results"). A path
 may also be a results root whose subdirectories are stores (``results/`` holding one directory per
 suite). Trial ids are qualified with the store's name when two stores share one (two
 ``pinbench train --out`` runs are both ``run``).

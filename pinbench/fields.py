@@ -1,7 +1,7 @@
 """Config dataclasses as the one source of keys, types and help text.
 
 Every config (the run's, each task's, each method's) is a dataclass with a docstring under each
-field. These helpers read that: the CLI's help, the suite checker's types and the README's tables
+field. These helpers read that: the CLI's help, the suite checker's types and the documentation's tables
 all come from here, for any config class.
 """
 

@@ -13,7 +13,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-#: The provenance columns of a trials row, in order (README "Results").
+#: The provenance columns of a trials row, in order (docs/results.md "Results").
 PROVENANCE_COLUMNS = ("pinbench_version", "pinbench_commit", "pinbench_dirty", "python_version", "torch_version",
                       "transformers_version", "ray_version", "pyarrow_version", "device_name", "dtype", "threads",
                       "host", "started_at", "ended_at")

@@ -6,7 +6,7 @@
     history.parquet  one row per (trial, iteration): the method's metrics, selection metrics where evaluated
     prompts.parquet  one row per evaluated prompt, and the chosen one (source ``best``)
 
-Every table carries ``schema_version``; the columns are documented in the README ("Results").
+Every table carries ``schema_version``; the columns are documented in docs/results.md ("Results").
 Version 3 adds the provenance columns (``pinbench.provenance``); versions 1 (flat ``config.*``
 columns, RL on classification only) and 2 are upgraded on read, their provenance left empty. A store is
 a local directory or an object-store prefix (``storage.Location``); each file is replaced whole

@@ -1,16 +1,16 @@
-"""The README's "Bad input" catalogue, row by row: every input a user can get wrong gives one clear
+"""The "Bad input" catalogue (docs/bad-input.md), row by row: every input a user can get wrong gives one clear
 line naming the file, key, value or model that is wrong.
 
-One source of truth, checked both ways: each README row (``| # | input | command | error |``; a row
+One source of truth, checked both ways: each catalogue row (``| # | input | command | error |``; a row
 without an id is a group's title) is a
 pytest item that builds its bad input in a temporary directory (the working directory of the case,
 so relative paths print as written), runs it through ``pinbench.cli.main`` and matches the printed
-line against the README's ``error`` cell (``…`` stands for any text); and the README's ids must be
+line against the catalogue's ``error`` cell (``…`` stands for any text); and the catalogue's ids must be
 exactly the cases defined here.
 
 Adding a row: write a case function below (its arguments are pytest fixtures by name; it returns
 the CLI's argv, or a callable whose exception message is the row's error) decorated with
-``@case("the-id")``, and add the row to the README table.
+``@case("the-id")``, and add the row to the table in docs/bad-input.md.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ import pytest
 from pinbench.cli import main
 from pinbench.errors import PinbenchError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+CATALOGUE = Path(__file__).resolve().parents[1] / "docs" / "bad-input.md"
 SECTION = "## Bad input"
 
 
 # ---------------------------------------------------------------------------------------------
-# The README table
+# The catalogue's table (docs/bad-input.md)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -56,8 +56,8 @@ def _cell(text: str) -> str:
     return text
 
 
-def readme_rows() -> list[Row]:
-    text = README.read_text(encoding="utf-8")
+def catalogue_rows() -> list[Row]:
+    text = CATALOGUE.read_text(encoding="utf-8")
     start = text.find(f"\n{SECTION}\n")
     if start < 0:
         return []  # the set test below names the missing rows
@@ -69,13 +69,13 @@ def readme_rows() -> list[Row]:
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
         if cells[0] == "#" or set(cells[0]) <= set("-: "):
             continue  # the header, the rule under it and a group's title row (no id)
-        assert len(cells) == 4, f"README {SECTION}: a row needs 4 cells (# | input | command | error): {line}"
+        assert len(cells) == 4, f"{CATALOGUE.name} {SECTION}: a row needs 4 cells (# | input | command | error): {line}"
         rows.append(Row(_cell(cells[0]), cells[1], cells[2], _cell(cells[3]).replace("\\|", "|")))
     return rows
 
 
 def pattern(error: str) -> str:
-    """The README's message as a regular expression: literal text, ``…`` for any text."""
+    """The catalogue's message as a regular expression: literal text, ``…`` for any text."""
     return ".*".join(re.escape(part) for part in error.split("…"))
 
 
@@ -997,22 +997,22 @@ def _(tiny_lm_dir):
 # The checks
 # ---------------------------------------------------------------------------------------------
 
-ROWS_IN_README = readme_rows()
+CATALOGUE_ROWS = catalogue_rows()
 
 
-def test_the_readme_catalogue_and_the_cases_are_the_same_set():
-    ids = [r.id for r in ROWS_IN_README]
+def test_the_catalogue_and_the_cases_are_the_same_set():
+    ids = [r.id for r in CATALOGUE_ROWS]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
-    assert not repeated, f"ids repeated in README {SECTION}: {repeated}"
-    assert not set(ids) - set(CASES), f"README rows without a case in {__file__}: {sorted(set(ids) - set(CASES))}"
-    assert not set(CASES) - set(ids), f"cases without a README row: {sorted(set(CASES) - set(ids))}"
-    for row in ROWS_IN_README:
+    assert not repeated, f"ids repeated in {CATALOGUE.name} {SECTION}: {repeated}"
+    assert not set(ids) - set(CASES), f"{CATALOGUE.name} rows without a case in {__file__}: {sorted(set(ids) - set(CASES))}"
+    assert not set(CASES) - set(ids), f"cases without a row in {CATALOGUE.name}: {sorted(set(CASES) - set(ids))}"
+    for row in CATALOGUE_ROWS:
         assert row.error and "\n" not in row.error and row.input and row.command, row
 
 
-@pytest.mark.parametrize("row", ROWS_IN_README, ids=[r.id for r in ROWS_IN_README])
+@pytest.mark.parametrize("row", CATALOGUE_ROWS, ids=[r.id for r in CATALOGUE_ROWS])
 def test_bad_input_gives_the_catalogued_line(row: Row, request, tmp_path, monkeypatch, capsys):
-    assert row.id in CASES, f"README row '{row.id}' has no case in {__file__} (add one with @case)"
+    assert row.id in CASES, f"{CATALOGUE.name} row '{row.id}' has no case in {__file__} (add one with @case)"
     spec = CASES[row.id]
     monkeypatch.chdir(tmp_path)
     kwargs = {name: request.getfixturevalue(name) for name in inspect.signature(spec.build).parameters}
@@ -1035,4 +1035,4 @@ def test_bad_input_gives_the_catalogued_line(row: Row, request, tmp_path, monkey
     if spec.stream == "err" and not spec.usage:
         assert len(lines) == 1, f"the error is {len(lines)} lines, not one:\n" + "\n".join(lines)
     assert re.fullmatch(pattern(row.error), lines[-1]), \
-        f"README {SECTION} row '{row.id}' says\n  {row.error}\nbut the line is\n  {lines[-1]}"
+        f"{CATALOGUE.name} {SECTION} row '{row.id}' says\n  {row.error}\nbut the line is\n  {lines[-1]}"

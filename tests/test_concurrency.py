@@ -1,5 +1,5 @@
 """Two real processes writing one place: the second is refused, naming the first, and nothing the
-first computed is lost (a lock file on local disks; docs: README "Guarantees")."""
+first computed is lost (a lock file on local disks; docs: docs/guarantees.md)."""
 
 from __future__ import annotations
 

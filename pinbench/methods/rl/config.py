@@ -53,8 +53,9 @@ class RLConfig:
     replay_batch: int = 256
     """Prompts sampled from the buffer per update, with replacement (as the authors' buffer draws)."""
     replay_warmup: bool = True
-    """No update until the buffer holds one replay batch (the authors' off-policy modules: the
-    first replay_batch / prompts_per_step steps only explore); False updates from the first step."""
+    """No update until the buffer holds one replay batch (the authors' off-policy modules: steps
+    1 to replay_batch / prompts_per_step - 1 only explore, the first update is at step
+    replay_batch / prompts_per_step: 16 for 256 / 16); False updates from the first step."""
     prompts_per_step: int = 16
     """Prompts sampled from the policy per step."""
     reward_scale: float | None = None

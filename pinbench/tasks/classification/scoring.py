@@ -136,7 +136,7 @@ class VerbalizerScorer:
         lm: the task LM (``kind`` ``causal`` or ``masked``).
         spec: the dataset spec (template and verbalizers).
         bf16: score with a bfloat16 copy of the task LM's weights (made once per model; several
-            times faster on CPU than float32). Probabilities move by up to a few 1e-2 (see the README).
+            times faster on CPU than float32). Probabilities move by up to a few 1e-2 (docs/performance.md).
             ``False`` scores exactly, with the model as loaded.
         max_batch_tokens: the memory budget of one forward pass, in tokens held: padded rows x
             width of the input ids plus, on the cached path, the prefix keys and values each row

@@ -161,7 +161,7 @@ class FewShotClassification(Task):
         self.split_seed = split_seed
         budget = dict(max_batch_tokens=max_batch_tokens, max_cached_tokens=max_cached_tokens)
         self.scorer = VerbalizerScorer(task_lm, self.spec, bf16=bf16, **budget)
-        # bf16 moves class probabilities by up to ~0.05 and flips predictions (README: Performance):
+        # bf16 moves class probabilities by up to ~0.05 and flips predictions (docs/performance.md):
         # fast enough for a training signal, not for the numbers a user reports.
         self.exact_scorer = self.scorer if not (bf16 and exact_eval) else \
             VerbalizerScorer(task_lm, self.spec, bf16=False, **budget)

@@ -622,7 +622,7 @@ def offline_style_classifier(dataset: str, role: str, data_dir: str | os.PathLik
     a ceiling of the training labels, not of this classifier: dev sentences carry their review's
     label and negation occurs in 33% of the negative but 2% of the positive lines, so positive
     rewrites that negate a complaint read as negative; other layers, pooling, pool sizes, L2,
-    fine-tuning or a threshold do not lift it (README, "Sanity anchors"). Shakespeare split
+    fine-tuning or a threshold do not lift it (docs/tasks/style-transfer.md, "Sanity anchors"). Shakespeare split
     100-100 reward (199 rows) / eval (1,614 rows) on the 2,924 test lines .739 / .798 (seconds),
     seeds 13: .751 / .789, 21: .764 / .787. The Shakespeare judges are weak (100 of the 1,462
     test pairs are identical in both styles, so about .966 is the ceiling); say so in reports."""
