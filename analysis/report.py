@@ -462,7 +462,8 @@ def _report_markdown(results, prep, failed, comparison, nat_table, figures, opti
         "## Naturalness", "", to_markdown(nat_table),
         f"Each trial's best prompt; perplexity under `{nat.reference_lm}` with the first token conditioned on "
         f"{', '.join(f'`{c}`' for c in ctx) or 'nothing'}; Zipf from wordfreq (0 = unknown word). "
-        "Every column is defined in pinbench's README, section Reports.", "",
+        "Every column is defined in docs/results.md of pinbench's repository, section Reports "
+        "(docs/results.md#reports).", "",
         "Files: [Markdown](tables/naturalness.md) · [LaTeX](tables/naturalness.tex) · [CSV](tables/naturalness.csv) · "
         "[all best prompts](tables/prompts.csv)", "",
     ]

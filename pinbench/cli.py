@@ -325,6 +325,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
+    from rich.text import Text
 
     from .io import check_output_path, check_table_path, write_table
     from .registry import TASKS, import_plugins
@@ -362,7 +363,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for m in metrics:
         table.add_column(m, justify="right")
     for name, row in result.rows:
-        table.add_row(name, *(result.cell(m, row.get(m)) for m in metrics))
+        table.add_row(Text(name), *(result.cell(m, row.get(m)) for m in metrics))  # a prompt's brackets: not markup
     console.print(table)
     if args.predictions is not None and result.predictions is not None:
         write_table(result.predictions, args.predictions)
@@ -399,7 +400,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer = spec.method_class(spec)
         status = "completed"
         with Progress(TextColumn("[bold]{task.fields[name]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TextColumn("{task.fields[signal]}  best {task.fields[best]}  {task.fields[source]} {task.fields[prompt]!r}"),
+                      # the prompt repr-style (control characters escaped) and as text, not markup
+                      TextColumn("{task.fields[signal]}  best {task.fields[best]}  {task.fields[source]} {task.fields[prompt]!r}",
+                                 markup=False),
                       console=console) as bar:
             task = spec.task_class
             metric = f"{task.selection_split}_{task.selection_metric}"
@@ -418,8 +421,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 if prompt is not None:
                     fields["prompt"] = prompt
                     if not console.is_terminal:  # logs (cluster jobs, CI): a line per evaluation
-                        console.print(f"step {row['step']}/{config.steps} {fields['signal']} "
-                                      f"{metric} {row.get(metric, float('nan')):.4f} {source} {prompt!r}")
+                        _print_line(console, f"step {row['step']}/{config.steps} {fields['signal']} "
+                                             f"{metric} {row.get(metric, float('nan')):.4f} {source} {prompt!r}")
                 bar.update(job, advance=1, **fields)
 
             error = ""
@@ -432,8 +435,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         best, test = result.best, result.test
         if best:
             split = spec.task_class.selection_split
-            console.print(f"best {split} prompt (step {best['step']}): {best['prompt']!r}  "
-                          + metrics_line({k: v for k, v in best.items() if k.startswith(f"{split}_")}))
+            _print_line(console, f"best {split} prompt (step {best['step']}): {best['prompt']!r}  "
+                        + metrics_line({k: v for k, v in best.items() if k.startswith(f"{split}_")}))
         if test:
             console.print("test: " + metrics_line(test))
         console.print(f"{result.steps_done} steps in {result.wall_time_s:.0f} s ({status})")
@@ -444,6 +447,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if error:
             console.print(f"error: {error}")
         return {"completed": 0, "interrupted": signals.exit_code()}.get(status, 1)
+
+
+def _print_line(console, text: str) -> None:
+    """One log line as it is: a prompt in it (repr-style, its control characters escaped) is not
+    read as rich markup, and the line is not wrapped at the console's width."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def metrics_line(metrics: dict) -> str:
@@ -458,6 +467,7 @@ def metrics_line(metrics: dict) -> str:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     import yaml
 
@@ -484,6 +494,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         return run_smoke(suite, address=args.address, num_cpus=args.num_cpus, verbose=args.verbose, console=console)[0]
     if args.dry_run:
+        import pandas as pd
+
         from .sweep import describe
 
         frame = describe(suite)
@@ -492,7 +504,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for col in frame.columns:
             table.add_column(str(col))
         for row in frame.itertuples(index=False):
-            table.add_row(*[str(v) for v in row])
+            table.add_row(*[Text("" if v is pd.NA else str(v)) for v in row])  # NA: the trial's block lacks the axis
         console.print(table)
         console.print(f"{len(frame) if suite.search is None else suite.search.num_samples} trial(s)")
         from .cost import print_projection  # measured step times, when there are some
@@ -520,8 +532,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for col in cols:
         table.add_column(col, no_wrap=col != "best_prompt")
     for _, row in trials.iterrows():
-        table.add_row(*[f"{row[c]:.4f}" if isinstance(row[c], float) else repr(row[c]) if c == "best_prompt"
-                        else str(row[c]) for c in cols])
+        table.add_row(*[f"{row[c]:.4f}" if isinstance(row[c], float) else Text(repr(row[c])) if c == "best_prompt"
+                        else str(row[c]) for c in cols])  # a prompt as text (its brackets are not markup)
     console.print(table)
     if signals.received():  # Tune stopped the sweep gracefully on the signal; the store holds what finished
         console.print(f"interrupted ({signals.signal_name()}): continue with `pinbench sweep {args.suite} "
@@ -625,7 +637,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_data_download(args: argparse.Namespace) -> int:
-    from .data_download import download, load_manifest
+    from .data_download import DownloadFailed, download, load_manifest
 
     if args.attempts < 1:
         raise ConfigError(f"--attempts must be >= 1, got {args.attempts}")
@@ -633,11 +645,18 @@ def cmd_data_download(args: argparse.Namespace) -> int:
 
     def report(s) -> None:
         note = f"; not downloaded (no checksum): {', '.join(s.unavailable)}" if s.unavailable else ""
+        failed = f", {s.failed} failed, listed at the end" if s.failed else ""
         print(f"{s.dataset}: {s.fetched + s.present} file(s) verified in {s.folder} "
-              f"({s.fetched} fetched, {s.present} already there){note}", flush=True)
+              f"({s.fetched} fetched, {s.present} already there{failed}){note}", flush=True)
 
-    download(args.names, manifest=manifest, mirror=args.mirror or None, from_dir=args.from_dir,
-             attempts=args.attempts, timeout=args.timeout, progress=report)
+    try:
+        download(args.names, manifest=manifest, mirror=args.mirror or None, from_dir=args.from_dir,
+                 attempts=args.attempts, timeout=args.timeout, progress=report,
+                 notice=lambda line: print(line, flush=True))
+    except DownloadFailed as exc:  # every data set was tried: each failed one on its own line, at the end
+        for line in exc.failures:
+            print(f"pinbench: error: {line}", file=sys.stderr)
+        return 2
     return 0
 
 

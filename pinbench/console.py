@@ -148,6 +148,7 @@ class SweepView:
 
     def table(self):
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=f"sweep {self.suite}: {self.counts() or 'starting'}  ({self.elapsed()})",
                       title_justify="left")
@@ -167,7 +168,7 @@ class SweepView:
                           _metric_text(row.selection_metric, row.current),
                           _metric_text(row.selection_metric, row.best),
                           f"[{style}]{row.status}[/]" if style else row.status,
-                          "" if row.best_prompt is None else repr(row.best_prompt))
+                          "" if row.best_prompt is None else Text(repr(row.best_prompt)))  # not markup
         return table
 
 

@@ -8,7 +8,8 @@ directory in the layout; ``SOURCES`` says where each data set comes from.
 
 A download writes ``<file>.part``, resumes it with an HTTP Range request when the server honours
 one (else starts over), checks size and sha256, then renames it into place: the cache never holds
-a file that failed its checksum.
+a file that failed its checksum. A file that fails (its checksum, or missing from ``--from``) does
+not stop the others: every data set is tried first, and the failures are reported together.
 """
 
 from __future__ import annotations
@@ -228,6 +229,20 @@ class _Interrupted(Exception):
     """The connection ended before the whole file arrived; the .part file is kept for a resume."""
 
 
+class FileFailed(DataError):
+    """One file could not be put in place verified (its checksum differs, or ``--from`` lacks it);
+    the other files are still fetched."""
+
+
+class DownloadFailed(DataError):
+    """Some files failed; ``failures`` holds one line per data set with failures (its first failure,
+    and how many more of its files failed). The files that verified are in the cache."""
+
+    def __init__(self, failures: list[str]):
+        super().__init__("\n".join(failures))
+        self.failures = failures
+
+
 OFFLINE_HINT = (f"pass a local copy of the data instead: --data-dir DIR or {ENV_DATA_DIR}=DIR (a data root "
                 "like ../shared/data), or copy it into the cache with `pinbench data download --from DIR`")
 
@@ -300,8 +315,9 @@ def _http_to_part(url: str, part: Path, file: ManifestFile, timeout: float) -> N
 def fetch_file(file: ManifestFile, dest_root: Path, *, mirror: str | None = None, from_dir: Path | None = None,
                attempts: int = 3, timeout: float = 60.0) -> bool:
     """Put ``file`` verified at ``dest_root/file.path``; True if it was fetched, False if a verified
-    copy was there already. Raises DataError naming the file on a checksum mismatch (nothing kept),
-    on no connection, or when every attempt was interrupted (the .part file stays for a resume)."""
+    copy was there already. Raises FileFailed (a DataError) naming the file on a checksum mismatch
+    (nothing kept) or when ``from_dir`` lacks it, and DataError on no connection or when every
+    attempt was interrupted (the .part file stays for a resume)."""
     target = dest_root / file.path
     if target.is_file() and target.stat().st_size == file.size and sha256_of(target) == file.sha256:
         return False
@@ -310,7 +326,7 @@ def fetch_file(file: ManifestFile, dest_root: Path, *, mirror: str | None = None
     if from_dir is not None:
         source = from_dir / file.path
         if not source.is_file():
-            raise DataError(f"'{file.path}' is not in --from directory '{from_dir}' (expected {source})")
+            raise FileFailed(f"'{file.path}' is not in --from directory '{from_dir}' (expected {source})")
         shutil.copyfile(source, part)
         origin = str(source)
     else:
@@ -328,8 +344,8 @@ def fetch_file(file: ManifestFile, dest_root: Path, *, mirror: str | None = None
     digest = sha256_of(part)
     if digest != file.sha256:
         part.unlink()  # a bad file is never left where the data rule would read it
-        raise DataError(f"checksum mismatch for '{file.path}' from {origin}: sha256 {digest[:16]}…, "
-                        f"the manifest says {file.sha256[:16]}…; the file was not kept")
+        raise FileFailed(f"checksum mismatch for '{file.path}' from {origin}: sha256 {digest[:16]}…, "
+                         f"the manifest says {file.sha256[:16]}…; the file was not kept")
     os.replace(part, target)
     return True
 
@@ -341,13 +357,34 @@ class DownloadSummary:
     present: int
     folder: Path
     unavailable: tuple[str, ...]
+    failed: int = 0
+    """Files that failed (checksum, or missing from ``--from``): not in the cache."""
+
+
+def _held(ds: ManifestDataset, source_dir: Path) -> bool:
+    """Whether a ``--from`` data root holds any file of the data set."""
+    return any((source_dir / f.path).is_file() for f in ds.files)
+
+
+def _failure_line(ds: ManifestDataset, errors: list[str]) -> str:
+    """A data set's failures as one line: the first, and how many more."""
+    more = f"; {len(errors) - 1} more file(s) of {ds.name} failed too" if len(errors) > 1 else ""
+    return errors[0] + more
 
 
 def download(names: list[str] | None = None, *, manifest: dict[str, ManifestDataset] | None = None,
              dest_root: Path | None = None, mirror: str | None = None, from_dir: str | Path | None = None,
              attempts: int = 3, timeout: float = 60.0,
-             progress: Callable[[DownloadSummary], None] | None = None) -> list[DownloadSummary]:
-    """Fetch the named data sets (all when none) into ``dest_root`` (the data cache), verified."""
+             progress: Callable[[DownloadSummary], None] | None = None,
+             notice: Callable[[str], None] | None = None) -> list[DownloadSummary]:
+    """Fetch the named data sets (all when none) into ``dest_root`` (the data cache), verified.
+
+    With ``from_dir`` and no names, the data sets the directory holds no file of are skipped and
+    named in one ``notice`` line; a named data set it holds no file of is an error before anything
+    is copied. A file that fails (its checksum, or missing from ``from_dir``) does not stop the
+    others: once every data set has been tried, DownloadFailed lists the failures, one line per data
+    set. Other errors (no connection, a download interrupted on every attempt) stop at once, with
+    the failures before them."""
     manifest = load_manifest() if manifest is None else manifest
     dest_root = data_cache() if dest_root is None else Path(dest_root)
     source_dir = None
@@ -357,15 +394,42 @@ def download(names: list[str] | None = None, *, manifest: dict[str, ManifestData
             raise DataError(f"--from directory '{from_dir}' does not exist")
     if mirror is not None and urlparse(mirror).scheme not in ("http", "https", "file"):
         raise ConfigError(f"--mirror '{mirror}' is not an http(s):// or file:// URL")
-    summaries = []
-    for ds in select(manifest, names):
-        fetched = sum(fetch_file(f, dest_root, mirror=mirror, from_dir=source_dir, attempts=attempts,
-                                 timeout=timeout) for f in ds.files)
-        summary = DownloadSummary(ds.name, fetched, len(ds.files) - fetched,
-                                  dest_root / SUBFOLDERS[ds.kind], ds.unavailable)
+    datasets = select(manifest, names)
+    if source_dir is not None:
+        absent = [ds for ds in datasets if not _held(ds, source_dir)]
+        example = f"expected e.g. {source_dir / absent[0].files[0].path}" if absent else ""
+        if absent and names:
+            raise DataError(f"data set(s) {', '.join(ds.name for ds in absent)} not in --from directory "
+                            f"'{from_dir}' (no file of them; {example})")
+        if absent and len(absent) == len(datasets):
+            raise DataError(f"--from directory '{from_dir}' holds no file of any data set pinbench knows "
+                            f"({example}; a data root has the layout of ../shared/data)")
+        if absent and notice is not None:
+            notice(f"not in {from_dir}: {', '.join(ds.name for ds in absent)} (skipped)")
+        datasets = [ds for ds in datasets if ds not in absent]
+    summaries, failures = [], []
+    for ds in datasets:
+        fetched, errors = 0, []
+        for f in ds.files:
+            try:
+                fetched += fetch_file(f, dest_root, mirror=mirror, from_dir=source_dir, attempts=attempts,
+                                      timeout=timeout)
+            except FileFailed as exc:
+                errors.append(str(exc))
+            except DataError as exc:  # no connection, interrupted: the next file would fare no better
+                done = [*failures, *([_failure_line(ds, errors)] if errors else [])]
+                if done:
+                    raise DownloadFailed([*done, str(exc)]) from None
+                raise
+        summary = DownloadSummary(ds.name, fetched, len(ds.files) - fetched - len(errors),
+                                  dest_root / SUBFOLDERS[ds.kind], ds.unavailable, len(errors))
         summaries.append(summary)
+        if errors:
+            failures.append(_failure_line(ds, errors))
         if progress is not None:
             progress(summary)
+    if failures:
+        raise DownloadFailed(failures)
     return summaries
 
 

@@ -431,7 +431,10 @@ def _apply_extends(raw, path: Path, chain: tuple[Path, ...] = ()):
     if not isinstance(raw.get("name"), str) or not raw.get("name"):
         raise ConfigError(f"{path}: a suite that extends '{ref}' needs its own 'name' (results are stored "
                           "under the suite's name, and must not mix with the parent's)")
-    parent_path = find_suite(ref, relative_to=path.parent)
+    try:
+        parent_path = find_suite(ref, relative_to=path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: extends: {exc}") from None
     chain = (*chain, path.resolve())
     if parent_path.resolve() in chain:
         raise ConfigError(f"{path}: extends: '{ref}' extends this file again (a loop: "

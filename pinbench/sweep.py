@@ -398,8 +398,12 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
 
 
 def describe(suite: Suite) -> pd.DataFrame:
-    """The trial table for ``--dry-run``: id and grid values per trial."""
-    rows = [{"trial_id": t.trial_id, **t.point} for t in suite.trials()]
-    return pd.DataFrame(rows)
+    """The trial table for ``--dry-run``: id and grid values per trial, each value as the suite
+    gives it (object columns: an int stays an int, a null stays None) and ``pd.NA`` where a trial's
+    grid block lacks the axis (pandas would make such a column float, 0 -> 0.0, with NaN in the gaps)."""
+    trials = suite.trials()
+    columns = ["trial_id", *dict.fromkeys(axis for t in trials for axis in t.point)]
+    rows = [[t.trial_id, *(t.point.get(axis, pd.NA) for axis in columns[1:])] for t in trials]
+    return pd.DataFrame(rows, columns=columns, dtype=object)
 
 

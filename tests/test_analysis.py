@@ -453,6 +453,10 @@ def test_report_markdown_and_cli(store, tmp_path, tiny_lm_dir, capsys):
     assert "| pin, α=0.5 | 90.0 ± 2.9 |" in text and "| rlprompt | 81.0 ± 0.6 |" in text  # SST-2 runs only
     assert '"the story is nice": test accuracy 94.0%' in text  # pin's top prompt
     assert "`t06`: RuntimeError: out of memory" in text  # the failed trial, listed
+    # where the columns are defined: a file of pinbench's repository (a relative link would point
+    # nowhere from --out), whose section exists
+    assert "Every column is defined in docs/results.md of pinbench's repository, section Reports" in text
+    assert "\n## Reports\n" in (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text()
     for link in ("tables/comparison.tex", "tables/naturalness.csv", "figures/learning_curves.pdf"):
         assert (out / link).is_file()
     prompts = pd.read_csv(out / "tables" / "prompts.csv")

@@ -160,6 +160,11 @@ def _():
     return ["sweep", "suites", "--dry-run"]
 
 
+@case("suite-unknown-name")
+def _():
+    return ["sweep", "paper-fcs"]
+
+
 @case("suite-not-yaml")
 def _():
     return sweep("base: {seed: [1}\n")
@@ -178,6 +183,27 @@ def _():
 @case("suite-no-name")
 def _():
     return ["sweep", write("bad.yaml", "base: {seed: 1}\n"), "--dry-run"]
+
+
+@case("suite-extends-no-name")
+def _():
+    return ["sweep", write("bad.yaml", "extends: quickstart\n"), "--dry-run"]
+
+
+@case("suite-extends-unknown")
+def _():
+    return sweep("extends: paper-fcs\n")
+
+
+@case("suite-extends-loop")
+def _():
+    write("b.yaml", "name: b\nextends: a.yaml\n")
+    return ["sweep", write("a.yaml", "name: a\nextends: b.yaml\n"), "--dry-run"]
+
+
+@case("suite-extends-not-string")
+def _():
+    return sweep("extends: [quickstart]\n")
 
 
 @case("suite-unknown-key")

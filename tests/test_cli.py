@@ -226,3 +226,67 @@ def test_train_prints_scalar_metrics_and_leaves_per_example_lists_to_the_tables(
     line = metrics_line({"test_j": 31.25, "test_outputs": ["a", "b"], "test_content_each": [0.5, 0.25],
                          "test_steps": 3, "test_ok": True})
     assert line == "test_j 31.2500  test_steps 3.0000"
+
+
+# A prompt a policy can produce: control characters (a newline, a tab, an escape sequence) and
+# text that reads as rich markup; long enough to pass an 80-column console.
+ODD_PROMPT = "it was\ngreat [bold]fun[/bold]\tok\x1b[31m and then some more words to pass eighty columns"
+
+
+def test_train_step_lines_show_a_prompt_escaped_on_one_line(monkeypatch, capsys):
+    """Each evaluation's step line (and the best prompt's) is one line in a log, whatever the prompt
+    holds: control characters escaped repr-style, brackets kept (not read as markup), no wrapping
+    at the console's width. A fake method: no model loads."""
+    from types import SimpleNamespace
+
+    import pinbench.run
+
+    class FakeMethod:
+        evaluation_source = "greedy"
+
+        def __init__(self, spec):
+            self.result = SimpleNamespace(best=None, test={"test_accuracy": 0.5}, steps_done=0, wall_time_s=0.0)
+            self.step_count = 0
+
+        def evaluated_prompt(self, row):
+            return row.get("greedy_prompt")
+
+        def train(self, on_step):
+            for step in (1, 2):
+                row = {"step": step, "reward_mean": 0.25, "dev_accuracy": 0.5}
+                if step == 2:
+                    row["greedy_prompt"] = ODD_PROMPT
+                    self.result.best = {"step": 2, "prompt": ODD_PROMPT, "dev_accuracy": 0.5}
+                self.step_count = self.result.steps_done = step
+                on_step(row)
+            return self.result
+
+    spec = SimpleNamespace(run=SimpleNamespace(steps=2), task_config=SimpleNamespace(), method="fake",
+                           method_class=FakeMethod,
+                           task_class=SimpleNamespace(selection_split="dev", selection_metric="accuracy"))
+    monkeypatch.setattr(pinbench.run, "make_spec", lambda *a, **k: spec)
+    assert main(["train"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    step = [line for line in lines if line.startswith("step ")]
+    assert step == [f"step 2/2 reward 0.25 dev_accuracy 0.5000 greedy {ODD_PROMPT!r}"]
+    best = [line for line in lines if line.startswith("best dev prompt")]
+    assert len(best) == 1 and best[0].startswith(f"best dev prompt (step 2): {ODD_PROMPT!r}  dev_accuracy 0.5000")
+    assert not any(c in "\n".join(lines) for c in "\t\x1b\r")
+
+
+def test_sweep_results_table_shows_a_prompt_escaped_with_its_brackets(tmp_path, monkeypatch, capsys):
+    """The table printed after a sweep: the best prompt repr-style, brackets kept (a fake store:
+    no Ray, no model)."""
+    from types import SimpleNamespace
+
+    import pinbench.sweep
+
+    trials = pd.DataFrame({"trial_id": ["t0"], "status": ["completed"], "selection_metric": ["accuracy"],
+                           "dev_accuracy": [0.5], "best_prompt": ["a\n[bold]b[/bold]"]})
+    store = SimpleNamespace(uri=str(tmp_path / "s"), table=lambda name: trials)
+    monkeypatch.setattr(pinbench.sweep, "run_sweep", lambda *a, **k: store)
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nbase: {preset: pin}\n", encoding="utf-8")
+    assert main(["sweep", str(suite)]) == 0
+    out = capsys.readouterr().out
+    assert "'a\\n[bold]b[/bold]'" in out

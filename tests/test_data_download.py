@@ -294,6 +294,54 @@ def test_download_from_a_local_directory(manifest_file, source_root, places, cap
     assert code == 2 and "'few-shot/mr/16-21/dev.tsv' is not in --from directory" in err
 
 
+def test_download_from_a_partial_root_copies_what_it_holds_and_names_the_rest(manifest_file, source_root, places,
+                                                                             capsys, tmp_path):
+    """Without names, --from copies every data set the root holds and skips, in one line, those it
+    holds no file of (../shared/data has no subj, trec or yahoo); named, a missing one is an error."""
+    partial = tmp_path / "partial"
+    shutil.copytree(source_root, partial)
+    shutil.rmtree(partial / "style-transfer" / "shakespeare")
+    shutil.rmtree(partial / "inversion")
+    code, out, err = run_cli(capsys, "data", "download", "--manifest", str(manifest_file), "--from", str(partial))
+    assert code == 0, err
+    assert f"not in {partial}: shakespeare, lexica (skipped)" in out.splitlines()
+    assert "sst-2: 3 file(s) verified" in out and "yelp: 2 file(s) verified" in out
+    assert cache_files(places / "cache" / "data") == {r for r in SUBSET if not r.startswith(
+        ("style-transfer/shakespeare/", "inversion/"))}
+    # named: a data set the root lacks is an error naming it, before anything is copied
+    shutil.rmtree(places / "cache")
+    code, out, err = run_cli(capsys, "data", "download", "sst-2", "shakespeare", "lexica", "--manifest",
+                             str(manifest_file), "--from", str(partial))
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        f"pinbench: error: data set(s) shakespeare, lexica not in --from directory '{partial}' (no file of them; "
+        f"expected e.g. {partial / 'style-transfer/shakespeare/100-shot/100-13/train.tsv'})"]
+    assert not (places / "cache").exists()
+
+
+def test_a_checksum_mismatch_does_not_stop_the_other_data_sets(manifest_file, source_root, places, capsys, tmp_path):
+    """Every data set is copied first; then each failed one is one line (its first file, how many
+    more), and the exit status is 2. Failed files are not kept, not even as .part files."""
+    partial = tmp_path / "partial"
+    shutil.copytree(source_root, partial)
+    bad = ["few-shot/sst-2/16-13/dev.tsv", "inversion/lexica/0.jpg", "inversion/lexica/1.jpg"]
+    for rel in bad:
+        data = (partial / rel).read_bytes()
+        (partial / rel).write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    code, out, err = run_cli(capsys, "data", "download", "--manifest", str(manifest_file), "--from", str(partial))
+    assert code == 2
+    cache = places / "cache" / "data"
+    assert cache_files(cache) == set(SUBSET) - set(bad)  # mr, yelp, shakespeare after sst-2's failure too
+    assert "sst-2: 2 file(s) verified" in out and "1 failed, listed at the end" in out
+    assert "lexica: 0 file(s) verified" in out and "2 failed, listed at the end" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith(f"pinbench: error: checksum mismatch for '{bad[0]}' from {partial / bad[0]}")
+    assert lines[0].endswith("the file was not kept")
+    assert lines[1].startswith(f"pinbench: error: checksum mismatch for '{bad[1]}'")
+    assert lines[1].endswith("the file was not kept; 1 more file(s) of lexica failed too")
+
+
 # ---------------------------------------------------------------------------------------------
 # The rule: --data-dir, PINBENCH_DATA_DIR, ../shared/data, the cache, the embedded split
 # ---------------------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def test_set_overrides_an_inherited_field_spelled_differently(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("extends: quickstart\nbase: {steps: 2}\n", r"mine.yaml: a suite that extends 'quickstart' needs its own 'name'"),
-    ("extends: nope\nname: x\n", r"suite 'nope' is neither a file nor a shipped suite"),
+    ("extends: nope\nname: x\n", r"mine.yaml: extends: suite 'nope' is neither a file nor a shipped suite"),
     ("extends: [quickstart]\nname: x\n", r"mine.yaml: extends: expected a shipped suite's name or a suite file"),
     ("extends: mine.yaml\nname: x\n", r"mine.yaml: extends: 'mine.yaml' extends this file again"),
     ("extends: quickstart\nname: x\nbase: {method.alphaa: 1}\n", r"mine.yaml: base.*alphaa"),

@@ -130,7 +130,7 @@ def test_dotted_and_bare_keys_address_the_same_fields_and_grids_may_vary_the_met
 
 
 def test_missing_suite_file():
-    with pytest.raises(ConfigError, match="suite file 'nope.yaml' does not exist"):
+    with pytest.raises(ConfigError, match="suite 'nope.yaml' is neither a file nor a shipped suite"):
         load_suite("nope.yaml")
 
 
@@ -628,3 +628,45 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tiny_setup,
     assert kept["wall_time_s"].tolist() == before["wall_time_s"].tolist()
     history = pd.read_parquet(results / "tiny" / "history.parquet")
     assert (history.groupby("trial_id")["step"].apply(list).map(lambda s: s == list(range(1, 31)))).all()
+
+
+def test_console_table_shows_a_prompt_escaped_with_its_brackets():
+    """The Live table's best-prompt cell: control characters escaped, brackets kept (not read as
+    rich markup)."""
+    from rich.console import Console
+
+    from pinbench.console import SweepConsole
+
+    suite = parse_suite(GRID)
+    trials = [fake_trial(suite, 0, "t_00000")]
+    screen = Console(record=True, width=200, file=open("/dev/null", "w"))
+    console = SweepConsole(suite, live=True, console=screen)
+    console.on_trial_start(0, trials, trials[0])
+    console.on_trial_result(1, trials, trials[0], {"step": 20, "dev_accuracy": 0.5, "best_dev_accuracy": 0.5,
+                                                   "best_prompt": "so\n[bold]fun[/bold]\t!"})
+    console.close()
+    assert "'so\\n[bold]fun[/bold]\\t!'" in screen.export_text()
+
+
+def test_dry_run_shows_integers_as_integers_and_missing_values_empty(tmp_path, capsys):
+    """Two grid blocks, one with seed and top_k axes and one without: the trial table's run.seed
+    column holds 0 and 1 (not 0.0, 1.0: pandas makes a column with gaps float), a null top_k is
+    None, and a block that lacks an axis shows nothing there (not nan)."""
+    from pinbench.sweep import describe
+
+    suite_file = tmp_path / "mixed.yaml"
+    suite_file.write_text(textwrap.dedent("""\
+        name: mixed
+        grid:
+          - preset: [pin]
+            run.seed: [0, 1]
+            method.top_k: [null]
+          - preset: [manual]
+        """), encoding="utf-8")
+    frame = describe(load_suite(suite_file))
+    assert frame["run.seed"].tolist()[:2] == [0, 1] and all(type(v) is int for v in frame["run.seed"][:2])
+    assert frame["run.seed"][2] is pd.NA and frame["method.top_k"].tolist()[:2] == [None, None]
+    assert main(["sweep", str(suite_file), "--dry-run"]) == 0
+    rows = [[c.strip() for c in line.strip()[1:-1].split("│")] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("│")]
+    assert [r[1:] for r in rows] == [["pin", "0", "None"], ["pin", "1", "None"], ["manual", "", ""]]
