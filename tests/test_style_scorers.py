@@ -5,6 +5,7 @@ data; ``slow`` ones read /work/shared/data and the offline minilm-l6 / smollm2-1
 from __future__ import annotations
 
 import math
+import os
 import random
 
 import pytest
@@ -274,6 +275,9 @@ def test_embedding_classifier_cache(cache, tiny_encoder, monkeypatch):
     first = S.EmbeddingStyleClassifier(TOY_TEXTS, TOY_LABELS, tiny_encoder, l2=1e-3, tag="toy")
     assert len(fits) == 1 and not first.from_cache
     assert first.path.parent == cache / "style-classifiers" and first.path.suffix == ".safetensors"
+    umask = os.umask(0)
+    os.umask(umask)  # written through io.atomic_path: the mode a plain open() gives, not mkstemp's 0600
+    assert first.path.stat().st_mode & 0o777 == 0o666 & ~umask
     # a plain safetensors file: no pickle
     from safetensors.torch import load_file
     assert set(load_file(str(first.path))) == {"weight", "bias"}

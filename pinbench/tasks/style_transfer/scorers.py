@@ -29,7 +29,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import ConfigError, ModelLoadError
+from ...io import atomic_path
 from ...models import LoadedModel, cache_dir, encoder_batches, load_model, mean_token_nll, sentence_embeddings
 from .data import YELP_DEV_SIZE, dataset_dir, read_lines, read_tsv, style_root
 
@@ -341,18 +341,6 @@ def choose_l2(x: torch.Tensor, y: torch.Tensor, grid: Sequence[float] = L2_GRID,
     return best
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _texts_hash(*parts) -> str:
     h = hashlib.sha256()
     for part in parts:
@@ -442,8 +430,8 @@ class EmbeddingStyleClassifier:
 
         meta = {"key": self.key, "l2": repr(self.l2), "encoder": self.encoder_name, "layer": str(self.layer),
                 "n_train": str(self.n_train), "version": STYLE_CLASSIFIER_VERSION}
-        _atomic_write(self.path, lambda tmp: save_file(
-            {"weight": self.weight.contiguous(), "bias": self.bias.contiguous()}, tmp, metadata=meta))
+        with atomic_path(self.path) as tmp:
+            save_file({"weight": self.weight.contiguous(), "bias": self.bias.contiguous()}, str(tmp), metadata=meta)
 
     def probs_from_embeddings(self, x: torch.Tensor) -> torch.Tensor:
         p1 = torch.sigmoid(x.float() @ self.weight + self.bias)
@@ -702,7 +690,8 @@ def calibrate_threshold(lm: LoadedModel, human_texts: Sequence[str], quantile: f
     if cache:
         payload = json.dumps({"threshold": threshold, "model": lm.name, "quantile": quantile,
                               "n_texts": len(human_texts), "version": FLUENCY_CALIBRATION_VERSION})
-        _atomic_write(path, lambda tmp: Path(tmp).write_text(payload))
+        with atomic_path(path) as tmp:
+            tmp.write_text(payload)
     return threshold
 
 
