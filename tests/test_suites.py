@@ -66,7 +66,7 @@ def test_extends_merges_base_key_by_key_and_replaces_the_grid(tmp_path):
         extends: quickstart
         name: my-quickstart
         base:
-          steps: 4              # quickstart says `run.steps: 50`: the same field, so this one wins
+          steps: 4              # quickstart says `run.steps: 40`: the same field, so this one wins
           method.alpha: 0.5
         grid:
           seed: [0, 1, 2]
