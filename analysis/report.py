@@ -5,6 +5,7 @@
     <out>/tables/naturalness.{md,tex,csv}  perplexity, Zipf, word shares, support per method
     <out>/tables/settling.{md,tex,csv}     support over training and greedy-prompt changes per method
     <out>/tables/prompts.{md,csv}          every trial's best prompt with accuracy and naturalness
+    <out>/tables/provenance.csv            one row per distinct set-up (code, libraries, machine) of the rows
     <out>/tables/<name>.{md,tex,csv}, <out>/figures/<name>.{png,pdf}   a task's own sections (its
                                            papers' tables and figures): ``Task.report_sections``
     <out>/tables/transfer.{md,tex,csv}     best prompts scored with other task LMs (after `pinbench transfer`)
@@ -42,6 +43,7 @@ from .datasets import dataset_name, order_datasets
 from .load import Results, ResultsError, load_results
 from .methods import ABLATION_FIELDS, label_methods, order_methods, short
 from .naturalness import NaturalnessOptions, naturalness, prompt_tokenizers
+from .provenance import provenance_markdown, provenance_table, provenance_warnings
 from .sections import ReportContext, ReportSection
 from .settling import SETTLING_COLUMNS, SETTLING_NOTES, settling
 from .tables import (Column, SummaryTable, ablation_table, add_published, format_number, summarise, to_markdown,
@@ -417,9 +419,12 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
             ablations[title].notes = ABLATION_NOTES
             files += write_table_set(ablations[title], tables_dir / stem, f"tab:pinbench-{stem.replace('_', '-')}")
 
+    provenance = provenance_table(trials)  # which code and machine made the rows
+    files.append(write_table(provenance, tables_dir / "provenance.csv"))
+    warnings += provenance_warnings(trials)
     failed = results.trials[results.trials["status"] != "completed"]
     text = _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out, settle,
-                            sections, transfer=transfer, ablations=ablations)
+                            sections, transfer=transfer, ablations=ablations, provenance=provenance)
     files.append(write_text(text, out / "report.md"))
     return Report(out, files, comparison, nat_table, trials, prep.computed, warnings, sections)
 
@@ -444,7 +449,7 @@ def _baseline_note(prep) -> list[str]:
 
 
 def _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out, settle=None,
-                     sections=(), transfer=None, ablations=None) -> str:
+                     sections=(), transfer=None, ablations=None, provenance=None) -> str:
     trials, warnings = prep.trials, prep.warnings
     nat = options.naturalness
     ctx = trials["context_token"].dropna().unique().tolist() if "context_token" in trials.columns else []
@@ -484,6 +489,8 @@ def _report_markdown(results, prep, failed, comparison, nat_table, figures, opti
                   "with everything else fixed.", ""]
     lines += [f"## Top prompts by {options.metric.replace('_', ' ')}", "",
               top_prompts_markdown(trials, prep.methods, options.metric, options.top_prompts)]
+    if provenance is not None:
+        lines += provenance_markdown(provenance)
     if len(failed):
         lines += ["## Failed trials", ""]
         for _, r in failed.iterrows():

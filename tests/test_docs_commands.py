@@ -23,7 +23,7 @@ dropped.
 
 Two tiers. ``make test`` runs the quick commands (listings, --help, --dry-run, eval, data copies,
 the scripts that need no model) of every file; ``make test-docs`` (PINBENCH_DOCS=all) runs every
-``run`` command, training, sweeps and reports included (about ten minutes on 2 cores)."""
+``run`` command, training, sweeps and reports included (about 15 minutes on 2 cores)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ RULES: list[tuple[str, str, str]] = [
     (r"my-reviews\.yaml|their_outputs\.txt", "parse", "the user's own file"),
     (r"\bSUITE\b|\bDIR\b|\bNAME\.\.\.|\bURL\b|RESULTS\.\.\.|\s\.\.\.(\s|$)", "parse", "a placeholder"),
     (r"/work/tsallis-results", "parse", "reads the ablation's 2-hour results store, which is not kept in the repository"),
+    (r"results/cpu-study", "parse", "reads the CPU study's 3-hour results store (docs/cpu-study), not kept in the repository"),
     (r"--from ", "run", ""),
     (r".", "run", ""),
 ]

@@ -42,3 +42,39 @@ def test_older_trials_tables_get_empty_provenance(version):
     up = upgrade(old, "trials")
     assert all(c in up.columns and up[c].isna().all() for c in PROVENANCE_COLUMNS)
     assert upgrade(old, "history").equals(old)  # only trials rows carry provenance
+
+
+def test_the_report_states_the_provenance_and_warns_when_rows_mix_code(tmp_path, monkeypatch, tiny_lm_dir):
+    """`pinbench report` has a Provenance section (one line per distinct set-up, tables/provenance.csv)
+    and warns when the rows come from different pinbench versions, or record no provenance."""
+    from pinbench.analysis import ReportOptions, build_report
+    from pinbench.analysis.naturalness import NaturalnessOptions
+
+    monkeypatch.syspath_prepend(PLUGINS)
+    monkeypatch.setenv("PINBENCH_HOST", "node-7")
+    for seed in (0, 1, 2):
+        assert main(["train", "--plugin", "toy_plugins", "--task", "prompt-length", "--method", "fixed-prompts",
+                     "--steps", "1", "--seed", str(seed), "--out", str(tmp_path / "runs" / f"s{seed}")]) == 0
+    options = ReportOptions(naturalness=NaturalnessOptions(reference_lm=tiny_lm_dir))
+    report = build_report([tmp_path / "runs"], tmp_path / "same", options)
+    text = (tmp_path / "same" / "report.md").read_text()
+    section = text[text.index("## Provenance"):]
+    rows = [line for line in section.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    assert len(rows) == 1 and "node-7" in rows[0] and " 3 " in rows[0]  # one set-up, three trials
+    assert not [w for w in report.warnings if "provenance" in w or "different" in w]
+    csv = pd.read_csv(tmp_path / "same" / "tables" / "provenance.csv")
+    assert csv["trials"].tolist() == [3] and csv["host"].tolist() == ["node-7"]
+
+    # one run from another pinbench version, one from before schema 3 (provenance columns empty)
+    for name, change in (("s1", {"pinbench_version": "0.0.9"}), ("s2", {c: None for c in PROVENANCE_COLUMNS})):
+        path = tmp_path / "runs" / name / "trials.parquet"
+        trials = pd.read_parquet(path)
+        for column, value in change.items():
+            trials[column] = pd.Series([value] * len(trials), dtype=object)
+        trials.to_parquet(path)
+    report = build_report([tmp_path / "runs"], tmp_path / "mixed", options)
+    section = (tmp_path / "mixed" / "report.md").read_text().split("## Provenance")[1]
+    assert "| 3 |" in section and "0.0.9" in section and "| — | — |" in section
+    assert any(w.startswith("the rows come from 2 different pinbench values (0.0.9: 1 trial(s), ") for w in report.warnings)
+    assert "1 trial(s) record no provenance (written before results schema 3): which code made them is unknown" \
+        in report.warnings
