@@ -358,3 +358,19 @@ def load_bench_script(name: str):
     finally:
         sys.modules.pop(spec.name, None)
     return module
+
+
+@pytest.fixture
+def plugin_presets(monkeypatch):
+    """tests/plugins on the path, and the preset registry as it was after the test (plug-in presets
+    dropped, so the next import of toy_presets registers them again): a test that imports
+    toy_presets leaves no presets behind for the next test on its worker."""
+    import sys
+
+    from pinbench.presets import PRESETS
+
+    monkeypatch.syspath_prepend(str(REPO / "tests" / "plugins"))
+    len(PRESETS)  # the built-ins, registered before the copy
+    monkeypatch.setattr(PRESETS, "_entries", dict(PRESETS._entries))
+    yield
+    sys.modules.pop("toy_presets", None)

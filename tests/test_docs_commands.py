@@ -222,14 +222,13 @@ def test_plain_blocks_hold_no_unmarked_commands():
 
 
 @pytest.mark.parametrize("command", [c for c in ALL if c.action[0] != "skip" and pinbench_calls(c)], ids=str)
-def test_every_pinbench_call_parses(command, monkeypatch):
+def test_every_pinbench_call_parses(command, plugin_presets):
     """Every documented ``pinbench`` call is one that pinbench's parser accepts (placeholders are
     values, so they parse)."""
     import argparse
 
     from pinbench.cli import build_parser
 
-    monkeypatch.syspath_prepend(str(REPO / "tests" / "plugins"))
     commands = next(a for a in build_parser([])._actions if isinstance(a, argparse._SubParsersAction)).choices
     for argv in pinbench_calls(command):
         if "..." in argv:  # "any arguments": the command name must still be one

@@ -25,17 +25,6 @@ TABLE1 = ["manual", "instructions", "in-context", "in-context-rlprompt", "soft-p
 RL = ["rlprompt", "pin", "pin-td", "pin-released", "pin-no-filter"]
 
 
-@pytest.fixture
-def plugin_presets(monkeypatch):
-    """The plug-in path, and the registry as it was after the test (its presets dropped, so the
-    next import of toy_presets registers them again)."""
-    monkeypatch.syspath_prepend(PLUGINS)
-    len(PRESETS)  # the built-ins, registered before the copy
-    monkeypatch.setattr(PRESETS, "_entries", dict(PRESETS._entries))
-    yield
-    sys.modules.pop("toy_presets", None)
-
-
 def test_the_built_in_presets_come_in_pin_table_1_order():
     assert PRESETS is REGISTRY_PRESETS  # one registry, with TASKS and METHODS
     assert list(PRESETS) == [name for name, _ in PRESETS.items()] == TABLE1
