@@ -22,6 +22,7 @@ from typing import Callable
 
 import pandas as pd
 
+from . import signals
 from .errors import ConfigError
 
 TRANSFER_FILE = "transfer.parquet"
@@ -127,53 +128,69 @@ def run_transfer(paths: list[str | Path] | str | Path, task_lms: list[str], data
         groups.setdefault(job["group"], []).append(job)
 
     rows: list[dict] = []
-    for (dataset, split_seed, dataset_file, group_dir, key, kind), members in groups.items():
-        name = members[0]["scored_name"]
-        if dataset_file:
-            load_dataset_file(dataset_file)  # a missing file is an error naming it, not a skipped pair
-        spec = make_spec({"task": "classification", "task.dataset": dataset, "task.data_dir": group_dir,
-                          "task.dataset_file": dataset_file, "task.split_seed": split_seed, "task.task_lm": name,
-                          "task.task_lm_kind": kind, "task.task_lm_dtype": dtype,
-                          "task.trust_remote_code": trust_remote_code, "task.bf16": bf16,
-                          "task.exact_eval": not bf16, "task.max_batch_tokens": batch_tokens,
-                          "run.device": device}, "pinbench transfer")
-        # The model loads outside the try: a model that cannot load is an error, not a skip.
-        load_model(name, kind, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
-        skipped, n = None, None
-        try:  # what is left to fail here is the model's fit to the dataset (verbalizers, mask token)
-            task = spec.task_class.build(spec.task_config, spec.run)
-        except ConfigError as exc:
-            skipped = str(exc)
-            log(f"skipped: {dataset} (split seed {split_seed}) with {name}: {skipped}")
-        if skipped is None:
-            prompts = list(dict.fromkeys(str(m["trial"]["best_prompt"]) for m in members))
-            log(f"scoring {len(prompts)} prompt(s) of {dataset} (split seed {split_seed}, {split}) with {name}")
-            evaluation = task.evaluate(prompts, split)
-            n = len(task.split(split))
-            acc = dict(zip(prompts, evaluation.accuracy.tolist()))
-            rew = dict(zip(prompts, evaluation.reward.tolist()))
-        for m in members:
-            t, store = m["trial"], m["store"]
-            same = lm_key(m["learned"]) == key
-            prompt = str(t["best_prompt"])
-            rows.append({
-                "transfer_version": TRANSFER_VERSION, "trial_id": str(t["trial_id"]), "store": store.uri,
-                "task": "classification", "dataset": dataset, "split_seed": split_seed,
-                "method": t["method_label"], "preset": _value(t, "preset"), "run_seed": _value(t, "run.seed"),
-                "prompt": prompt, "learned_with": m["learned"],
-                "scored_with": m["learned"] if same else key, "same_lm": same, "split": split,
-                "n_examples": n, "accuracy": None if skipped else float(acc[prompt]),
-                "reward": None if skipped else float(rew[prompt]),
-                "store_accuracy": _value(t, f"{split}_accuracy") if same else None,
-                "store_reward": _value(t, f"{split}_reward") if same else None,
-                "skipped": skipped, "dtype": dtype, "bf16": bf16})
+    try:
+        for (dataset, split_seed, dataset_file, group_dir, key, kind), members in groups.items():
+            name = members[0]["scored_name"]
+            if dataset_file:
+                load_dataset_file(dataset_file)  # a missing file is an error naming it, not a skipped pair
+            spec = make_spec({"task": "classification", "task.dataset": dataset, "task.data_dir": group_dir,
+                              "task.dataset_file": dataset_file, "task.split_seed": split_seed, "task.task_lm": name,
+                              "task.task_lm_kind": kind, "task.task_lm_dtype": dtype,
+                              "task.trust_remote_code": trust_remote_code, "task.bf16": bf16,
+                              "task.exact_eval": not bf16, "task.max_batch_tokens": batch_tokens,
+                              "run.device": device}, "pinbench transfer")
+            # The model loads outside the try: a model that cannot load is an error, not a skip.
+            load_model(name, kind, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+            skipped, n = None, None
+            try:  # what is left to fail here is the model's fit to the dataset (verbalizers, mask token)
+                task = spec.task_class.build(spec.task_config, spec.run)
+            except ConfigError as exc:
+                skipped = str(exc)
+                log(f"skipped: {dataset} (split seed {split_seed}) with {name}: {skipped}")
+            if skipped is None:
+                prompts = list(dict.fromkeys(str(m["trial"]["best_prompt"]) for m in members))
+                log(f"scoring {len(prompts)} prompt(s) of {dataset} (split seed {split_seed}, {split}) with {name}")
+                evaluation = task.evaluate(prompts, split)
+                n = len(task.split(split))
+                acc = dict(zip(prompts, evaluation.accuracy.tolist()))
+                rew = dict(zip(prompts, evaluation.reward.tolist()))
+            for m in members:
+                t, store = m["trial"], m["store"]
+                same = lm_key(m["learned"]) == key
+                prompt = str(t["best_prompt"])
+                rows.append({
+                    "transfer_version": TRANSFER_VERSION, "trial_id": str(t["trial_id"]), "store": store.uri,
+                    "task": "classification", "dataset": dataset, "split_seed": split_seed,
+                    "method": t["method_label"], "preset": _value(t, "preset"), "run_seed": _value(t, "run.seed"),
+                    "prompt": prompt, "learned_with": m["learned"],
+                    "scored_with": m["learned"] if same else key, "same_lm": same, "split": split,
+                    "n_examples": n, "accuracy": None if skipped else float(acc[prompt]),
+                    "reward": None if skipped else float(rew[prompt]),
+                    "store_accuracy": _value(t, f"{split}_accuracy") if same else None,
+                    "store_reward": _value(t, f"{split}_reward") if same else None,
+                    "skipped": skipped, "dtype": dtype, "bf16": bf16})
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: the groups scored so far are written, then the stop
+        if write and rows:
+            with signals.deferred("the transfer rows scored so far"):
+                _write_rows(stores, _frame(rows))
+            log(f"interrupted: {len(rows)} row(s) scored before the stop were written")
+        raise
+    frame = _frame(rows)
+    if write:
+        _write_rows(stores, frame)
+    return frame
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     for col in ("accuracy", "reward", "store_accuracy", "store_reward"):
         frame[col] = frame[col].astype(float)
-    if write:
-        for store, _ in stores:
-            write_transfer(store, frame[frame["store"] == store.uri])
     return frame
+
+
+def _write_rows(stores, frame: pd.DataFrame) -> None:
+    for store, _ in stores:
+        write_transfer(store, frame[frame["store"] == store.uri])
 
 
 def write_transfer(store, rows: pd.DataFrame) -> None:

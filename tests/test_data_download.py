@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -70,6 +74,7 @@ class DataServer(ThreadingHTTPServer):
         self.ranges = True
         self.endless: set[str] = set()  # the body goes on past the file (no Content-Length)
         self.trickle: set[str] = set()  # one byte every 20 ms
+        self.trickled: dict[str, int] = {}  # path -> bytes of it trickled so far
         self.error_page: set[str] = set()  # 200 with a short HTML page instead of the file
 
     @property
@@ -107,6 +112,7 @@ class Handler(BaseHTTPRequestHandler):
                     for i in range(len(body)):
                         self.wfile.write(body[i:i + 1])
                         self.wfile.flush()
+                        srv.trickled[rel] = i + 1
                         time.sleep(0.02)
             except (BrokenPipeError, ConnectionResetError):
                 pass
@@ -244,6 +250,42 @@ def test_an_interrupted_run_keeps_its_part_file_and_the_next_run_resumes(server,
     assert (cache / BIG).read_bytes() == (source_root / BIG).read_bytes()
     assert not (cache / f"{BIG}.part").exists()
     assert (BIG, f"bytes={size // 2}-") in server.requests
+
+
+def test_sigterm_mid_file_keeps_the_part_file_and_the_next_run_resumes(server, manifest_file, source_root,
+                                                                       places, capsys):
+    """A real SIGTERM to a `pinbench data download` child while a file arrives: exit 143 with one
+    line and no traceback, the bytes received kept in the .part file, no file where the data rule
+    reads; the next run asks for the rest with a Range request."""
+    server.trickle.add(BIG)
+    env = {**os.environ, "PINBENCH_CACHE_DIR": str(places / "cache")}
+    env.pop("PINBENCH_DATA_DIR", None)
+    child = subprocess.Popen([sys.executable, "-c", "import sys; from pinbench.cli import main; sys.exit(main(sys.argv[1:]))",
+                              "data", "download", "sst-2", "--manifest", str(manifest_file), "--mirror", server.url],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while server.trickled.get(BIG, 0) < 200:  # some of the file has gone out
+            assert child.poll() is None and time.monotonic() < deadline, child.communicate()
+            time.sleep(0.05)
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines() == ["pinbench: interrupted (SIGTERM)"]
+    cache = places / "cache" / "data"
+    part = cache / f"{BIG}.part"
+    kept = part.stat().st_size
+    assert not (cache / BIG).exists() and 0 < kept < (source_root / BIG).stat().st_size
+    assert part.read_bytes() == (source_root / BIG).read_bytes()[:kept]  # what arrived, exactly
+    server.trickle.clear()
+    server.requests.clear()
+    code, _, err = run_cli(capsys, "data", "download", "sst-2", "--manifest", str(manifest_file), "--mirror", server.url)
+    assert code == 0, err
+    assert (cache / BIG).read_bytes() == (source_root / BIG).read_bytes() and not part.exists()
+    assert (BIG, f"bytes={kept}-") in server.requests
 
 
 def test_a_server_without_range_support_restarts_the_file(server, manifest_file, source_root, places):

@@ -97,3 +97,43 @@ def test_a_second_signal_during_the_write_neither_cuts_it_nor_prints_a_traceback
     trials = pd.read_parquet(out / "trials.parquet")  # complete and readable
     assert trials.loc[0, "status"] == "interrupted"
     assert (out / "config.json").is_file() and len(pd.read_parquet(out / "history.parquet")) == trials.loc[0, "steps"]
+
+
+# The child runs `pinbench eval`; its scoring first says so on stderr, then takes a minute, so that
+# the signal lands mid-scoring.
+EVAL_CHILD = textwrap.dedent("""\
+    import sys, time
+    from pinbench.tasks.classification import FewShotClassification
+
+    def slow_evaluate(self, *args, **kwargs):
+        print("SCORING", file=sys.stderr, flush=True)
+        time.sleep(60)
+
+    FewShotClassification.evaluate = slow_evaluate
+    from pinbench.cli import main
+    sys.exit(main(sys.argv[1:]))
+    """)
+
+
+def test_sigterm_during_eval_is_one_line_and_leaves_no_predictions_file(tiny_setup, tmp_path):
+    """eval keeps nothing half-made: a SIGTERM mid-scoring exits 143 with one line, no traceback, and
+    no predictions table (whole or partial) where --predictions points."""
+    model_dir, spec = tiny_setup
+    script = tmp_path / "child.py"
+    script.write_text(EVAL_CHILD)
+    predictions = tmp_path / "pred.parquet"
+    proc = subprocess.Popen([sys.executable, str(script), "eval", "--dataset", "toy", "--dataset-file", str(spec),
+                             "--split-seed", "5", "--prompt", "it was", "--task-lm", str(model_dir),
+                             "--predictions", str(predictions)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stderr.readline().strip() == "SCORING"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines() == ["pinbench: interrupted (SIGTERM)"]
+    assert list(tmp_path.iterdir()) == [script]

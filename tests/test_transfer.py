@@ -140,6 +140,32 @@ def test_rerun_merges_into_transfer_parquet(stores, lms):
     assert not merged.duplicated(["trial_id", "scored_with", "split"]).any()
 
 
+def test_an_interrupt_writes_the_groups_scored_before_it(stores, lms, monkeypatch):
+    """Ctrl-C (or SIGTERM, which pinbench turns into it) while the second scoring LM runs: the rows
+    of the first LM are in transfer.parquet, and the interrupt still stops the command."""
+    from pinbench.tasks.classification import FewShotClassification
+
+    model_dir, llama, _ = lms
+    evaluate, calls = FewShotClassification.evaluate, []
+
+    def interrupted_second(self, *args, **kwargs):
+        calls.append(self)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(FewShotClassification, "evaluate", interrupted_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_transfer([stores], [model_dir, llama], include_source=False)
+    written = pd.concat([pd.read_parquet(stores / s / TRANSFER_FILE) for s in "ab"], ignore_index=True)
+    # the first group: both stores' prompts scored with the first LM, and nothing of the second
+    assert len(written) == 2 and set(written["scored_with"].map(lm_key)) == {lm_key(model_dir)}
+    assert written["accuracy"].notna().all()
+    monkeypatch.setattr(FewShotClassification, "evaluate", evaluate)
+    run_transfer([stores], [model_dir, llama], include_source=False)  # a rerun completes and merges
+    assert len(pd.read_parquet(stores / "a" / TRANSFER_FILE)) == 2
+
+
 def test_a_split_verbalizer_is_a_skipped_pair_not_a_failure(stores, lms, capsys):
     model_dir, _, split = lms
     frame = run_transfer([stores / "a"], [split, model_dir])
