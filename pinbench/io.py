@@ -41,6 +41,28 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def one_at_a_time(target: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<target>.lock`` (waiting for it) for the block: processes
+    that would all build the same cache entry (two trials starting together on a fresh machine)
+    build it once; the others wait, then find it. The kernel releases the lock however the holder
+    ends. On a file system without locks the block runs unlocked (each builds; the rename in
+    ``atomic_path`` keeps the entry whole)."""
+    import fcntl
+
+    lock = Path(f"{target}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)
+
+
 def stale_temp_files(target: str | os.PathLike) -> list[Path]:
     """The temporary files of ``atomic_path(target)`` that are still there: left by a writer that
     was killed mid-write (``os.replace`` never ran and neither did the clean-up)."""

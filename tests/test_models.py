@@ -34,6 +34,33 @@ def test_smollm2_conversion_is_cached_as_safetensors(smollm2):
     assert (models.Path(path) / "model.safetensors").stat().st_mtime == mtime
 
 
+def test_two_processes_converting_smollm2_at_once_convert_it_once(tmp_path, monkeypatch):
+    """Two trials starting together on a fresh machine: one converts the GGUF, the other waits for
+    it (an flock on the cache entry) and then uses the converted model. Threads stand in for the
+    processes: each opens the lock file itself, and flock locks are per open file."""
+    import threading
+    import time
+
+    monkeypatch.setenv("PINBENCH_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def slow_convert(pkg, gguf, target):
+        calls.append(threading.get_ident())
+        time.sleep(0.5)  # long enough for the other to arrive while this one converts
+        target.mkdir(parents=True)
+        (target / "config.json").write_text("{}")
+
+    monkeypatch.setattr(models, "_convert_smollm2", slow_convert)
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(models._smollm2_dir())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(found) == 2 and found[0] == found[1]
+    assert (found[0] / "config.json").is_file()
+
+
 def test_minilm_alias_gives_sentence_embeddings():
     enc = models.load_model("minilm-l6", "encoder")
     assert models.load_model("minilm-l6", "encoder") is enc

@@ -302,6 +302,34 @@ def test_embedding_classifier_cache(cache, tiny_encoder, monkeypatch):
     assert not [p for p in first.path.parent.iterdir() if p.name.startswith(".")]  # no tmp left
 
 
+def test_two_builders_of_one_classifier_fit_it_once(cache, tiny_encoder, monkeypatch):
+    """Two trials starting together on a fresh machine need the same offline classifier: one fits
+    it, the other waits on the cache entry's lock and loads the result (threads stand in for the
+    processes: each opens the lock file itself, and flock locks are per open file)."""
+    import threading
+    import time
+
+    fits = []
+    real_fit = S.fit_logistic_regression
+
+    def slow_fit(*a, **k):
+        fits.append(1)
+        time.sleep(0.5)  # the other builder arrives meanwhile
+        return real_fit(*a, **k)
+
+    monkeypatch.setattr(S, "fit_logistic_regression", slow_fit)
+    built = []
+    threads = [threading.Thread(target=lambda: built.append(
+        S.EmbeddingStyleClassifier(TOY_TEXTS, TOY_LABELS, tiny_encoder, l2=1e-3, tag="toy-race"))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(fits) == 1 and len(built) == 2
+    assert sorted(c.from_cache for c in built) == [False, True]
+    assert torch.equal(built[0].weight, built[1].weight)
+
+
 def test_embedding_classifier_fits_toy_labels(cache, tiny_encoder):
     clf = S.EmbeddingStyleClassifier(TOY_TEXTS, TOY_LABELS, tiny_encoder, l2=1e-6, tag="toy")
     assert S.style_accuracy(clf.probs(TOY_TEXTS), torch.tensor(TOY_LABELS)) == 1.0

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import ConfigError, ModelLoadError
-from ...io import atomic_path
+from ...io import atomic_path, one_at_a_time
 from ...models import LoadedModel, cache_dir, encoder_batches, load_model, mean_token_nll, sentence_embeddings
 from .data import YELP_DEV_SIZE, dataset_dir, read_lines, read_tsv, style_root
 
@@ -387,18 +387,26 @@ class EmbeddingStyleClassifier:
         self.path = cache_dir() / "style-classifiers" / f"{tag}-{self.key}.safetensors"
         self.fit_seconds = 0.0
         loaded = self._load() if cache else None
+        if loaded is None and cache:
+            # two trials starting together on a fresh machine fit it once: the second waits, then loads
+            with one_at_a_time(self.path):
+                loaded = self._load()
+                if loaded is None:
+                    self._fit(texts, labels, l2)
+                    self._save()
+        elif loaded is None:
+            self._fit(texts, labels, l2)
         self.from_cache = loaded is not None
-        if loaded is None:
-            start = time.perf_counter()
-            x = self.embed(texts)
-            y = torch.tensor(labels)
-            self.l2 = choose_l2(x, y) if l2 is None else float(l2)
-            self.weight, self.bias = fit_logistic_regression(x, y, self.l2)
-            self.fit_seconds = time.perf_counter() - start
-            if cache:
-                self._save()
-        else:
+        if loaded is not None:
             self.weight, self.bias, self.l2 = loaded
+
+    def _fit(self, texts: list[str], labels: list[int], l2: float | None) -> None:
+        start = time.perf_counter()
+        x = self.embed(texts)
+        y = torch.tensor(labels)
+        self.l2 = choose_l2(x, y) if l2 is None else float(l2)
+        self.weight, self.bias = fit_logistic_regression(x, y, self.l2)
+        self.fit_seconds = time.perf_counter() - start
 
     @property
     def encoder(self) -> LoadedModel:
