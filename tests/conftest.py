@@ -99,6 +99,23 @@ def train_argv(tiny_setup, out, steps: int, mlp_hidden: int = 16) -> list[str]:
 DATA_ROOT = Path(os.environ.get("PINBENCH_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
 
 
+def sigterm_stops_with_one_line(proc) -> str:
+    """Send SIGTERM to a running pinbench command (a ``Popen`` with text pipes) and check how it
+    ends: exit 128 + 15 and the one line ``pinbench: interrupted (SIGTERM)`` on stderr, no
+    traceback. Returns its stdout. The process is killed if it does not end."""
+    import signal
+
+    try:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines() == ["pinbench: interrupted (SIGTERM)"]
+    return out
+
+
 def data_root() -> Path:
     return DATA_ROOT
 

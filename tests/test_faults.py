@@ -266,8 +266,9 @@ def counted(params):
 
     with open(LOG, "a") as f:
         f.write(resolve_params(params)["trial_id"] + "\\n")
-    if resolve_params(params)["config"]["run.seed"] == 1:  # the trial to kill runs long enough
-        step = Method.step                                  # for Tune to snapshot it meanwhile
+    # the trial to kill runs long enough for Tune to snapshot it meanwhile (after --resume it need not)
+    if resolve_params(params)["config"]["run.seed"] == 1 and "--resume" not in sys.argv:
+        step = Method.step
         Method.step = lambda self: time.sleep(0.4) or step(self)
     run_trial(params)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import train_argv
+from conftest import sigterm_stops_with_one_line, train_argv
 
 # The child runs `pinbench train`; with SLOW_WRITE set, the run's write first says so on stderr and
 # waits, so that the test can send its second signal while the write is under way.
@@ -129,11 +129,8 @@ def test_sigterm_during_eval_is_one_line_and_leaves_no_predictions_file(tiny_set
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         assert proc.stderr.readline().strip() == "SCORING"
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM, err
-    assert err.strip().splitlines() == ["pinbench: interrupted (SIGTERM)"]
+    except BaseException:
+        proc.kill()
+        raise
+    sigterm_stops_with_one_line(proc)
     assert list(tmp_path.iterdir()) == [script]
