@@ -385,6 +385,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     values: dict = {"task": args.task, "method": args.method, "preset": args.preset, "plugins": args.plugin,
                     **_field_values(args), **_key_values(args.set)}
     spec = make_spec(values, "pinbench train", from_strings=True)
+    if args.out is not None and not str(args.out).strip():
+        raise ConfigError("--out is empty; give a directory (an unset shell variable?)")
     out = resolve(args.out) if args.out is not None else None  # a path or a URI (s3://...)
     if out is not None and out.is_file():
         raise ConfigError(f"--out '{args.out}' is a file; give a directory (for config.json and the results tables)")
@@ -514,8 +516,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .trackers import check_trackers
 
     check_trackers(args.tracker)  # before the sweep module, Ray or any model is loaded
-    if args.checkpoint_every is not None and args.checkpoint_every < 0:
-        raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    if args.checkpoint_every is not None and not (args.checkpoint_every >= 0 and args.checkpoint_every != float("inf")):
+        raise ConfigError(f"--checkpoint-every must be a finite number >= 0, got {args.checkpoint_every}")
+    if args.results is not None and not str(args.results).strip():
+        raise ConfigError("--results is empty; give a directory (an unset shell variable?)")
     _quiet_transformers()
     from .sweep import CHECKPOINT_EVERY_S, run_sweep
 

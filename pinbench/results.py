@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +27,8 @@ from .fields import same_value
 from .provenance import PROVENANCE_COLUMNS, environment, utc_now
 from .run import RunResult, RunSpec
 from .storage import Location, resolve
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 KNOWN_SCHEMA_VERSIONS = frozenset({1, 2, 3})
@@ -144,6 +147,12 @@ class ResultsStore:
         return tid
 
     def add_failed(self, trial_id: str, spec: RunSpec, error: str) -> None:
+        """Record a failed trial; a completed row of the same id (an earlier run of the sweep into
+        this store) is kept: a rerun that fails never replaces results already computed."""
+        if trial_id in self.completed():
+            log.warning("trial %s failed in this run (%s); the store keeps its completed row from an earlier "
+                        "run", trial_id, error.splitlines()[0] if error else "")
+            return
         result = RunResult(spec)
         self._tables[trial_id] = frames(result, trial_id, self.suite_name, status="failed", error=error)
         self.flush()

@@ -286,8 +286,8 @@ def parse_suite(raw, source: str = "<memory>", max_trials: int = MAX_TRIALS) -> 
     resources = dict(_mapping(source, "resources", raw.get("resources", {"cpu": 1, "gpu": 0}), {"cpu", "gpu"}))
     for key in ("cpu", "gpu"):
         value = resources.setdefault(key, 1 if key == "cpu" else 0)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"{source}: resources.{key}: expected a number >= 0, got {value!r}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{source}: resources.{key}: expected a finite number >= 0, got {value!r}")
     max_concurrent = raw.get("max_concurrent")
     if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
         raise ConfigError(f"{source}: max_concurrent: expected an integer >= 1, got {max_concurrent!r}")

@@ -470,6 +470,37 @@ def _():
     return ["sweep", "bad.yaml", "--dry-run"]
 
 
+@case("out-empty")
+def _():
+    return ["train", "--preset", "pin", "--steps", "2", "--out", ""]
+
+
+@case("results-empty")
+def _():
+    return ["sweep", "quickstart", "--results", ""]
+
+
+@case("checkpoint-every-nan")
+def _():
+    return ["sweep", "quickstart", "--checkpoint-every", "nan"]
+
+
+@case("suite-resources-not-finite")
+def _():
+    write("bad.yaml", "name: s\nbase: {dataset: sst-2}\nresources: {cpu: .nan}\n")
+    return ["sweep", "bad.yaml", "--dry-run"]
+
+
+@case("replay-smaller-than-batch")
+def _():
+    return ["train", "--preset", "pin", "--replay-size", "4", "--replay-batch", "8"]
+
+
+@case("grad-clip-not-positive")
+def _():
+    return ["train", "--preset", "pin", "--grad-clip", "-1"]
+
+
 @case("suite-huge-integer")
 def _():
     write("bad.yaml", "name: s\nbase: {run.steps: 100000000000000000000}\n")

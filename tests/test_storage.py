@@ -336,3 +336,17 @@ def test_sweep_with_s3_results_keeps_store_and_checkpoints_in_the_bucket(ray_s3,
                 and k.endswith("/state.pt")], f"no checkpoint of {trial.trial_id} in {found}"
     assert not [k for k in found if ".pinbench-probe-" in k]
     assert not (tmp_path / "sweep").exists()  # nothing went to a local directory of that name
+
+
+def test_a_rerun_that_fails_keeps_the_completed_row_of_an_earlier_run(tmp_path):
+    """A sweep run again into its store (no --resume) whose trial now fails: the completed row
+    (computed work) stays; a trial never completed is recorded as failed."""
+    root = str(tmp_path / "results")
+    fill(ResultsStore(root, "s"), tmp_path)
+    again = ResultsStore(root, "s")
+    spec = make_spec({"preset": "pin", "dataset": "sst-2", "seed": 0})
+    again.add_failed("t0", spec, "RuntimeError: out of memory")
+    again.add_failed("t1", spec, "RuntimeError: boom again")
+    trials = ResultsStore(root, "s").table("trials").set_index("trial_id")
+    assert trials.loc["t0", "status"] == "completed"
+    assert trials.loc["t1", "status"] == "failed" and "boom again" in trials.loc["t1", "error"]

@@ -567,3 +567,20 @@ def test_replay_buffer_slots_after_wrap_around_and_a_checkpoint():
     restored.add(*batch(9, 2))
     assert restored._data["reward"].tolist() == [10.0, 6.0, 7.0, 8.0, 9.0]
     assert restored._data["tokens"][:, 0].tolist() == [10, 6, 7, 8, 9]
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"replay_size": 4, "replay_batch": 8}, r"'replay_size' = 4 is invalid: expected >= replay_batch \(8\)"),
+    ({"grad_clip": -1.0}, r"'grad_clip' = -1.0 is invalid: expected > 0"),
+    ({"grad_clip": 0.0}, r"'grad_clip' = 0.0 is invalid"),
+    ({"mlp_hidden": 0}, r"'mlp_hidden' = 0 is invalid: expected >= 1"),
+])
+def test_settings_that_would_train_wrongly_are_refused(fields, message):
+    """A buffer smaller than one batch never ends its warm-up (no update ever), a clip <= 0 zeroes
+    or flips the gradient, a 0-wide head learns nothing: each is one error naming the field."""
+    from pinbench.errors import ConfigError
+    from pinbench.methods.rl.config import RLConfig
+
+    with pytest.raises(ConfigError, match=message):
+        RLConfig(**fields)
+    RLConfig(replay_size=4, replay_batch=8, replay_warmup=False)  # no warm-up: a small buffer is fine

@@ -93,6 +93,11 @@ class RLConfig:
             (self.prompts_per_step >= 2, "prompts_per_step", ">= 2 (rewards are z-scored across them)"),
             (self.replay_size >= 0, "replay_size", ">= 0"),
             (self.replay_batch >= 1, "replay_batch", ">= 1"),
+            # a buffer smaller than one batch never ends its warm-up: no update would ever run
+            (self.replay_size == 0 or self.replay_size >= self.replay_batch or not self.replay_warmup,
+             "replay_size", f">= replay_batch ({self.replay_batch}) while replay_warmup is on, or 0 (no buffer)"),
+            (self.mlp_hidden >= 1, "mlp_hidden", ">= 1"),
+            (self.grad_clip is None or self.grad_clip > 0, "grad_clip", "> 0 (a negative clip flips the gradient)"),
             (self.lr > 0, "lr", "> 0"),
             (0 < self.polyak <= 1, "polyak", "in (0, 1]"),
         ], self)
