@@ -518,6 +518,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     check_trackers(args.tracker)  # before the sweep module, Ray or any model is loaded
     if args.checkpoint_every is not None and not (args.checkpoint_every >= 0 and args.checkpoint_every != float("inf")):
         raise ConfigError(f"--checkpoint-every must be a finite number >= 0, got {args.checkpoint_every}")
+    if args.num_cpus is not None and args.num_cpus < 1:
+        raise ConfigError(f"--num-cpus must be >= 1, got {args.num_cpus}")
     if args.results is not None and not str(args.results).strip():
         raise ConfigError("--results is empty; give a directory (an unset shell variable?)")
     _quiet_transformers()
@@ -645,6 +647,8 @@ def cmd_data_download(args: argparse.Namespace) -> int:
 
     if args.attempts < 1:
         raise ConfigError(f"--attempts must be >= 1, got {args.attempts}")
+    if not (0 < args.timeout < 1e6):  # nan and inf fail too; socket.settimeout refuses them with a traceback
+        raise ConfigError(f"--timeout must be a number of seconds > 0 (under 1e6), got {args.timeout}")
     manifest = load_manifest(args.manifest)
 
     def report(s) -> None:

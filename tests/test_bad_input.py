@@ -485,6 +485,16 @@ def _():
     return ["sweep", "quickstart", "--checkpoint-every", "nan"]
 
 
+@case("download-timeout-bad")
+def _():
+    return ["data", "download", "mr", "--timeout", "-1"]
+
+
+@case("sweep-num-cpus-negative")
+def _():
+    return ["sweep", "quickstart", "--num-cpus", "-1"]
+
+
 @case("suite-resources-not-finite")
 def _():
     write("bad.yaml", "name: s\nbase: {dataset: sst-2}\nresources: {cpu: .nan}\n")
