@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import shutil
 import socket
 import sys
 import textwrap
@@ -473,6 +474,14 @@ def _():
 @case("out-empty")
 def _():
     return ["train", "--preset", "pin", "--steps", "2", "--out", ""]
+
+
+@case("out-is-model-dir")
+def _(tiny_setup):
+    model_dir, spec = tiny_setup
+    shutil.copytree(model_dir, "tiny")
+    return ["train", "--dataset", "toy", "--dataset-file", spec, "--split-seed", "5", "--policy-lm", "tiny",
+            "--task-lm", "tiny", "--steps", "1", "--out", "tiny"]
 
 
 @case("results-empty")
