@@ -391,20 +391,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if out is not None and out.is_file():
         raise ConfigError(f"--out '{args.out}' is a file; give a directory (for config.json and the results tables)")
     if out is not None and out.local is not None:  # before the models load
-        from .io import _inside, check_output_path
+        from .io import check_output_path
 
         data_dir = getattr(spec.task_config, "data_dir", None)
-        check_output_path(args.out, "--out", data_dirs=(data_dir,), directory=True)
         # a local model directory (policy_lm, task_lm, ...) is an input too: a run written into it
         # would replace the model's config.json
-        for section in (spec.task_config, spec.method_config):
-            for f in dataclasses.fields(section):
-                value = getattr(section, f.name)
-                if (f.name.endswith("_lm") or "model" in f.name) and isinstance(value, str) and value \
-                        and os.path.isdir(value) \
-                        and _inside(Path(args.out).resolve(), Path(value).resolve()):
-                    raise ConfigError(f"--out '{args.out}' is inside the directory of {f.name} '{value}'; "
-                                      "write the run elsewhere")
+        models = {f.name: getattr(section, f.name) for section in (spec.task_config, spec.method_config)
+                  for f in dataclasses.fields(section)
+                  if (f.name.endswith("_lm") or "model" in f.name) and isinstance(getattr(section, f.name), str)
+                  and getattr(section, f.name)}
+        check_output_path(args.out, "--out", data_dirs=(data_dir,), input_dirs=models, directory=True)
     # One process per --out: a second run into it is refused naming the first (not lost).
     with exclusive_writer(args.out, "--out") if args.out is not None else contextlib.nullcontext():
         config = spec.run

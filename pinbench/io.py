@@ -203,7 +203,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def check_output_path(target: str | os.PathLike, option: str, *, inputs: tuple = (), data_dirs: tuple = (),
-                      directory: bool = False) -> Path:
+                      input_dirs: dict | None = None, directory: bool = False) -> Path:
     """Refuse, before any work, an output path that cannot be written or would destroy an input:
     below a regular file, in a directory that cannot be written, the same file as an input of the
     command, inside a data directory, or inside the installed pinbench package. ``option`` names
@@ -229,6 +229,10 @@ def check_output_path(target: str | os.PathLike, option: str, *, inputs: tuple =
         if folder is not None and _inside(resolved, Path(folder).resolve()):
             raise ConfigError(f"{option} '{target}' is inside the data directory '{folder}'; "
                               "write results outside the data")
+    for name, folder in (input_dirs or {}).items():  # a local model directory the command reads
+        if os.path.isdir(folder) and _inside(resolved, Path(folder).resolve()):
+            raise ConfigError(f"{option} '{target}' is inside the directory of {name} '{folder}'; "
+                              "write the run elsewhere")
     package = _package_dir()
     if _installed(package) and _inside(resolved, package):
         raise ConfigError(f"{option} '{target}' is inside the installed pinbench package ('{package}'); "
