@@ -159,9 +159,11 @@ def metric_direction(trials: pd.DataFrame, metric: str) -> str:
 
 
 def _check_metric(trials: pd.DataFrame, metric: str) -> None:
-    if metric not in trials.columns:
-        have = sorted(c for c in trials.columns if c.startswith(("test_", "dev_")))
-        raise ConfigError(f"metric '{metric}' is not a column of trials.parquet; available: {have}")
+    """The metric must be a split's number (``test_accuracy``), not a count or a text column."""
+    have = sorted(c for c in trials.columns if c.startswith(("test_", "dev_", "train_"))
+                  and pd.api.types.is_numeric_dtype(trials[c]) and not pd.api.types.is_bool_dtype(trials[c]))
+    if metric not in have:
+        raise ConfigError(f"--metric '{metric}' is not a split's numeric metric in trials.parquet; available: {have}")
 
 
 @dataclass

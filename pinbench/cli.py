@@ -569,6 +569,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .registry import import_plugins
 
     import_plugins(args.plugin)  # before any store is read: a bad module name costs nothing
+    from .run import check_device
+
+    check_device(args.device)  # the reference LM's, before any store is read
     _quiet_transformers()
     options = ReportOptions(
         metric=args.metric, error=args.error, published=args.published, top_prompts=args.top_prompts,

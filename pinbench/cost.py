@@ -51,20 +51,45 @@ class StepTime:
         return float(self.by_dataset.get(dataset, self.step_s)) if dataset is not None else self.step_s
 
 
+def _seconds(value, where: str, allow_zero: bool = False) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or \
+            value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{where}: expected a finite number of seconds {'>= 0' if allow_zero else '> 0'}, "
+                          f"got {value!r}")
+    return float(value)
+
+
 def from_json(path: str | Path) -> list[StepTime]:
+    """The set-ups of a ``bench/gpu_paper_shapes.py`` JSON, each field checked (a wrong file is one
+    line naming the entry, not a projection from wrong numbers)."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"step times '{path}' cannot be read as JSON ({exc})") from None
-    out = []
+    if not isinstance(doc, dict) or not isinstance(doc.get("setups", []), list):
+        raise ConfigError(f"step times '{path}': expected a JSON object with a 'setups' list "
+                          "(bench/gpu_paper_shapes.py writes one)")
     device = doc.get("device", "")
-    for entry in doc.get("setups", []):
+    out = []
+    for i, entry in enumerate(doc.get("setups", [])):
+        where = f"step times '{path}': setups[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected an object, got {type(entry).__name__}")
         if entry.get("step_s") is None:
-            continue
-        out.append(StepTime(entry["task"], entry["method"], dict(entry.get("models") or {}), float(entry["step_s"]),
-                            float(entry.get("eval_s") or 0.0), dict(entry.get("step_s_by_dataset") or {}),
-                            f"{path.name}{' (' + device + ')' if device else ''}"))
+            continue  # a set-up the script could not run (out of memory): no time to project from
+        for key in ("task", "method"):
+            if not isinstance(entry.get(key), str):
+                raise ConfigError(f"{where}.{key}: expected a name, got {entry.get(key)!r}")
+        models = entry.get("models") or {}
+        by_dataset = entry.get("step_s_by_dataset") or {}
+        for key, value in (("models", models), ("step_s_by_dataset", by_dataset)):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{key}: expected an object, got {type(value).__name__}")
+        by_dataset = {str(d): _seconds(v, f"{where}.step_s_by_dataset.{d}") for d, v in by_dataset.items()}
+        out.append(StepTime(entry["task"], entry["method"], dict(models), _seconds(entry["step_s"], f"{where}.step_s"),
+                            _seconds(entry.get("eval_s") or 0.0, f"{where}.eval_s", allow_zero=True), by_dataset,
+                            f"{path.name}{' (' + str(device) + ')' if device else ''}"))
     return out
 
 
@@ -72,9 +97,15 @@ def from_store(path: str | Path) -> list[StepTime]:
     """Median seconds per step of each set-up's completed trials in a store (wall time / steps)."""
     path = Path(path)
     file = path / "trials.parquet" if path.is_dir() else path
-    trials = pd.read_parquet(file)
+    try:
+        trials = pd.read_parquet(file)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ConfigError(f"step times '{file}' cannot be read as a results table ({exc})") from None
     if not len(trials):
         return []
+    missing = sorted({"status", "steps", "wall_time_s"} - set(trials.columns))
+    if missing:
+        raise ConfigError(f"step times '{file}': not a pinbench trials table (no column(s) {missing})")
     trials = trials[(trials["status"] == "completed") & (trials["steps"] > 0) & (trials["wall_time_s"] > 0)]
     groups: dict[tuple, list[dict]] = {}
     for row in trials.to_dict("records"):

@@ -164,6 +164,9 @@ def read_tsv_rows(path: Path, what: str, quoting: str = "auto",
         raise error(f"{what} '{path}' is empty")
     (_, header_line), body = lines[0], lines[1:]
     header = header_line.split("\t")
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:  # which of the two columns is the text (or the label) would be a guess
+        raise error(f"{what} '{path}' line {lines[0][0]}: the header names column(s) {repeated} more than once")
     width = len(header)
     if quoting == "auto":
         quoting = "none" if all(len(line.split("\t")) == width for _, line in body) else "csv"
@@ -221,6 +224,11 @@ def check_output_path(target: str | os.PathLike, option: str, *, inputs: tuple =
         raise ConfigError(f"{option} '{target}': '{ancestor}' is a file, not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ConfigError(f"{option} '{target}': directory '{ancestor}' is not writable")
+    try:  # a file made and removed: os.access says yes to root on read-only mounts and /proc
+        with tempfile.NamedTemporaryFile(dir=ancestor, prefix=".pinbench-write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{option} '{target}': directory '{ancestor}' is not writable ({exc.strerror})") from None
     for file in inputs:
         if file is not None and Path(file).resolve() == resolved:
             raise ConfigError(f"{option} '{target}' is an input of this command ('{file}'); "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import importlib.util
 import logging
 import os
@@ -177,8 +178,29 @@ def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
+MASKED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2",
+                      "camembert", "mpnet", "modernbert", "ernie")
+
+
 def guess_kind(name: str) -> str:
-    """Masked for BERT-family names (roberta-large, bert-base-uncased, ...), causal otherwise."""
+    """Causal or masked: a local directory says so in its config.json (``architectures``,
+    ``model_type``); a hub id or an alias is masked for BERT-family names (roberta-large,
+    bert-base-uncased, ...), causal otherwise."""
+    config = Path(os.path.expanduser(name)) / "config.json"
+    if name not in ALIASES and config.is_file():
+        try:
+            doc = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            doc = None  # the loader names the damaged file
+        if isinstance(doc, dict):
+            architectures = [a for a in doc.get("architectures") or [] if isinstance(a, str)]
+            if any(a.endswith("ForMaskedLM") for a in architectures):
+                return "masked"
+            if any(a.endswith("ForCausalLM") for a in architectures):
+                return "causal"
+            if doc.get("model_type") in MASKED_MODEL_TYPES:
+                return "masked"
+            return "causal"
     return "masked" if "bert" in name.lower() else "causal"
 
 
@@ -291,6 +313,11 @@ def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_c
             if not os.path.isfile(os.path.join(path, "config.json")):
                 raise ModelLoadError(f"model directory '{name}' has no config.json: it is not a saved Hugging Face "
                                      f"model (save_pretrained writes one). {_offline_hint()}")
+            if not any(os.path.isfile(os.path.join(path, f)) for f in TOKENIZER_FILES):
+                # without one, transformers may build an empty tokenizer: a run would train to empty prompts
+                raise ModelLoadError(f"model directory '{name}' has no tokenizer files (none of "
+                                     f"{', '.join(TOKENIZER_FILES)}): save its tokenizer there too "
+                                     "(tokenizer.save_pretrained)")
         else:
             reason = _hub_unreachable_reason(name)
             if reason:
@@ -318,6 +345,9 @@ def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_c
     if kind == "clip" and not all(hasattr(model, m) for m in ("get_text_features", "get_image_features")):
         raise ModelLoadError(f"model '{name}' is a {type(model).__name__}, not a CLIP-style dual encoder "
                              "(it has no get_text_features / get_image_features)")
+    if len(tokenizer) < 2:
+        raise ModelLoadError(f"model '{name}': its tokenizer has {len(tokenizer)} token(s); the tokenizer files "
+                             "are empty or not this model's")
     model.requires_grad_(False)
     model.eval()
     model.to(device)
@@ -326,6 +356,9 @@ def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_c
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(name=name, kind=kind, model=model, tokenizer=tokenizer, processor=processor)
 
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
+                   "spiece.model", "sentencepiece.bpe.model", "merges.txt")
 
 _CASTS: dict[tuple[int, torch.dtype], tuple[LoadedModel, LoadedModel]] = {}
 

@@ -48,8 +48,7 @@ class RunConfig:
     def __post_init__(self):
         require([(self.steps >= 1, "steps", ">= 1"), (self.eval_every >= 1, "eval_every", ">= 1"),
                  (self.selection in SELECTIONS, "selection", f"one of {list(SELECTIONS)}"),
-                 (_device_type(self.device) in DEVICE_TYPES, "device",
-                  "cpu, cuda or cuda:N (as torch names devices; 'gpu' is not one)")], self)
+                 (_device_type(self.device) in DEVICE_TYPES, "device", device_expected(self.device))], self)
 
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
@@ -65,7 +64,24 @@ def _device_type(name: str) -> str | None:
         return None
 
 
-def check_device_available(device: str) -> None:
+def device_expected(name) -> str:
+    """What a device setting must be, with the likely fix for ``name`` ('gpu', 'CPU')."""
+    hint = ""
+    if isinstance(name, str) and name.strip().lower().startswith("gpu"):
+        hint = "; 'gpu' is not a torch device name"
+    elif isinstance(name, str) and _device_type(name.strip().lower()) in DEVICE_TYPES:
+        hint = f"; torch names it '{name.strip().lower()}'"
+    return f"cpu, cuda or cuda:N, as torch names devices{hint}"
+
+
+def check_device(device: str, key: str = "--device") -> None:
+    """A device named as torch names it, and present on this machine: one line naming ``key``."""
+    if _device_type(device) not in DEVICE_TYPES:
+        raise ConfigError(f"{key} '{device}': expected {device_expected(device)}")
+    check_device_available(device, key)
+
+
+def check_device_available(device: str, key: str = "run.device") -> None:
     """Before a model loads on this machine: the device exists here (a suite may name cuda for a
     cluster, so this is checked where a run starts, not when its config is read)."""
     import torch
@@ -73,12 +89,12 @@ def check_device_available(device: str) -> None:
     d = torch.device(device)
     if d.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"run.device '{device}': torch sees no CUDA device on this machine "
+            raise ConfigError(f"{key} '{device}': torch sees no CUDA device on this machine "
                               f"(torch {torch.__version__}, built {'with' if torch.version.cuda else 'without'} CUDA)")
         if d.index is not None and d.index >= torch.cuda.device_count():
-            raise ConfigError(f"run.device '{device}': this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise ConfigError(f"{key} '{device}': this machine has {torch.cuda.device_count()} CUDA device(s)")
     elif d.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"run.device '{device}': MPS is not available on this machine")
+        raise ConfigError(f"{key} '{device}': MPS is not available on this machine")
 
 
 @dataclass(frozen=True)

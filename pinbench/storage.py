@@ -201,7 +201,11 @@ def exclusive_writer(location: "str | Path | Location", what: str) -> Iterator[N
     directory = loc.local
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a directory or an unwritable file of that name
+        raise ConfigError(f"{what} '{location}': its lock file '{path}' cannot be opened ({exc.strerror}); "
+                          "remove it (pinbench makes it)") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -45,7 +45,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, yaml_error_line
-from .fields import check_value
+from .fields import check_value, field_types
 from .io import load_yaml, read_utf8
 from .registry import DEFAULT_METHOD, DEFAULT_TASK
 from .run import NAMES, RunSpec, make_spec, resolve_key, section_classes
@@ -112,9 +112,11 @@ class Suite:
         trials, seen = [], {}
         for point in self.points():
             trial = make_trial(self, point)
-            if trial.trial_id in seen:
-                raise ConfigError(f"{self.source}: grid points {seen[trial.trial_id]} and {point} make the same trial")
-            seen[trial.trial_id] = point
+            # the same run twice: by id, or by its resolved settings (alpha 1 and 1.0, seed and run.seed)
+            for key in (trial.trial_id, json.dumps(trial.spec.to_dict(), sort_keys=True, default=str)):
+                if key in seen:
+                    raise ConfigError(f"{self.source}: grid points {seen[key]} and {point} make the same trial")
+                seen[key] = point
             trials.append(trial)
         return trials
 
@@ -191,6 +193,10 @@ def resolve_params(params: dict) -> dict:
 def _mapping(source: str, key: str, value, allowed: set[str] | None = None) -> dict:
     if not isinstance(value, dict):
         raise ConfigError(f"{source}: '{key}' must be a mapping, got {type(value).__name__}")
+    for name in value:  # YAML keys may be numbers, booleans (yes/no/on/off) or null
+        if not isinstance(name, str):
+            raise ConfigError(f"{source}: {key}: key {name!r} ({type(name).__name__}) must be a string"
+                              + (" (YAML reads yes/no/on/off as booleans: quote it)" if isinstance(name, bool) else ""))
     if allowed is not None:
         unknown = sorted(set(value) - allowed)
         if unknown:
@@ -198,7 +204,7 @@ def _mapping(source: str, key: str, value, allowed: set[str] | None = None) -> d
     return value
 
 
-def _parse_search(source: str, raw, base: RunSpec) -> Search:
+def _parse_search(source: str, raw, base: RunSpec, max_trials: int = 100_000) -> Search:
     raw = _mapping(source, "search", raw, SEARCH_KEYS)
     if raw.get("method", "optuna") != "optuna":
         raise ConfigError(f"{source}: search.method: only 'optuna' is supported, got {raw['method']!r}")
@@ -222,15 +228,41 @@ def _parse_search(source: str, raw, base: RunSpec) -> Search:
                 raise ConfigError(f"{source}: search.space.{name}.values: a non-empty list is required")
             for v in dist["values"]:
                 check_value(sections[section], field_name, v, f"{source}: search.space.{name}")
-        elif not dist["low"] < dist["high"]:
-            raise ConfigError(f"{source}: search.space.{name}: low must be below high")
+        else:
+            for bound in ("low", "high"):
+                value = dist[bound]
+                if kind == "int" and (not isinstance(value, int) or isinstance(value, bool)) or \
+                        not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                    hint = " (YAML reads 1e-5 as a string: write 1.0e-5)" if isinstance(value, str) else ""
+                    raise ConfigError(f"{source}: search.space.{name}.{bound}: expected "
+                                      f"{'an integer' if kind == 'int' else 'a finite number'}, got {value!r}{hint}")
+                # both ends must be values the field takes, so every sampled value makes a valid trial
+                check_value(sections[section], field_name, value, f"{source}: search.space.{name}.{bound}")
+            if kind != "int" and field_types(sections[section])[field_name][0] is int:
+                raise ConfigError(f"{source}: search.space.{name}: a {kind} distribution samples floats and "
+                                  f"{section}.{field_name} takes integers: use type: int")
+            if not dist["low"] < dist["high"]:
+                raise ConfigError(f"{source}: search.space.{name}: low must be below high")
+            if kind == "loguniform" and dist["low"] <= 0:
+                raise ConfigError(f"{source}: search.space.{name}.low: a loguniform distribution needs low > 0, "
+                                  f"got {dist['low']!r}")
     n = raw.get("num_samples", 10)
-    if not isinstance(n, int) or n < 1:
-        raise ConfigError(f"{source}: search.num_samples: expected an integer >= 1, got {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= max_trials:
+        raise ConfigError(f"{source}: search.num_samples: expected an integer in [1, {max_trials:,}], got {n!r}"
+                          + (" (pass --allow-large for more)" if isinstance(n, int) and n > max_trials else ""))
     if raw.get("mode", "max") not in ("max", "min"):
         raise ConfigError(f"{source}: search.mode: expected max or min, got {raw['mode']!r}")
-    return Search(space=space, num_samples=n, seed=int(raw.get("seed", 0)),
-                  metric=str(raw.get("metric", "best_dev_accuracy")), mode=raw.get("mode", "max"))
+    seed = raw.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2 ** 32:
+        raise ConfigError(f"{source}: search.seed: expected an integer in [0, 2**32), got {seed!r}")
+    metric = _metric_name(source, "search", raw.get("metric", "best_dev_accuracy"))
+    return Search(space=space, num_samples=n, seed=seed, metric=metric, mode=raw.get("mode", "max"))
+
+
+def _metric_name(source: str, part: str, metric) -> str:
+    if not isinstance(metric, str) or not metric:
+        raise ConfigError(f"{source}: {part}.metric: expected a metric's name, got {metric!r}")
+    return metric
 
 
 def _parse_scheduler(source: str, raw) -> Scheduler:
@@ -240,8 +272,11 @@ def _parse_scheduler(source: str, raw) -> Scheduler:
     if raw.get("mode", "max") not in ("max", "min"):
         raise ConfigError(f"{source}: scheduler.mode: expected max or min, got {raw['mode']!r}")
     for key in ("grace_period", "reduction_factor", "max_t"):
-        if key in raw and raw[key] is not None and (not isinstance(raw[key], int) or raw[key] < 1):
+        if key in raw and raw[key] is not None and (not isinstance(raw[key], int) or isinstance(raw[key], bool)
+                                                    or raw[key] < 1):
             raise ConfigError(f"{source}: scheduler.{key}: expected an integer >= 1, got {raw[key]!r}")
+    if "metric" in raw:
+        _metric_name(source, "scheduler", raw["metric"])
     return Scheduler(**{k: v for k, v in raw.items()})
 
 
@@ -314,7 +349,7 @@ def parse_suite(raw, source: str = "<memory>", max_trials: int = MAX_TRIALS) -> 
                           "split the suite, or pass --allow-large to run it anyway")
     suite = Suite(
         name=name, base=base, grid=grid, plugins=tuple(plugins),
-        search=_parse_search(source, raw["search"], base_spec) if raw.get("search") is not None else None,
+        search=_parse_search(source, raw["search"], base_spec, max_trials) if raw.get("search") is not None else None,
         scheduler=_parse_scheduler(source, raw["scheduler"]) if raw.get("scheduler") is not None else None,
         resources=resources, max_concurrent=max_concurrent,
         description=str(raw.get("description", "")), source=source,
@@ -337,12 +372,9 @@ def parse_suite(raw, source: str = "<memory>", max_trials: int = MAX_TRIALS) -> 
 def _check_reported_metric(source: str, key: str, metric: str, specs: list[RunSpec]) -> None:
     """A search's or scheduler's metric must be in every report of every trial, or Tune stops the
     sweep at the first report. A trial reports, at each evaluation, its task's metrics on the
-    selection split (``dev_accuracy``) and the best so far (``best_dev_accuracy``), plus the
-    method's own quantities (``reward_mean``, ``loss``), which are not checked here; test metrics
-    come at the end only."""
-    prefix, split, name = metric.removeprefix("best_").partition("_")
-    if split != "_" or prefix not in ("train", "dev", "test"):
-        return  # not a split's metric: a method's own quantity
+    selection split (``dev_accuracy``) and the best so far (``best_dev_accuracy``); test metrics
+    come at the end only, and a method's own quantities (``reward_mean``, ``loss``) differ from
+    method to method, so neither may be a search's or a scheduler's metric."""
     for spec in specs:
         task = spec.task_class
         reported = [f"{b}{task.selection_split}_{m.name}" for b in ("", "best_") for m in task.metrics]
@@ -465,8 +497,38 @@ def load_suite(ref: str | Path, overrides: dict | None = None, max_trials: int =
     path = find_suite(ref)
     raw = _apply_extends(_read_suite_file(path), path)
     if isinstance(raw, dict) and overrides:
+        _check_overrides(raw, overrides, str(path))
         raw = {**raw, "base": _merge_base(raw.get("base") or {}, overrides, str(path))}
     return parse_suite(raw, str(path), max_trials)
+
+
+def _check_overrides(raw: dict, overrides: dict, source: str) -> None:
+    """A ``--set`` key that a grid axis or the search space also sets would be silently replaced
+    by the axis's values in every trial: refused, naming the axis."""
+    base = raw.get("base") if isinstance(raw.get("base"), dict) else {}
+    try:
+        spec = make_spec({k: v for k, v in base.items() if k in ("task", "method", "preset")}, f"{source}: base")
+        sections, names = section_classes(spec.task, spec.method), {"task": spec.task, "method": spec.method}
+    except ConfigError:
+        return  # parse_suite reports the bad task, method or preset
+
+    def field_of(key):
+        if key in NAMES:
+            return key
+        try:
+            return resolve_key(key, sections, source, names)
+        except ConfigError:
+            return key
+
+    blocks = raw.get("grid") if isinstance(raw.get("grid"), list) else [raw.get("grid")]
+    axes = {field_of(k): f"grid axis '{k}'" for b in blocks if isinstance(b, dict) for k in b if isinstance(k, str)}
+    search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
+    space = search.get("space") if isinstance(search.get("space"), dict) else {}
+    axes.update({field_of(k): f"search.space key '{k}'" for k in space if isinstance(k, str)})
+    for key in overrides:
+        if field_of(key) in axes:
+            raise ConfigError(f"--set {key}: {source} has a {axes[field_of(key)]}, whose values replace this "
+                              "setting in every trial; change the axis in the suite (or a suite that extends it)")
 
 
 def suite_size(suite: Suite) -> int:

@@ -157,7 +157,11 @@ def make_callback(results_dir: str | Path, suite: Suite):
             error = ""
             if trial.error_file and Path(trial.error_file).is_file():
                 error = Path(trial.error_file).read_text(errors="replace")[-4000:]
-            spec = make_spec(params["config"], f"trial {params['trial_id']}")
+            try:
+                spec = make_spec(params["config"], f"trial {params['trial_id']}")
+            except PinbenchError as exc:  # sampled values the trial refused: recorded with the base settings
+                spec = make_spec(trial.config.get("base") or {}, f"trial {params['trial_id']}")
+                error = error or str(exc)
             ResultsStore(results_dir, suite.name).add_failed(params["trial_id"], spec, error or "trial failed")
 
     return StoreCallback()

@@ -307,6 +307,16 @@ def _():
     return sweep("grid:\n  - seed: [0, 1]\n  - run.seed: [1]\n")
 
 
+@case("suite-same-value-twice")
+def _():
+    return sweep("grid:\n  method.alpha: [1, 1.0]\n")
+
+
+@case("suite-key-not-string")
+def _():
+    return sweep("base:\n  1: 2\n")
+
+
 @case("suite-resources-negative")
 def _():
     return sweep("resources: {cpu: -1}\n")
@@ -330,6 +340,26 @@ def _():
 @case("search-low-above-high")
 def _():
     return sweep("search:\n  space:\n    method.alpha: {type: loguniform, low: 10, high: 0.1}\n")
+
+
+@case("search-bound-not-number")
+def _():
+    return sweep("search:\n  space:\n    method.alpha: {type: loguniform, low: 1e-5, high: 1.0}\n")
+
+
+@case("search-loguniform-low-zero")
+def _():
+    return sweep("search:\n  space:\n    method.alpha: {type: loguniform, low: 0, high: 1.0}\n")
+
+
+@case("search-floats-for-int-field")
+def _():
+    return sweep("search:\n  space:\n    steps: {type: uniform, low: 1, high: 5}\n")
+
+
+@case("search-seed-not-integer")
+def _():
+    return sweep("search:\n  seed: abc\n" + SPACE.removeprefix("search:\n"))
 
 
 @case("search-missing-bound")
@@ -367,6 +397,16 @@ def _():
     return sweep("base:\n  task: inversion\nscheduler:\n  grace_period: 2\n")
 
 
+@case("scheduler-metric-not-a-name")
+def _():
+    return sweep("scheduler:\n  metric: 5\n")
+
+
+@case("scheduler-metric-method-quantity")
+def _():
+    return sweep("scheduler:\n  metric: rewrd_mean\n")
+
+
 @case("scheduler-unknown-type")
 def _():
     return sweep("scheduler:\n  type: hyperband\n")
@@ -398,6 +438,11 @@ def _():
 @case("set-bad-yaml")
 def _():
     return sweep("", "--set", "method.alpha=[0.5")
+
+
+@case("set-grid-axis")
+def _():
+    return sweep("grid:\n  run.seed: [1, 2]\n", "--set", "seed=3")
 
 
 @case("flag-out-of-range")
@@ -611,6 +656,18 @@ def _(tiny_lm_dir):
     return evaluate(tiny_lm_dir, "--device", "gpu")
 
 
+@case("predictions-unwritable-dir")
+def _(tiny_lm_dir):
+    reviews()
+    return evaluate(tiny_lm_dir, "--predictions", "/proc/predictions.csv")
+
+
+@case("step-times-not-an-object")
+def _():
+    write("times.json", "[1, 2]\n")
+    return sweep("base:\n  preset: pin\n", "--step-times", "times.json")
+
+
 @case("prompt-past-context")
 def _(tiny_lm_dir):
     reviews()
@@ -701,6 +758,25 @@ def _():
         """)]
 
 
+@case("dataset-path-placeholder")
+def _():
+    return ["datasets", "--dataset-file", write("reviews.yaml", """\
+        reviews:
+          verbalizers: [" bad", " good"]
+          template: "{input} {prompt} {mask} ."
+          path: "{name}/{seed}/{split}.tsv"
+        """)]
+
+
+@case("dataset-redefines-builtin")
+def _():
+    return ["datasets", "--dataset-file", write("mine.yaml", """\
+        sst-2:
+          verbalizers: [" bad", " good"]
+          template: "{input} {prompt} {mask} ."
+        """)]
+
+
 def no_data_anywhere(monkeypatch) -> None:
     """Every place of the data rule empty but the embedded demo split (SST-2 seed 13), whatever
     the machine has: PINBENCH_DATA_DIR unset, no ../shared/data, an empty cache."""
@@ -757,6 +833,12 @@ def _(tiny_lm_dir):
 @case("tsv-no-label-column")
 def _(tiny_lm_dir):
     reviews(header="sentence\tsentiment")
+    return evaluate(tiny_lm_dir)
+
+
+@case("tsv-repeated-column")
+def _(tiny_lm_dir):
+    reviews(header="sentence\tlabel\tsentence", rows=[r + "\tmore" for r in ROWS])
     return evaluate(tiny_lm_dir)
 
 
@@ -930,6 +1012,12 @@ def _(no_ray_left):
     return ["sweep", launchable(), "--results", "results"]
 
 
+@case("results-lock-is-directory")
+def _(no_ray_left):
+    Path("results/s/.pinbench.lock").mkdir(parents=True)
+    return ["sweep", launchable(), "--results", "results"]
+
+
 @case("results-uri-lost-slash")
 def _(no_ray_left):
     return ["sweep", launchable(), "--results", "s3:/my-bucket/pinbench"]
@@ -959,6 +1047,14 @@ def _():
 def _():
     reviews()
     Path("models").mkdir()
+    return evaluate("models")
+
+
+@case("model-dir-no-tokenizer")
+def _(tiny_lm_dir):
+    reviews()
+    Path("models").mkdir()
+    shutil.copy(Path(tiny_lm_dir) / "config.json", "models/config.json")
     return evaluate("models")
 
 
@@ -1061,6 +1157,18 @@ def _():
 def _(tiny_lm_dir):
     store(tiny_lm_dir=tiny_lm_dir)
     return ["report", "results/s", "--out", "report", "--metric", "test_acc", "--reference-lm", tiny_lm_dir]
+
+
+@case("report-metric-not-a-number")
+def _(tiny_lm_dir):
+    store(tiny_lm_dir=tiny_lm_dir)
+    return ["report", "results/s", "--out", "report", "--metric", "steps", "--reference-lm", tiny_lm_dir]
+
+
+@case("report-device-gpu")
+def _(tiny_lm_dir):
+    store(tiny_lm_dir=tiny_lm_dir)
+    return ["report", "results/s", "--out", "report", "--device", "gpu", "--reference-lm", tiny_lm_dir]
 
 
 @case("report-unknown-baseline")

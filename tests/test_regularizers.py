@@ -185,3 +185,15 @@ def test_registry():
         make_regularizer("mode2")
     with pytest.raises(ConfigError, match=r"q must be in \(1, 2\], got 2.5"):
         make_regularizer("tsallis", 2.5)
+
+
+def test_sparsemax_with_a_tiny_alpha_is_the_greedy_policy_not_zeros():
+    # u = q / 1e-10 passes 2**24: unshifted, 1 + u_(1) == u_(1) in float32, the support came out
+    # empty (an index -1 crash), then an all-zero policy. The argmax takes all the mass, and the
+    # value is max q (spmax(u) -> max u as alpha -> 0).
+    torch.manual_seed(0)
+    q = torch.randn(3, 50)
+    reg = SparseTsallis()
+    pi = reg.policy(q, 1e-10)
+    assert torch.equal(pi, torch.nn.functional.one_hot(q.argmax(-1), 50).float())
+    assert torch.allclose(reg.value(q, 1e-10), q.max(-1).values)

@@ -59,7 +59,8 @@ def sparsemax_threshold(u: torch.Tensor, k: int = 256) -> tuple[torch.Tensor, to
         ranks = torch.arange(1, k + 1, device=u.device, dtype=u.dtype)
         cumsum = top.cumsum(-1)
         in_support = 1 + ranks * top > cumsum  # -inf entries: -inf > -inf is False
-        support = in_support.sum(-1, keepdim=True)
+        # K >= 1 always (1 + u_(1) > u_(1)); in floats 1 + u == u once u passes 2**24 (a tiny alpha)
+        support = in_support.sum(-1, keepdim=True).clamp(min=1)
         if k >= finite or bool((support < k).all()):
             break
         k = min(8 * k, finite)
@@ -73,19 +74,28 @@ class SparseTsallis:
 
     name: str = "sparse_tsallis"
 
-    def policy(self, q: torch.Tensor, alpha: float) -> torch.Tensor:
+    @staticmethod
+    def _shifted(q: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """u = q / alpha less its maximum, and that maximum: sparsemax(u) = sparsemax(u - c) and
+        spmax(u) = spmax(u - c) + c, and without the shift a small alpha (u past 2**24) loses the
+        1 in 1 + k u_(k) > sum u_(j) to float rounding and gives an all-zero policy."""
         u = q / alpha
+        top = u.max(-1, keepdim=True).values
+        return u - top, top
+
+    def policy(self, q: torch.Tensor, alpha: float) -> torch.Tensor:
+        u, _ = self._shifted(q, alpha)
         tau, _ = sparsemax_threshold(u)
         return torch.clamp(u - tau, min=0)
 
     def value(self, q: torch.Tensor, alpha: float) -> torch.Tensor:
         # spmax(u) = 1/2 sum_{i in S} (u_i^2 - tau^2) + 1/2, S = {i : u_i > tau}
-        u = q / alpha
+        u, top = self._shifted(q, alpha)
         tau, _ = sparsemax_threshold(u)
         support = u > tau
         u_s = _masked(u, support)
         spmax = 0.5 * (u_s.pow(2) - _masked(tau.expand_as(u), support).pow(2)).sum(-1) + 0.5
-        return alpha * spmax
+        return alpha * spmax + alpha * top.squeeze(-1)
 
     def entropy(self, pi: torch.Tensor) -> torch.Tensor:
         return 0.5 * (1 - pi.pow(2).sum(-1))

@@ -141,6 +141,9 @@ def _template_fields(template: str) -> list[str]:
     return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
 
 
+PATH_FIELDS = ("name", "split_seed", "split")  # what a dataset's ``path`` pattern may hold
+
+
 def parse_spec(name: str, raw: object, source: str) -> DatasetSpec:
     """Validate one registry entry into a ``DatasetSpec``; errors name the dataset, key and source."""
     where = f"dataset '{name}' in {source}"
@@ -185,6 +188,14 @@ def parse_spec(name: str, raw: object, source: str) -> DatasetSpec:
                 f"{where}: '{key}' {values[key]!r} must contain each of {{input}}, {{prompt}}, "
                 f"{{mask}} exactly once and nothing else in braces (found {fields})"
             )
+    if values.get("path") is not None:
+        try:
+            unknown = sorted(set(_template_fields(values["path"])) - set(PATH_FIELDS))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: 'path' {values['path']!r} is not a valid pattern: {exc}") from None
+        if unknown:
+            raise ConfigError(f"{where}: 'path' {values['path']!r} has unknown placeholder(s) {unknown}; "
+                              f"it may use {', '.join('{' + f + '}' for f in PATH_FIELDS)}")
     causal = values.get("causal_template")
     if causal is not None and _template_fields(causal)[-1] != "mask":
         raise ConfigError(f"{where}: 'causal_template' {causal!r} must end with {{mask}} (the next token)")
@@ -239,6 +250,11 @@ def load_dataset_file(path: str | Path, register: bool = True) -> dict[str, Data
             data_dir = str((path.parent / (data_dir or ".")).resolve())
         resolved[name] = dataclasses.replace(spec, data_dir=data_dir)
     if register:
+        builtin = builtin_datasets()
+        for name in resolved:
+            if name in builtin:
+                raise ConfigError(f"{path}: dataset '{name}' is a built-in dataset; give yours another name "
+                                  "(a run's results name the dataset, and must not mix with the built-in's)")
         registry().update(resolved)
     return resolved
 
