@@ -69,6 +69,8 @@ class Results:
     history: pd.DataFrame
     prompts: pd.DataFrame
     stores: list[Store] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What loading changed that a reader should know (copies of one trial counted once)."""
 
     def completed(self) -> pd.DataFrame:
         return self.trials[self.trials["status"] == "completed"]
@@ -187,6 +189,7 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
     merged = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
     if not len(merged["trials"]):
         raise ResultsError(f"no trials in {', '.join(s.display('trials.parquet') for s in stores)}")
+    notes = _drop_copies(merged)
     # Trial ids must be unique across stores: qualify them with the store where they clash.
     owners = merged["trials"].groupby("trial_id")["store"].nunique()
     clashing = set(owners[owners > 1].index)
@@ -194,4 +197,37 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
         for frame in merged.values():
             hit = frame["trial_id"].isin(clashing)
             frame.loc[hit, "trial_id"] = frame.loc[hit, "store"] + "/" + frame.loc[hit, "trial_id"].astype(str)
-    return Results(merged["trials"], merged["history"], merged["prompts"], stores)
+    return Results(merged["trials"], merged["history"], merged["prompts"], stores, notes)
+
+
+def _drop_copies(merged: dict[str, pd.DataFrame]) -> list[str]:
+    """A trial row that equals one of another store in everything but the store (a store copied or
+    synced under a second path: the same run, started at the same time on the same host) is one
+    trial: its rows in the later store go, in every table, so means and tests count it once."""
+    trials = merged["trials"]
+    if trials["store"].nunique() < 2:
+        return []
+    import json
+
+    other = [c for c in trials.columns if c != "store"]
+    keys = [json.dumps([_plain(v) for v in row], default=str)
+            for row in trials[other].itertuples(index=False, name=None)]
+    copies = pd.Series(keys, index=trials.index).duplicated()
+    if not copies.any():
+        return []
+    dropped = set(zip(trials.loc[copies, "store"], trials.loc[copies, "trial_id"]))
+    for name, frame in merged.items():
+        hit = pd.Series([(s, t) in dropped for s, t in zip(frame["store"], frame["trial_id"])], index=frame.index)
+        merged[name] = frame[~hit].reset_index(drop=True)
+    by_store = Counter(s for s, _ in dropped)
+    return [f"store '{store}' repeats {n} trial(s) of another store given (a copy of the same runs): "
+            "each is counted once" for store, n in sorted(by_store.items())]
+
+
+def _plain(value):
+    """A cell as JSON can hold it (arrays of list columns as lists; NaN and None alike)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return value

@@ -203,7 +203,7 @@ def prepare(results: Results, options: ReportOptions) -> Prepared:
                           right_on=["prompt", "policy_lm"]).drop(columns=["prompt", "policy_lm", "_tokenizer"])
     trials = trials.merge(_policy_stats(results.history), how="left", on="trial_id")
     trials = trials.merge(settling(results.history), how="left", on="trial_id")
-    return Prepared(trials, methods, baseline, nat.warnings, nat.computed)
+    return Prepared(trials, methods, baseline, [*results.notes, *nat.warnings], nat.computed)
 
 
 def task_class(name: str, warnings: list[str] | None = None) -> type[Task]:

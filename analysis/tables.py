@@ -124,6 +124,9 @@ def summarise(samples: pd.DataFrame, columns: list[Column], *, title: str, rows:
                     with warnings.catch_warnings():  # near-identical runs: scipy warns, the p-value stands
                         warnings.simplefilter("ignore", RuntimeWarning)
                         pvalue.loc[row, col.key] = stats.ttest_ind(x, b, equal_var=False).pvalue
+    if average and AVG in keys:  # its mean would overwrite the column's
+        raise ConfigError(f"a table column is keyed '{AVG}', the name of the average over columns: "
+                          "rename that dataset")
     if average:
         complete = mean[keys].notna().all(axis=1)
         mean[AVG] = mean[keys].mean(axis=1).where(complete)
@@ -245,23 +248,44 @@ def latex_cell(mean: float, err: float | None, decimals: int) -> str:
     return format_number(mean, decimals) + ("" if pd.isna(err) else rf"{{\scriptsize$\pm${_error(mean, err, decimals)}}}")
 
 
+def _distinct(names: list[str], fallbacks: list[str], taken: tuple[str, ...] = ()) -> list[str]:
+    """``names`` with each one that repeats an earlier one (or one of ``taken``) replaced by its
+    fallback, then numbered: two columns titled alike (``sst-2`` and ``SST-2``; café and cafè,
+    both ``caf?`` in LaTeX; a dataset called ``Method``) would otherwise become one."""
+    used, out = set(taken), []
+    for name, fallback in zip(names, fallbacks):
+        candidate, k = name, 2
+        if candidate in used:
+            candidate = fallback
+        while candidate in used:
+            candidate, k = f"{fallback} ({k})", k + 1
+        used.add(candidate)
+        out.append(candidate)
+    return out
+
+
 def display_frame(table: SummaryTable, render=cell, bold=lambda s: f"**{s}**", dagger: str = "†",
                   name=lambda s: s, columns: list[Column] | None = None,
                   header=lambda c: c.name) -> pd.DataFrame:
-    """The table as strings, our rows then the published ones; first column ``Method``."""
+    """The table as strings, our rows then the published ones; first column ``Method``. Headers
+    and row labels are distinct as printed (a repeated one gets its key added)."""
     columns = table.columns if columns is None else columns
+    titles = _distinct([name(header(c)) for c in columns], [name(f"{header(c)} [{c.key}]") for c in columns],
+                       taken=("Method",))
+    labels = [*table.rows, *(pub + " (pub.)" for pub in table.published)]
+    labels = _distinct([name(r) for r in labels], [name(r) for r in labels])
     records = []
-    for row in table.rows:
-        rec = {"Method": name(row)}
-        for col in columns:
+    for label, row in zip(labels, table.rows):
+        rec = {"Method": label}
+        for title, col in zip(titles, columns):
             text = render(table.mean.loc[row, col.key], table.err.loc[row, col.key], col.decimals)
             text = bold(text) if table.bold.loc[row, col.key] else text
-            rec[name(header(col))] = text + (dagger if table.dagger.loc[row, col.key] else "")
+            rec[title] = text + (dagger if table.dagger.loc[row, col.key] else "")
         records.append(rec)
-    for pub, cells in table.published.items():
-        records.append({"Method": name(pub + " (pub.)"),
-                        **{name(header(col)): render(*cells[col.key], col.decimals) if col.key in cells else render(None, None, 0)
-                           for col in columns}})
+    for label, cells in zip(labels[len(table.rows):], table.published.values()):
+        records.append({"Method": label,
+                        **{title: render(*cells[col.key], col.decimals) if col.key in cells else render(None, None, 0)
+                           for title, col in zip(titles, columns)}})
     return pd.DataFrame(records)
 
 
@@ -290,7 +314,7 @@ def to_latex(table: SummaryTable, label: str) -> str:
     # Compact spacing inside the float only; the document's settings elsewhere are untouched.
     latex = latex.replace("\\centering\n", "\\centering\n\\small\n\\setlength{\\tabcolsep}{3pt}\n", 1)
     if table.published:  # a rule between our rows and the published ones
-        first = latex_text(next(iter(table.published)) + " (pub.)")
+        first = body["Method"].iloc[len(table.rows)]
         latex = latex.replace(f"\n{first} &", f"\n\\midrule\n{first} &", 1)
     return latex
 

@@ -526,6 +526,29 @@ def test_a_store_given_twice_or_under_another_name_counts_once(store, tmp_path):
         assert len(again.history) == len(once.history) and len(again.stores) == 1
 
 
+def test_a_copy_of_a_store_under_another_path_counts_each_trial_once(store, tmp_path):
+    """A store copied (cp -r, rsync, a bucket synced down) and given beside the original: its
+    trials are the same runs (same rows, provenance included), counted once with a note; a store
+    of other runs of the same suite (another machine) still counts as more samples."""
+    import shutil
+
+    from pinbench.analysis.load import load_results
+
+    copy = tmp_path / "elsewhere" / "handmade-copy"
+    shutil.copytree(store, copy)
+    once = load_results([store])
+    both = load_results([store, copy])
+    assert len(both.trials) == len(once.trials) and len(both.history) == len(once.history)
+    assert len(both.prompts) == len(once.prompts)
+    assert both.notes == [f"store 'handmade-copy' repeats {len(RUNS)} trial(s) of another store given "
+                          "(a copy of the same runs): each is counted once"]
+    rerun = make_store(tmp_path / "other" / "handmade", once.trials["task.task_lm"].iloc[0])
+    trials = pd.read_parquet(rerun / "trials.parquet")
+    trials["started_at"] = "2026-01-01T00:00:00Z"  # the same trials, run again at another time
+    trials.to_parquet(rerun / "trials.parquet", index=False)
+    assert len(load_results([store, rerun]).trials) == 2 * len(once.trials)
+
+
 @pytest.mark.parametrize("column,value,kind", [("test_accuracy", "0.75", "numbers"), ("status", 1, "text")])
 def test_a_results_table_with_a_wrongly_typed_column_is_an_error_naming_it(store, column, value, kind):
     """Accuracies written as text would be averaged as strings or dropped; an error names the column."""
@@ -573,3 +596,28 @@ def test_a_task_not_registered_here_is_reported_without_its_sections():
     assert task_class("no-such-plugin-task", warnings) is Task
     assert "task 'no-such-plugin-task' is not registered here" in warnings[0]
     assert Task.report_sections(None) == [] and Task.comparison_published(None) == {}
+
+
+def test_columns_and_rows_titled_alike_stay_apart_in_every_format():
+    """Datasets `sst-2` and `SST-2` (both titled SST-2), `café` and `cafè` (both `caf?` in
+    LaTeX) and one called `Method`: each keeps its own column (one used to overwrite the other,
+    and the LaTeX writer then crashed); a dataset called `Avg` is refused (its mean would be
+    overwritten by the average)."""
+    from pinbench.analysis.tables import Column, summarise, to_latex, to_long, to_markdown
+    from pinbench.errors import ConfigError
+
+    keys = {"sst-2": "SST-2", "SST-2": "SST-2", "café": "café", "cafè": "cafè", "Method": "Method"}
+    columns = [Column(k, title) for k, title in keys.items()]
+    samples = pd.DataFrame([{"row": row, "column": k, "value": v + i}
+                            for i, k in enumerate(keys) for row, v in (("pín", 10.0), ("pìn", 20.0))])
+    table = summarise(samples, columns, title="t")
+    md = to_markdown(table).splitlines()
+    header = [c.strip() for c in md[0].strip("|").split("|")]
+    assert header == ["Method", "SST-2", "SST-2 [SST-2]", "café", "cafè", "Method [Method]"]
+    assert [c.strip() for c in md[2].strip("|").split("|")] == ["pín", "10.0", "11.0", "12.0", "13.0", "14.0"]
+    latex = to_latex(table, "tab:t")
+    body = latex[latex.index("\\midrule"):latex.index("\\bottomrule")]
+    assert body.count("&") == 2 * 5 and "caf? [caf?]" in latex and "p?n &" in latex and "p?n (2) &" in latex
+    assert len(to_long(table)) == 2 * 5
+    with pytest.raises(ConfigError, match="keyed 'Avg'"):
+        summarise(samples.assign(column="Avg"), [Column("Avg", "Avg")], title="t", average=True)
