@@ -25,7 +25,7 @@ import pandas as pd
 
 from .fields import same_value
 from .provenance import PROVENANCE_COLUMNS, environment, utc_now
-from .run import RunResult, RunSpec
+from .run import RunResult, RunSpec, config_hash
 from .storage import Location, resolve
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ def trial_row(result: RunResult, trial_id: str, suite: str = "", status: str = "
     if result.prompt_tokenizer is not None:
         row["prompt_tokenizer"] = result.prompt_tokenizer
     row.update({k: v for k, v in spec.to_dict().items() if "." in k})
+    row["config_hash"] = config_hash(spec)
     row.update({"best_step": best.get("step"), "best_prompt": best.get("prompt"),
                 "best_token_ids": best.get("token_ids"), "steps": result.steps_done,
                 "wall_time_s": result.wall_time_s})
@@ -132,6 +133,16 @@ class ResultsStore:
 
     def completed(self) -> set[str]:
         return {tid for tid, t in self._tables.items() if t["trials"]["status"].iloc[0] == "completed"}
+
+    def completed_as(self, hashes: dict[str, str]) -> set[str]:
+        """Completed trials whose recorded settings (``config_hash``) are still ``hashes[trial_id]``;
+        a row written before the hash was recorded counts as unchanged."""
+        out = set()
+        for tid in self.completed() & set(hashes):
+            recorded = self._tables[tid]["trials"].get("config_hash", pd.Series([None])).iloc[0]
+            if recorded is None or (isinstance(recorded, float) and recorded != recorded) or recorded == hashes[tid]:
+                out.add(tid)
+        return out
 
     def table(self, name: str) -> pd.DataFrame:
         """One table over every trial the store holds (as ``flush`` writes it)."""

@@ -216,6 +216,15 @@ def make_spec(values: dict, where: str = "config", *, from_strings: bool = False
                    method_config=configs["method"], preset=preset_name, plugins=plugins)
 
 
+def config_hash(spec: RunSpec) -> str:
+    """A run's settings, every field resolved, as a short hash: a trials row records it, so a
+    resumed sweep can tell a completed trial from one whose settings the suite has since changed."""
+    import hashlib
+    import json
+
+    return hashlib.sha1(json.dumps(spec.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 @dataclass
 class RunResult:
     """What a run produced, whatever its method (``pinbench.results`` writes it as Parquet)."""

@@ -103,6 +103,10 @@ class Location:
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), self.path, filesystem=self.fs)
         return self
 
+    def read_text(self) -> str:
+        with self.fs.open_input_stream(self.path) as stream:
+            return stream.read().decode("utf-8")
+
     def write_text(self, text: str) -> Location:
         if self.local is not None:
             write_text(text, self.local)

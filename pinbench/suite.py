@@ -48,7 +48,7 @@ from .errors import ConfigError, yaml_error_line
 from .fields import check_value, field_types
 from .io import load_yaml, read_utf8
 from .registry import DEFAULT_METHOD, DEFAULT_TASK
-from .run import NAMES, RunSpec, make_spec, resolve_key, section_classes
+from .run import NAMES, RunSpec, config_hash, make_spec, resolve_key, section_classes
 
 SUITE_KEYS = {"name", "description", "extends", "plugins", "base", "grid", "search", "scheduler", "resources",
               "max_concurrent"}
@@ -154,6 +154,16 @@ def trial_id(suite: str, point: dict) -> str:
     key = json.dumps(point, sort_keys=True, default=str)
     readable = "_".join(f"{k}={v}" for k, v in point.items())[:60]
     return f"{readable or suite}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+def suite_fingerprint(suite: Suite) -> dict:
+    """What the suite runs: each grid trial's settings by id, or the search (space, samples, seed,
+    metric) and its base settings. A resumed sweep compares it with the one its first run wrote."""
+    if suite.search is not None:
+        search = json.dumps(dataclasses.asdict(suite.search), sort_keys=True, default=str)
+        return {"search": hashlib.sha1(search.encode()).hexdigest()[:16],
+                "base": config_hash(make_spec({**suite.base, "plugins": list(suite.plugins)}, suite.source))}
+    return {"trials": {t.trial_id: config_hash(t.spec) for t in suite.trials()}}
 
 
 def make_trial(suite: Suite, point: dict) -> TrialSpec:

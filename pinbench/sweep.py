@@ -31,9 +31,10 @@ from . import signals
 from .errors import ConfigError, NonFiniteError, PinbenchError
 from .results import ResultsStore, frames
 from .run import make_spec
-from .suite import Suite, resolve_params, trial_params
+from .suite import Suite, resolve_params, suite_fingerprint, trial_params
 
 STATE_FILE = "state.pt"
+log = logging.getLogger(__name__)
 
 # Checkpoints: a trial checkpoints at most every CHECKPOINT_EVERY_S seconds (and always at the
 # end); Tune keeps the last KEEP_CHECKPOINTS of each trial. Tune forces an experiment-state
@@ -295,6 +296,31 @@ def check_resources(suite: Suite) -> None:
                 f"add a node with more, or pass --wait-for-resources (an autoscaling cluster adds it later)")
 
 
+FINGERPRINT = "suite-trials.json"  # in the store: what the sweep that first wrote it ran (suite_fingerprint)
+
+
+def _suite_changed(store: ResultsStore, fingerprint: dict) -> bool:
+    """Whether the suite differs from the one whose sweep wrote the store (added, removed or
+    changed trials; another search). A store without the record (older pinbench) is taken as the
+    same suite, as before."""
+    import json
+
+    location = store.location.join(FINGERPRINT)
+    if not location.is_file():
+        return False
+    try:
+        recorded = json.loads(location.read_text())
+    except (OSError, ValueError):
+        return True  # unreadable: assume changed, so nothing is skipped on a guess
+    return recorded != fingerprint
+
+
+def _write_fingerprint(store: ResultsStore, fingerprint: dict) -> None:
+    import json
+
+    store.location.join(FINGERPRINT).write_text(json.dumps(fingerprint, sort_keys=True, indent=1) + "\n")
+
+
 def _stored_metrics(store: ResultsStore) -> dict[str, dict]:
     """Per completed trial in the store, the metrics its final report gave a searcher: the best
     prompt's selection-split values, under their own names and as ``best_<name>``."""
@@ -353,6 +379,12 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
     with exclusive_writer(resolve(results_dir).join(suite.name), "results store"):
         store = ResultsStore(results_dir, suite.name)
         experiment_path = f"{run_config.storage_path.rstrip('/')}/{suite.name}"
+        fingerprint = suite_fingerprint(suite)
+        changed = resume and _suite_changed(store, fingerprint)
+        if changed and suite.search is not None:
+            raise ConfigError(f"--resume: the search of suite '{suite.name}' changed since its sweep started "
+                              f"in {store.uri} (the Optuna study belongs to the old one); run it under another "
+                              "name, or without --resume to start the search again")
         if check_data:
             check_trial_data(suite)
         started = not ray.is_initialized()
@@ -372,7 +404,8 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
                     ray.shutdown()
                 raise
         resources = {"cpu": suite.resources["cpu"], "gpu": suite.resources["gpu"]}
-        if resume and tune.Tuner.can_restore(experiment_path):
+        _write_fingerprint(store, fingerprint)
+        if resume and tune.Tuner.can_restore(experiment_path) and not changed:
             trainable = tune.with_resources(_skip_completed(trainable, _stored_metrics(store)), resources)
             tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True,
                                        param_space=None)
@@ -383,8 +416,14 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
                 restored.get_run_config().callbacks = run_config.callbacks
                 restored.get_run_config().verbose = run_config.verbose
         else:
-            space, tune_kwargs = tune_setup(suite, skip=store.completed() if resume else set(),
-                                            checkpoint_every_s=checkpoint_every_s)
+            skip = store.completed_as(fingerprint.get("trials", {})) if resume else set()
+            if changed:
+                stale = sorted(store.completed() - skip)
+                log.warning("suite '%s' changed since its sweep started: its new trials run, %d completed trial(s) "
+                            "with unchanged settings are kept, %d whose settings changed run again%s; unfinished "
+                            "trials start from their first step", suite.name, len(skip), len(stale),
+                            f" ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''})" if stale else "")
+            space, tune_kwargs = tune_setup(suite, skip=skip, checkpoint_every_s=checkpoint_every_s)
             if not space:
                 return store
             tuner = tune.Tuner(tune.with_resources(trainable, resources), param_space=space, run_config=run_config,
