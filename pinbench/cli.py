@@ -184,6 +184,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     tr.add_argument("--out", default=None,
                     help="write config.json and trials/history/prompts.parquet here (a directory or "
                          "a URI: s3://bucket/prefix, gs://..., file://...)")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="replace the run already in --out (its tables, config.json and transfer.parquet)")
     _add_field_flags(tr, argv)
     tr.set_defaults(func=cmd_train)
 
@@ -378,13 +380,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     import contextlib
 
     from .results import write_run
-    from .run import make_spec
+    from .run import make_spec, with_absolute_paths
     from .storage import exclusive_writer, resolve
 
     console = Console()
     values: dict = {"task": args.task, "method": args.method, "preset": args.preset, "plugins": args.plugin,
                     **_field_values(args), **_key_values(args.set)}
-    spec = make_spec(values, "pinbench train", from_strings=True)
+    spec = with_absolute_paths(make_spec(values, "pinbench train", from_strings=True))
     if args.out is not None and not str(args.out).strip():
         raise ConfigError("--out is empty; give a directory (an unset shell variable?)")
     out = resolve(args.out) if args.out is not None else None  # a path or a URI (s3://...)
@@ -403,6 +405,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_output_path(args.out, "--out", data_dirs=(data_dir,), input_dirs=models, directory=True)
     # One process per --out: a second run into it is refused naming the first (not lost).
     with exclusive_writer(args.out, "--out") if args.out is not None else contextlib.nullcontext():
+        if out is not None and out.join("trials.parquet").is_file() and not args.overwrite:
+            # checked under the lock: a run finished by another process a moment ago counts
+            raise ConfigError(f"--out '{args.out}' already holds a run (trials.parquet); give another directory, "
+                              "or --overwrite to replace it")
         config = spec.run
         _quiet_transformers()
         trainer = spec.method_class(spec)
@@ -450,6 +456,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         console.print(f"{result.steps_done} steps in {result.wall_time_s:.0f} s ({status})")
         if args.out is not None:
             with signals.deferred(f"the run to {args.out}"):
+                from .transfer import TRANSFER_FILE
+
+                stale = out.join(TRANSFER_FILE)  # scores of the replaced run's prompts (--overwrite)
+                if stale.is_file():
+                    stale.fs.delete_file(stale.path)
                 write_run(args.out, result, status=status, error=error)
             console.print(f"results written to {args.out}/")
         if error:

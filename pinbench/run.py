@@ -216,6 +216,25 @@ def make_spec(values: dict, where: str = "config", *, from_strings: bool = False
                    method_config=configs["method"], preset=preset_name, plugins=plugins)
 
 
+PATH_FIELD_SUFFIXES = ("_dir", "_file", "_lm", "_model", "_classifier")  # fields that may name a local path
+
+
+def with_absolute_paths(spec: RunSpec) -> RunSpec:
+    """The spec with each task or method setting that names an existing relative path (a data
+    directory, a dataset file, a local model directory) made absolute: what a run records must
+    read the same files from any working directory (``pinbench transfer`` elsewhere, a report)."""
+    import os
+
+    values = spec.to_dict()
+    changed = {k: os.path.abspath(v) for k, v in values.items()
+               if k.startswith(("task.", "method.")) and k.endswith(PATH_FIELD_SUFFIXES)
+               and isinstance(v, str) and v and not os.path.isabs(v)
+               and "://" not in v and os.path.exists(os.path.expanduser(v))}
+    if not changed:
+        return spec
+    return make_spec({**values, **changed, "plugins": list(spec.plugins)}, "run")
+
+
 def config_hash(spec: RunSpec) -> str:
     """A run's settings, every field resolved, as a short hash: a trials row records it, so a
     resumed sweep can tell a completed trial from one whose settings the suite has since changed."""

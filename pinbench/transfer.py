@@ -104,6 +104,9 @@ def run_transfer(paths: list[str | Path] | str | Path, task_lms: list[str], data
     if not stores:
         raise ConfigError(f"pinbench transfer: no completed classification trial with a best prompt in "
                           f"{', '.join(map(str, paths))}")
+    if write:  # a damaged transfer.parquet fails now, not after minutes of scoring
+        for store, _ in stores:
+            existing_transfer(store)
     # Every named LM loads before anything is scored: a typo fails now, naming the model.
     for lm in task_lms:
         load_model(lm, task_lm_kind or guess_kind(lm), dtype=dtype, device=device, trust_remote_code=trust_remote_code)
@@ -198,16 +201,25 @@ def write_transfer(store, rows: pd.DataFrame) -> None:
     split) are replaced, the rest kept; written atomically on a local disk."""
     if not len(rows):
         return
-    if store.exists(TRANSFER_FILE):
-        old = store.read(TRANSFER_FILE, "transfer file")
-        missing = [c for c in KEY if c not in old.columns]
-        if missing:
-            raise ConfigError(f"transfer file '{store.display(TRANSFER_FILE)}' lacks column(s) {missing}; "
-                              "move it away to start a new one")
+    old = existing_transfer(store)
+    if old is not None:
         new_keys = set(map(tuple, rows[list(KEY)].astype(str).to_numpy().tolist()))
         keep = [tuple(k) not in new_keys for k in old[list(KEY)].astype(str).to_numpy().tolist()]
         rows = pd.concat([old[keep], rows], ignore_index=True) if any(keep) else rows
     store.write(TRANSFER_FILE, rows.reset_index(drop=True))
+
+
+def existing_transfer(store) -> pd.DataFrame | None:
+    """The store's ``transfer.parquet`` that new rows merge into (None: there is none); one that
+    cannot be read or lacks the key columns is an error naming it, before anything is scored."""
+    if not store.exists(TRANSFER_FILE):
+        return None
+    old = store.read(TRANSFER_FILE, "transfer file")
+    missing = [c for c in KEY if c not in old.columns]
+    if missing:
+        raise ConfigError(f"transfer file '{store.display(TRANSFER_FILE)}' lacks column(s) {missing}; "
+                          "move it away to start a new one")
+    return old
 
 
 def read_transfer(store) -> pd.DataFrame | None:

@@ -499,6 +499,12 @@ def _():
     return ["train", "--out", "run.txt"]
 
 
+@case("train-out-holds-run")
+def _(tiny_lm_dir):
+    store("runs/x", tiny_lm_dir=tiny_lm_dir)
+    return ["train", "--out", "runs/x"]
+
+
 @case("train-out-below-file")
 def _():
     write("afile", "notes\n")
@@ -935,6 +941,13 @@ def _():
             "--prompt", "x"]
 
 
+@case("style-outputs-not-utf8")
+def _():
+    write("outputs.txt", b"great food\nthe caf\xe9 was fine\n")
+    return ["eval", "--task", "style_transfer", "--dataset", "yelp", "--direction", "0_to_1", "--data-dir", "st",
+            "--split", "test", "--outputs", "outputs.txt"]
+
+
 def inversion(*sets: str) -> list[str]:
     return ["eval", "--task", "inversion", "--prompt", "a red painting", "--set", "clip_model=clip",
             *[a for s in sets for a in ("--set", s)]]
@@ -1169,6 +1182,13 @@ def _(tiny_lm_dir):
 def _(tiny_lm_dir):
     store(tiny_lm_dir=tiny_lm_dir)
     return ["report", "results/s", "--out", "report", "--device", "gpu", "--reference-lm", tiny_lm_dir]
+
+
+@case("transfer-file-damaged")
+def _(tiny_lm_dir):
+    store(tiny_lm_dir=tiny_lm_dir)
+    write("results/s/transfer.parquet", b"PAR1 cut short")
+    return ["transfer", "results/s", "--task-lm", "no-such-model-is-loaded-first"]
 
 
 @case("report-unknown-baseline")

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -103,6 +104,19 @@ def test_train_writes_the_results_tables(tiny_setup, tmp_path, capsys):
     assert best["test_accuracy"] == trials.loc[0, "test_accuracy"]
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "pin" and config["method_config"]["top_k"] == 20 and config["run"]["steps"] == 4
+
+
+def test_train_overwrite_replaces_the_run_and_drops_its_transfer_scores(tiny_setup, tmp_path, capsys):
+    """A second run into one --out is refused (tests/test_bad_input.py: train-out-holds-run); with
+    --overwrite it replaces the run, and the transfer scores of the old run's prompts go with it."""
+    out = tmp_path / "run"
+    assert main(train_argv(tiny_setup, out, steps=2, mlp_hidden=32)) == 0
+    (out / "transfer.parquet").write_bytes(b"scores of the first run's prompt")
+    assert main(train_argv(tiny_setup, out, steps=2, mlp_hidden=32)) == 2
+    assert "already holds a run" in capsys.readouterr().err and (out / "transfer.parquet").exists()
+    assert main([*train_argv(tiny_setup, out, steps=3, mlp_hidden=32), "--overwrite"]) == 0
+    assert pd.read_parquet(out / "trials.parquet").loc[0, "run.steps"] == 3
+    assert not (out / "transfer.parquet").exists()
 
 
 def test_train_fails_before_training_when_a_split_is_missing(tiny_setup, few_shot_without_test, capsys,
@@ -290,3 +304,24 @@ def test_sweep_results_table_shows_a_prompt_escaped_with_its_brackets(tmp_path, 
     assert main(["sweep", str(suite)]) == 0
     out = capsys.readouterr().out
     assert "'a\\n[bold]b[/bold]'" in out
+
+
+def test_train_records_absolute_paths_so_the_run_reads_the_same_files_from_anywhere(tiny_setup, tmp_path,
+                                                                                  monkeypatch):
+    """`--data-dir .` and a model directory given relative to the working directory were recorded
+    as written: `pinbench transfer` from another directory then read other data (or none)."""
+    import os
+
+    model_dir, spec_file = tiny_setup
+    monkeypatch.chdir(spec_file.parent)
+    model = os.path.relpath(model_dir)
+    argv = ["train", "--preset", "pin", "--dataset", "toy", "--dataset-file", spec_file.name, "--data-dir", ".",
+            "--split-seed", "5", "--policy-lm", model, "--task-lm", model, "--top-k", "20", "--mlp-hidden", "16",
+            "--steps", "1", "--replay-batch", "8", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    config = pd.read_parquet(tmp_path / "run" / "trials.parquet").iloc[0]
+    expected = {"task.task_lm": model_dir, "method.policy_lm": model_dir, "task.dataset_file": spec_file,
+                "task.data_dir": spec_file.parent}
+    for key, path in expected.items():
+        assert config[key] == str(Path(path).resolve()), key
+    assert config["task.template"] == "dataset"  # a setting that is not a path stays as it was

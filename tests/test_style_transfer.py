@@ -361,3 +361,13 @@ def test_q_bias_shifts_every_q_value_and_leaves_the_policy(tiny_gpt2):
     for name in ("shannon", "sparse_tsallis"):
         reg = make_regularizer(name, 1.5)
         assert torch.allclose(reg.policy(biased.q_values(e), 1.0), reg.policy(plain.q_values(e), 1.0), atol=1e-5)
+
+
+def test_an_outputs_file_splits_at_newlines_only(tmp_path):
+    """One output per line, a line ending at \\n or \\r\\n; U+2028, \\x0b and \\x1c inside an output
+    are text (str.splitlines split there and shifted every later output against its input)."""
+    from pinbench.tasks.style_transfer.task import read_outputs
+
+    file = tmp_path / "outputs.txt"
+    file.write_bytes("good food\u2028really\r\nbad\x0bservice\n\nlast\x1c one".encode())
+    assert read_outputs(file) == ["good food\u2028really", "bad\x0bservice", "", "last\x1c one"]

@@ -27,6 +27,7 @@ import torch
 
 from ...errors import ConfigError
 from ...fields import require
+from ...io import read_utf8
 from ...registry import TASKS
 from ..base import DatasetInfo, EvalTable, Metric, Task
 from .data import StyleSplit, get_dataset, parse_direction, read_split
@@ -232,6 +233,8 @@ class StyleTransfer(Task):
         super().check_eval_request(prompts, outputs, split)
         if outputs and split != "test":
             raise ConfigError("pinbench eval --outputs: outputs are scored against the test split only")
+        for file in outputs:  # readable text, before any model loads or prompt is sampled
+            read_outputs(file)
 
     def eval_table(self, prompts, outputs, split: str, progress=None) -> EvalTable:
         """Each prompt's best-of-n outputs, or each outputs file (another system's, one line per
@@ -239,10 +242,16 @@ class StyleTransfer(Task):
         import pandas as pd
 
         data = self.split(split)
+        given = {Path(f): read_outputs(f) for f in outputs}
+        for file, lines in given.items():  # before the prompts' sampling, minutes on a CPU
+            if len(lines) != len(data.inputs):
+                raise ConfigError(f"outputs file '{file}' has {len(lines)} line(s) for {len(data.inputs)} test inputs "
+                                  f"of style transfer {self.config.dataset} {self.config.direction}: give one output "
+                                  "per input, one per line")
         rows, frames = [], []
         for source in [*prompts, *outputs]:
             if isinstance(source, Path):
-                metrics, name = self.evaluate_outputs(read_outputs(source), data), str(source)
+                metrics, name = self.evaluate_outputs(given[Path(source)], data), str(source)
             else:
                 metrics, name = self.score([source], split), repr(source)
                 metrics = {k: (v[0] if isinstance(v, list) else float(v[0])) for k, v in metrics.items()}
@@ -433,12 +442,24 @@ class StyleTransfer(Task):
                 "style_correct_each": correct.tolist(), "fluent_each": fluent.tolist()}
 
 
+MAX_OUTPUTS_BYTES = 64 * 2 ** 20  # a test split's outputs are kilobytes
+
+
 def read_outputs(path: str | Path) -> list[str]:
     """A file of outputs, one per line (``pinbench eval --outputs``); blank lines are empty outputs."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"outputs file '{file}' does not exist")
-    return [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
+    size = file.stat().st_size
+    if size > MAX_OUTPUTS_BYTES:
+        raise ConfigError(f"outputs file '{file}' is {size:,} bytes, over the {MAX_OUTPUTS_BYTES:,}-byte limit")
+    text = read_utf8(file, "outputs file")
+    # lines end at \n (or \r\n) only: str.splitlines would also split at U+2028, \x0b or \x1c inside
+    # an output and shift every later output against its input
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r").strip() for line in lines]
 
 
 def _smoke_settings(cls, config: StyleTransferConfig, run, workdir: Path) -> tuple[dict, list[str]]:
