@@ -130,8 +130,21 @@ def _key_values(items: list[str], flag: str = "--set") -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{flag} expects KEY=VALUE, got {item!r}")
+        if key.strip() in out:  # the later one would win silently
+            raise ConfigError(f"{flag} {key.strip()} is given twice ({out[key.strip()]!r} and {value.strip()!r}); keep one")
         out[key.strip()] = value.strip()
     return out
+
+
+def _flags_and_sets(flags: dict[str, str], sets: dict[str, str]) -> dict[str, str]:
+    """The field flags' values with ``--set``'s on top; a field given both ways (``--steps 2`` and
+    ``--set run.steps=4``) is refused, as either one would silently lose."""
+    for key in sets:
+        for flag in flags:
+            if key == flag or ("." not in key and flag.endswith(f".{key}")):
+                raise ConfigError(f"--set {key}: the flag --{flag.split('.', 1)[1].replace('_', '-')} sets "
+                                  f"{flag} too; give one")
+    return {**flags, **sets}
 
 
 def _task_settings(items: list[str]) -> dict[str, str]:
@@ -349,7 +362,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     task_class.check_eval_request(args.prompt, args.outputs, args.split)
     _quiet_transformers()
     values = {"task": args.task, "plugins": args.plugin, **task_class.eval_values(flags),
-              **_field_values(args), **_task_settings(args.set)}
+              **_flags_and_sets(_field_values(args), _task_settings(args.set))}
     spec = make_spec(values, "pinbench eval", from_strings=True)
     if args.predictions is not None:  # never over a file this command reads, nor into the data
         inputs = task_class.input_files(spec.task_config, [args.split])
@@ -385,7 +398,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     console = Console()
     values: dict = {"task": args.task, "method": args.method, "preset": args.preset, "plugins": args.plugin,
-                    **_field_values(args), **_key_values(args.set)}
+                    **_flags_and_sets(_field_values(args), _key_values(args.set))}
     spec = with_absolute_paths(make_spec(values, "pinbench train", from_strings=True))
     if args.out is not None and not str(args.out).strip():
         raise ConfigError("--out is empty; give a directory (an unset shell variable?)")
@@ -506,6 +519,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         overrides["task.data_dir"] = str(Path(args.data_dir).resolve())
     from .suite import MAX_TRIALS
 
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise ConfigError(f"--data-dir '{args.data_dir}' is not a directory")
+    if args.num_cpus is not None and args.num_cpus < 1:
+        raise ConfigError(f"--num-cpus must be >= 1, got {args.num_cpus}")
+    if args.max_failures < 0:  # Tune reads -1 as "retry forever": a trial that always fails never ends
+        raise ConfigError(f"--max-failures must be >= 0, got {args.max_failures}")
     suite = load_suite(args.suite, overrides, max_trials=10 ** 18 if args.allow_large else MAX_TRIALS)
     if args.smoke and not args.dry_run:  # pinbench/smoke.py
         _quiet_transformers()
@@ -535,8 +554,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     check_trackers(args.tracker)  # before the sweep module, Ray or any model is loaded
     if args.checkpoint_every is not None and not (args.checkpoint_every >= 0 and args.checkpoint_every != float("inf")):
         raise ConfigError(f"--checkpoint-every must be a finite number >= 0, got {args.checkpoint_every}")
-    if args.num_cpus is not None and args.num_cpus < 1:
-        raise ConfigError(f"--num-cpus must be >= 1, got {args.num_cpus}")
     if args.results is not None and not str(args.results).strip():
         raise ConfigError("--results is empty; give a directory (an unset shell variable?)")
     _quiet_transformers()
@@ -641,6 +658,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from .registry import TASKS, import_plugins
 
     import_plugins(args.plugin)
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise ConfigError(f"--data-dir '{args.data_dir}' is not a directory")
     manifest = load_manifest()
 
     def where(info) -> str:

@@ -69,7 +69,10 @@ def implicit_places() -> list[Place]:
     """The places looked in when no directory is given, in order (see the module docstring)."""
     env = os.environ.get(ENV_DATA_DIR)
     if env:
-        return [Place(ENV_DATA_DIR, Path(env).expanduser())]
+        root = Path(env).expanduser()
+        if root.exists() and not root.is_dir():
+            raise DataError(f"{ENV_DATA_DIR} '{env}' is a file; set it to a data root (a directory)")
+        return [Place(ENV_DATA_DIR, root)]
     places = [Place("../shared/data", SHARED_DATA)] if SHARED_DATA.is_dir() else []
     return places + [Place("cache", data_cache()), Place("embedded", EMBEDDED_DATA)]
 

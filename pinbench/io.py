@@ -277,6 +277,9 @@ def load_yaml(text: str, source: str):
         def construct_mapping(self, node, deep=False):
             seen = {}
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise ConfigError(f"{source}: line {key_node.start_mark.line + 1}: YAML merge keys (<<) are not "
+                                      "read: write the keys out (a suite can extend another with 'extends:')")
                 key = self.construct_object(key_node, deep=True)
                 try:
                     hash(key)

@@ -224,6 +224,9 @@ def _parse_search(source: str, raw, base: RunSpec, max_trials: int = 100_000) ->
     sections = section_classes(base.task, base.method)
     names = {"task": base.task, "method": base.method}
     for name, dist in space.items():
+        if name in NAMES:
+            raise ConfigError(f"{source}: search.space.{name}: a {name} is not a value to sample; put the "
+                              f"{name}s to compare in a grid, or run one search per {name}")
         section, field_name = resolve_key(name, sections, f"{source}: search.space", names)
         dist = _mapping(source, f"search.space.{name}", dist)
         kind = dist.get("type")

@@ -445,6 +445,16 @@ def _():
     return sweep("grid:\n  run.seed: [1, 2]\n", "--set", "seed=3")
 
 
+@case("set-twice")
+def _():
+    return ["train", "--set", "steps=2", "--set", "steps=4"]
+
+
+@case("set-and-flag")
+def _():
+    return ["train", "--steps", "2", "--set", "run.steps=4"]
+
+
 @case("flag-out-of-range")
 def _():
     return ["train", "--alpha", "-1"]
@@ -555,6 +565,16 @@ def _():
     return ["sweep", "quickstart", "--num-cpus", "-1"]
 
 
+@case("sweep-max-failures-negative")
+def _():
+    return ["sweep", "quickstart", "--max-failures", "-1"]
+
+
+@case("sweep-data-dir-missing")
+def _():
+    return ["sweep", "quickstart", "--data-dir", "fewshot", "--dry-run"]
+
+
 @case("suite-resources-not-finite")
 def _():
     write("bad.yaml", "name: s\nbase: {dataset: sst-2}\nresources: {cpu: .nan}\n")
@@ -599,6 +619,17 @@ def _():
 def _():
     write("bad.yaml", "name: s\nbase:\n  steps: 2\n  steps: 500\n")
     return ["sweep", "bad.yaml", "--dry-run"]
+
+
+@case("suite-yaml-merge-key")
+def _():
+    write("bad.yaml", "name: s\nbase:\n  <<: {preset: pin}\n  steps: 2\n")
+    return ["sweep", "bad.yaml", "--dry-run"]
+
+
+@case("search-space-preset")
+def _():
+    return sweep("search:\n  space:\n    preset: {type: choice, values: [pin, rlprompt]}\n")
 
 
 @case("suite-yaml-bomb")
@@ -803,6 +834,19 @@ def _(tiny_lm_dir, monkeypatch):
 def _(tiny_lm_dir):
     reviews()
     return evaluate(tiny_lm_dir, data_dir="fewshot")
+
+
+@case("datasets-data-dir-missing")
+def _():
+    return ["datasets", "--data-dir", "fewshot"]
+
+
+@case("data-env-is-file")
+def _(tiny_lm_dir, monkeypatch):
+    reviews()
+    write("data.txt", "not a directory\n")
+    monkeypatch.setenv("PINBENCH_DATA_DIR", "data.txt")
+    return ["eval", "--dataset", "sst-2", "--split-seed", "13", "--prompt", "it was", "--task-lm", tiny_lm_dir]
 
 
 @case("split-file-missing")
