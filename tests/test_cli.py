@@ -279,6 +279,7 @@ def test_train_step_lines_show_a_prompt_escaped_on_one_line(monkeypatch, capsys)
                            method_class=FakeMethod,
                            task_class=SimpleNamespace(selection_split="dev", selection_metric="accuracy"))
     monkeypatch.setattr(pinbench.run, "make_spec", lambda *a, **k: spec)
+    monkeypatch.setattr(pinbench.run, "with_absolute_paths", lambda spec: spec)  # it has no paths
     assert main(["train"]) == 0
     lines = capsys.readouterr().out.splitlines()
     step = [line for line in lines if line.startswith("step ")]

@@ -350,3 +350,23 @@ def test_a_rerun_that_fails_keeps_the_completed_row_of_an_earlier_run(tmp_path):
     trials = ResultsStore(root, "s").table("trials").set_index("trial_id")
     assert trials.loc["t0", "status"] == "completed"
     assert trials.loc["t1", "status"] == "failed" and "boom again" in trials.loc["t1", "error"]
+
+
+def test_a_search_trial_whose_sampled_values_are_refused_is_recorded_failed_not_a_driver_crash(tmp_path):
+    """The store callback rebuilt a failed trial's spec from its sampled values; values the trial
+    had refused (replay_batch above replay_size) raised again in the driver and stopped the sweep.
+    The trial is recorded as failed, with the base settings and the refusal as its error."""
+    from types import SimpleNamespace
+
+    from pinbench.run import make_spec
+    from pinbench.suite import parse_suite
+    from pinbench.sweep import make_callback
+
+    suite = parse_suite({"name": "s", "base": {"preset": "pin", "dataset": "sst-2", "replay_size": 64, "replay_batch": 8},
+                         "search": {"space": {"replay_batch": {"type": "int", "low": 8, "high": 128}}}})
+    base = make_spec({**suite.base}).to_dict()
+    trial = SimpleNamespace(config={"sampled": {"replay_batch": 100}, "base": base, "suite": "s"}, error_file=None)
+    make_callback(tmp_path, suite).on_trial_error(0, [], trial)
+    row = pd.read_parquet(tmp_path / "s" / "trials.parquet").iloc[0]
+    assert row["status"] == "failed" and row["method.replay_size"] == 64
+    assert "replay" in row["error"]
