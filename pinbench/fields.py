@@ -130,8 +130,22 @@ def check_value(cls: type, key: str, value, where: str):
         return _sequence(cls, key, list(value), where)
     ok, value = _check_scalar(base, value)
     if not ok:
-        raise ConfigError(f"{where}: expected {type_name(cls, key)}, got {value!r} ({type(value).__name__})")
+        raise ConfigError(f"{where}: expected {type_name(cls, key)}, got {value!r} ({type(value).__name__})"
+                          + _number_as_string_hint(base, value))
     return _in_range(value, f"{where}:")
+
+
+def _number_as_string_hint(base: type, value) -> str:
+    """YAML 1.1 reads ``1e-3`` (no dot) as a string: say how to write it."""
+    if base in (int, float) and isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        mantissa, _, exponent = value.lower().partition("e")
+        if exponent and "." not in mantissa:
+            return f" (YAML reads {value} as a string: write {mantissa}.0e{exponent})"
+    return ""
 
 
 def _sequence(cls: type, key: str, values: list, where: str):

@@ -473,6 +473,9 @@ def _apply_extends(raw, path: Path, chain: tuple[Path, ...] = ()):
     ref = raw["extends"]
     if not isinstance(ref, str) or not ref:
         raise ConfigError(f"{path}: extends: expected a shipped suite's name or a suite file, got {ref!r}")
+    if raw.get("name") is not None and not isinstance(raw["name"], str):
+        raise ConfigError(f"{path}: 'name' must be a non-empty string without '/', got {raw['name']!r}"
+                          + (" (quote it: name: \"123\")" if isinstance(raw["name"], (int, float)) else ""))
     if not isinstance(raw.get("name"), str) or not raw.get("name"):
         raise ConfigError(f"{path}: a suite that extends '{ref}' needs its own 'name' (results are stored "
                           "under the suite's name, and must not mix with the parent's)")

@@ -191,6 +191,11 @@ def _():
     return ["sweep", write("bad.yaml", "extends: quickstart\n"), "--dry-run"]
 
 
+@case("suite-extends-name-not-string")
+def _():
+    return ["sweep", write("bad.yaml", "name: 123\nextends: quickstart\n"), "--dry-run"]
+
+
 @case("suite-extends-unknown")
 def _():
     return sweep("extends: paper-fcs\n")
@@ -230,6 +235,11 @@ def _():
 @case("suite-wrong-type")
 def _():
     return sweep("base:\n  run.steps: ten\n")
+
+
+@case("suite-number-read-as-string")
+def _():
+    return sweep("base:\n  alpha: 1e-3\n")
 
 
 @case("suite-list-length")
