@@ -135,3 +135,22 @@ def test_the_kind_of_a_local_model_comes_from_its_config_not_its_name(tmp_path):
                                                         "model_type": "gpt2"})) == "causal"
     assert models.guess_kind(saved("robertaish", {"architectures": ["LlamaForCausalLM"]})) == "causal"
     assert models.guess_kind("roberta-large") == "masked" and models.guess_kind("gpt2") == "causal"
+
+
+def test_the_smollm2_conversion_reads_the_gguf_once_and_puts_gguf_back(monkeypatch, tmp_path):
+    """transformers opens the GGUF three times and builds a tensor-name map per tensor; inside the
+    conversion each is built once per argument, and gguf's own functions are back afterwards."""
+    import gguf
+
+    opened, maps = [], []
+    monkeypatch.setattr(gguf, "GGUFReader", lambda path, *a, **k: opened.append(path) or object())
+    monkeypatch.setattr(gguf, "get_tensor_name_map", lambda arch, n: maps.append((arch, n)) or object())
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    with models._gguf_parsed_once():
+        first = gguf.GGUFReader(tmp_path / "m.gguf")
+        assert gguf.GGUFReader(str(tmp_path / "m.gguf")) is first
+        gguf.GGUFReader(tmp_path / "other.gguf")
+        assert gguf.get_tensor_name_map("llama", 30) is gguf.get_tensor_name_map("llama", 30)
+        gguf.get_tensor_name_map("llama", 2)
+    assert len(opened) == 2 and maps == [("llama", 30), ("llama", 2)]
+    assert gguf.GGUFReader is reader and gguf.get_tensor_name_map is name_map
