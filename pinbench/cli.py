@@ -477,7 +477,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 write_run(args.out, result, status=status, error=error)
             console.print(f"results written to {args.out}/")
         if error:
-            console.print(f"error: {error}")
+            _print_line(console, f"error: {error}")  # one line in a log, however long
         return {"completed": 0, "interrupted": signals.exit_code()}.get(status, 1)
 
 

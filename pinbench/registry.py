@@ -29,10 +29,31 @@ from .presets import PRESETS  # noqa: F401 - the third registry, with TASKS and 
 class Registry:
     """Names of one kind (``task`` or ``method``) -> classes."""
 
-    def __init__(self, kind: str, builtin: dict[str, str]):
+    def __init__(self, kind: str, builtin: dict[str, str], base: str = "", needs: tuple[str, ...] = (),
+                 implements: tuple[str, ...] = ()):
         self.kind = kind
         self._entries: dict[str, str | type] = dict(builtin)
         self._builtin = dict(builtin)
+        # What a registered class must be: a subclass of ``base`` ("module:Class", imported when a
+        # class registers), with the attributes ``needs`` and its own ``implements`` (the base's
+        # raise NotImplementedError): an incomplete plug-in is named when it registers, not by a
+        # bare AttributeError or NotImplementedError in the middle of a run.
+        self._base, self._needs, self._implements = base, needs, implements
+
+    def _check_contract(self, name: str, cls: type) -> None:
+        if not self._base:
+            return
+        module, _, attr = self._base.partition(":")
+        base = getattr(importlib.import_module(module), attr)
+        where = f"plug-in {self.kind} '{name}' ({cls.__module__}.{cls.__qualname__})"
+        if not isinstance(cls, type) or not issubclass(cls, base):
+            raise ConfigError(f"{where} is not a subclass of {attr} ({module})")
+        missing = [a for a in self._needs if not hasattr(cls, a)]
+        missing += [f"{m}()" for m in self._implements  # defined by the base class only (raises)
+                    if next((k for k in cls.__mro__ if m in vars(k)), base) is base]
+        if missing:
+            raise ConfigError(f"{where} does not define {', '.join(missing)}, which every {self.kind} needs "
+                              f"(see {attr} in {module})")
 
     def register(self, name: str) -> Callable[[type], type]:
         """Class decorator: ``@TASKS.register("name")``. The class gets ``name`` as its ``name``."""
@@ -44,6 +65,8 @@ class Registry:
                                       f"'{cls.__module__}' cannot replace it: register its class under another name")
             elif known is not None and known is not cls:
                 raise ConfigError(f"{self.kind} '{name}' is registered twice ({known.__module__} and {cls.__module__})")
+            if name not in self._builtin:
+                self._check_contract(name, cls)
             cls.name = name
             self._entries[name] = cls
             return cls
@@ -87,7 +110,7 @@ TASKS = Registry("task", {
     "classification": "pinbench.tasks.classification.task:FewShotClassification",
     "style_transfer": "pinbench.tasks.style_transfer.task:StyleTransfer",
     "inversion": "pinbench.tasks.inversion.task:Inversion",
-})
+}, base="pinbench.tasks.base:Task", needs=("config_class", "metrics"), implements=("build", "score", "dataset_name"))
 METHODS = Registry("method", {
     "rl": "pinbench.methods.rl.trainer:RLMethod",
     "pez": "pinbench.methods.pez.method:PEZ",
@@ -97,4 +120,4 @@ METHODS = Registry("method", {
     "soft_prompt": "pinbench.methods.soft_prompt.method:SoftPrompt",
     "autoprompt": "pinbench.methods.autoprompt.method:AutoPrompt",
     "grips": "pinbench.methods.grips.method:GrIPS",
-})
+}, base="pinbench.methods.base:Method", needs=("config_class",), implements=("iterate", "current_prompt"))

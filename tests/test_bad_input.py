@@ -492,6 +492,79 @@ def _(monkeypatch, tmp_path):
     return ["train", "--plugin", "my_methods"]
 
 
+@case("plugin-task-incomplete")
+def _(monkeypatch, tmp_path):
+    write("half_tasks.py", """\
+        from pinbench.registry import TASKS
+        from pinbench.tasks import Metric, Task
+
+        @TASKS.register("half")
+        class Half(Task):
+            metrics = (Metric("reward"),)
+        """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return ["train", "--plugin", "half_tasks", "--task", "half"]
+
+
+@case("plugin-method-incomplete")
+def _(monkeypatch, tmp_path):
+    write("lazy_methods.py", """\
+        from dataclasses import dataclass
+
+        from pinbench.methods import Method
+        from pinbench.registry import METHODS
+
+        @dataclass
+        class LazyConfig:
+            pass
+
+        @METHODS.register("lazy")
+        class Lazy(Method):
+            config_class = LazyConfig
+        """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return ["train", "--plugin", "lazy_methods", "--method", "lazy"]
+
+
+def toy_task(monkeypatch, module: str, score: str) -> str:
+    """A plug-in module ``module`` with task ``module`` (``_`` as ``-``): the toy prompt-length task
+    whose ``score`` returns ``score`` (an expression of ``prompts`` and ``torch``)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugins"))
+    write(f"{module}.py", f"""\
+        import torch
+        from pinbench.registry import TASKS
+        from toy_plugins import PromptLength
+
+        @TASKS.register("{module.replace('_', '-')}")
+        class BadScore(PromptLength):
+            def score(self, prompts, split="train"):
+                return {score}
+        """)
+    monkeypatch.syspath_prepend(".")
+    return module
+
+
+@case("plugin-score-no-reward")
+def _(monkeypatch):
+    module = toy_task(monkeypatch, "no_reward", '{"distance": torch.zeros(len(prompts))}')
+    return ["eval", "--plugin", module, "--task", module.replace("_", "-"), "--prompt", "a", "--prompt", "bb"]
+
+
+@case("plugin-score-wrong-count")
+def _(monkeypatch):
+    module = toy_task(monkeypatch, "short_scores", '{"distance": torch.zeros(1), "reward": torch.zeros(1)}')
+    return ["eval", "--plugin", module, "--task", module.replace("_", "-"), "--prompt", "a", "--prompt", "bb"]
+
+
+@case("score-not-finite", code=1, stream="out")
+def _(monkeypatch):
+    module = toy_task(monkeypatch, "nan_scores", '{"distance": torch.full((len(prompts),), float("nan")), '
+                                                 '"reward": torch.full((len(prompts),), float("nan"))}')
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugins"))
+    return ["train", "--plugin", "toy_plugins", "--plugin", module, "--task", "nan-scores", "--method", "fixed-prompts",
+            "--steps", "2", "--eval-every", "1"]
+
+
 @case("plugin-replaces-builtin")
 def _(monkeypatch, tmp_path):
     write("clash_tasks.py", """\

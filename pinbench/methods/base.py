@@ -16,6 +16,7 @@ import torch
 
 from ..errors import NonFiniteError
 from ..run import RunResult, RunSpec
+from ..tasks.base import checked_scores
 
 
 class PromptBook:
@@ -50,7 +51,16 @@ class PromptBook:
     def task_score(self, prompts: Sequence[str], split: str) -> dict:
         """``task.score``, counted in the budget (for a method that needs the raw metrics)."""
         self.count(split, len(prompts))
-        return self.task.score(list(prompts), split)
+        return checked_scores(self.task, self.task.score(list(prompts), split), len(prompts))
+
+    def _finite(self, metrics: dict, split: str, prompt: str, step: int | str) -> None:
+        """The quantities a prompt is chosen by (the selection metric and the reward) must be
+        numbers: a NaN compares false with everything and would be kept or passed over silently."""
+        for name in dict.fromkeys((self.task.selection_metric, "reward")):
+            value = metrics.get(name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise NonFiniteError(f"step {step}: {split}_{name} of prompt {prompt!r} is {value} (the task's "
+                                     f"score; the run stops: no prompt can be chosen by it)")
 
     def score(self, prompts: Sequence[str], split: str) -> list[dict]:
         """Task metrics per prompt (floats; a grouped reward becomes its mean). A cacheable task's
@@ -76,6 +86,7 @@ class PromptBook:
         scores the method computed itself (a soft prompt, which is not text), counted by it."""
         split = self.task.selection_split
         metrics = self.score([prompt], split)[0] if metrics is None else metrics
+        self._finite(metrics, split, prompt, step)
         record = {"step": step, "source": source, "prompt": prompt, "token_ids": token_ids, **extra,
                   **{f"{split}_{k}": v for k, v in metrics.items()}}
         best = self.result.best
@@ -93,6 +104,7 @@ class PromptBook:
         best, split = self.result.best, self.task.report_split
         if test and best and split in self.task.splits:
             scored = self.score([best["prompt"]], split)[0] if scorer is None else scorer(best, split)
+            self._finite(scored, split, best["prompt"], "test")
             metrics = {f"{split}_{k}": v for k, v in scored.items()}
             self.result.prompts.append({**best, "source": "best", **metrics})
             # the run's numbers; per-prompt lists (outputs) stay with the prompt's record

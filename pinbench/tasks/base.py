@@ -12,7 +12,7 @@ from typing import ClassVar, Sequence
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, PinbenchError
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ class Task:
         """``pinbench eval``: one row per prompt (and per outputs file, when ``scores_outputs``)
         with the task's metrics on ``split``, and per-example predictions where the task has them.
         The default scores each prompt with ``score`` and reports its scalar metrics."""
-        scores = self.score(list(prompts), split) if prompts else {}
+        scores = checked_scores(self, self.score(list(prompts), split), len(prompts)) if prompts else {}
         names = [m.name for m in self.metrics if m.name in scores and torch.is_tensor(scores[m.name])]
         rows = [(repr(p), {m: float(scores[m][i]) for m in names}) for i, p in enumerate(prompts)]
         import pandas as pd
@@ -334,3 +334,21 @@ class WhiteBox:
     def loss(self, prompt: torch.Tensor, batch) -> torch.Tensor:
         """The objective to minimise for ``prompt`` [L, d] on ``batch``: a scalar with gradient."""
         raise NotImplementedError
+
+
+def checked_scores(task: "Task", scores, n: int) -> dict:
+    """A task's ``score`` result as every caller needs it: a mapping with ``reward``, and each
+    value one entry per prompt (a tensor's first dimension, a list's length). A plug-in task that
+    breaks this is named, instead of an IndexError or a KeyError in the method."""
+    name = f"task '{task.name}' ({type(task).__module__})"
+    if not isinstance(scores, dict):
+        raise PinbenchError(f"{name}: score() returned {type(scores).__name__}, not a mapping of metric -> values")
+    if "reward" not in scores:
+        raise PinbenchError(f"{name}: score() returned no 'reward' (it returned {sorted(map(str, scores))})")
+    for metric, values in scores.items():
+        count = values.shape[0] if torch.is_tensor(values) and values.dim() else len(values) \
+            if isinstance(values, (list, tuple)) else None
+        if count != n:
+            raise PinbenchError(f"{name}: score() returned {count if count is not None else type(values).__name__} "
+                                f"value(s) of '{metric}' for {n} prompt(s)")
+    return scores
