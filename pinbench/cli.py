@@ -386,6 +386,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_FILES = ("trials.parquet", "history.parquet", "prompts.parquet", "config.json")  # what train --out writes
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -418,10 +421,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_output_path(args.out, "--out", data_dirs=(data_dir,), input_dirs=models, directory=True)
     # One process per --out: a second run into it is refused naming the first (not lost).
     with exclusive_writer(args.out, "--out") if args.out is not None else contextlib.nullcontext():
-        if out is not None and out.join("trials.parquet").is_file() and not args.overwrite:
-            # checked under the lock: a run finished by another process a moment ago counts
-            raise ConfigError(f"--out '{args.out}' already holds a run (trials.parquet); give another directory, "
-                              "or --overwrite to replace it")
+        # checked under the lock: a run finished by another process a moment ago counts
+        there = [name for name in RUN_FILES if out is not None and out.join(name).is_file()]
+        if there and not args.overwrite:
+            what = "a run" if "trials.parquet" in there else "files a run writes"
+            raise ConfigError(f"--out '{args.out}' already holds {what} ({', '.join(there)}); give another "
+                              "directory, or --overwrite to replace them")
         config = spec.run
         _quiet_transformers()
         trainer = spec.method_class(spec)

@@ -191,6 +191,10 @@ def load_manifest(path: str | Path | None = None) -> dict[str, ManifestDataset]:
         raw = json.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"data manifest '{where}' does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"data manifest '{where}' is a directory; give the manifest JSON file") from None
+    except OSError as exc:
+        raise ConfigError(f"data manifest '{where}' cannot be read ({exc.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"data manifest '{where}' is not valid JSON: {exc}") from None
     if not isinstance(raw, dict) or raw.get("format") != MANIFEST_FORMAT or not isinstance(raw.get("datasets"), dict):
@@ -205,6 +209,11 @@ def load_manifest(path: str | Path | None = None) -> dict[str, ManifestDataset]:
                 if Path(f.path).is_absolute() or ".." in Path(f.path).parts \
                         or not f.path.startswith(SUBFOLDERS[d["kind"]] + "/"):
                     raise ValueError(f"file path {f.path!r}")
+                if not isinstance(f.sha256, str) or len(f.sha256) != 64 or \
+                        any(c not in "0123456789abcdef" for c in f.sha256):
+                    raise ValueError(f"sha256 {f.sha256!r} of {f.path!r}: expected 64 lower-case hex digits")
+                if f.size < 0 or isinstance(f.size, bool):
+                    raise ValueError(f"size {f.size} of {f.path!r}: expected a byte count >= 0")
             out[name] = ManifestDataset(name, d["kind"], d.get("source", ""), d.get("license", ""), files,
                                         tuple(d.get("unavailable", ())), d.get("note", ""))
         except (KeyError, TypeError, ValueError) as exc:

@@ -128,6 +128,15 @@ def _csv_fields(line: str) -> list[str] | None:
     return rows[0] if len(rows) == 1 else None
 
 
+def parse_label(text: str) -> int:
+    """A label as written in a data file: ASCII digits with an optional minus sign, nothing else
+    (``int`` also takes ``+1``, ``0_1`` and other scripts' digits); ValueError otherwise."""
+    text = text.strip()
+    if not (text.isascii() and (text[1:] if text.startswith("-") else text).isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
 def read_tsv_rows(path: Path, what: str, quoting: str = "auto",
                   error: type[Exception] = ConfigError) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and the (line number, fields) rows of a tab-separated file, parsed exactly.
@@ -158,7 +167,7 @@ def read_tsv_rows(path: Path, what: str, quoting: str = "auto",
         if "\r" in line:
             raise error(f"{what} '{path}' line {number}: a carriage return inside the line "
                         "(only \\n or \\r\\n end a line)")
-        if line.strip():
+        if line.strip(" "):  # a line of tabs is a row of empty fields (an error below), not a blank line
             lines.append((number, line))
     if not lines:
         raise error(f"{what} '{path}' is empty")

@@ -380,6 +380,11 @@ def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_c
     if len(tokenizer) < 2:
         raise ModelLoadError(f"model '{name}': its tokenizer has {len(tokenizer)} token(s); the tokenizer files "
                              "are empty or not this model's")
+    embeddings = model.get_input_embeddings() if kind in ("causal", "masked") else None
+    rows = getattr(embeddings, "num_embeddings", None)
+    if rows is not None and len(tokenizer) > rows:  # its ids past the table would be an IndexError mid-run
+        raise ModelLoadError(f"model '{name}': its tokenizer has {len(tokenizer):,} tokens but the model embeds "
+                             f"{rows:,}: the tokenizer files are not this model's")
     model.requires_grad_(False)
     model.eval()
     model.to(device)

@@ -598,6 +598,12 @@ def _(tiny_lm_dir):
     return ["train", "--out", "runs/x"]
 
 
+@case("train-out-holds-config")
+def _():
+    write("mine/config.json", '{"lr": 0.1}\n')
+    return ["train", "--out", "mine"]
+
+
 @case("train-out-below-file")
 def _():
     write("afile", "notes\n")
@@ -770,6 +776,19 @@ def _():
     return ["data", "manifest", "root"]
 
 
+@case("download-manifest-directory")
+def _():
+    Path("manifests").mkdir()
+    return ["data", "download", "--manifest", "manifests", "sst-2"]
+
+
+@case("download-manifest-bad-entry")
+def _():
+    write("man.json", '{"format": 1, "datasets": {"sst-2": {"kind": "few-shot", "files": [{"path": '
+                      '"few-shot/sst-2/16-13/x.tsv", "url": "http://127.0.0.1:1/x", "sha256": "ab", "size": -5}]}}}')
+    return ["data", "download", "--manifest", "man.json", "sst-2"]
+
+
 @case("device-gpu")
 def _(tiny_lm_dir):
     reviews()
@@ -888,6 +907,26 @@ def _():
         """)]
 
 
+@case("dataset-path-format-spec")
+def _():
+    return ["datasets", "--dataset-file", write("reviews.yaml", """\
+        reviews:
+          verbalizers: [" bad", " good"]
+          template: "{input} {prompt} {mask} ."
+          path: "{name}/16-{split_seed:x}/{split}.tsv"
+        """)]
+
+
+@case("dataset-label-names-repeated")
+def _():
+    return ["datasets", "--dataset-file", write("reviews.yaml", """\
+        reviews:
+          verbalizers: [" bad", " good"]
+          label_names: [same, same]
+          template: "{input} {prompt} {mask} ."
+        """)]
+
+
 @case("dataset-redefines-builtin")
 def _():
     return ["datasets", "--dataset-file", write("mine.yaml", """\
@@ -984,6 +1023,18 @@ def _(tiny_lm_dir):
 @case("tsv-label-not-integer")
 def _(tiny_lm_dir):
     reviews(test="sentence\tlabel\nthe movie was great\tpositive\n")
+    return evaluate(tiny_lm_dir)
+
+
+@case("tsv-label-python-int")
+def _(tiny_lm_dir):
+    reviews(test="sentence\tlabel\nthe movie was great\t0_1\n")
+    return evaluate(tiny_lm_dir)
+
+
+@case("tsv-row-of-tabs")
+def _(tiny_lm_dir):
+    reviews(test=b"sentence\tlabel\nthe movie was great\t1\n\t\n")  # bytes: write() dedents text
     return evaluate(tiny_lm_dir)
 
 
@@ -1195,6 +1246,21 @@ def _(tiny_lm_dir):
     reviews()
     Path("models").mkdir()
     shutil.copy(Path(tiny_lm_dir) / "config.json", "models/config.json")
+    return evaluate("models")
+
+
+@case("model-tokenizer-larger-than-embeddings")
+def _(tiny_lm_dir):
+    import json
+
+    reviews()
+    shutil.copytree(tiny_lm_dir, "models")
+    config = json.loads(Path("models/config.json").read_text())
+    config["vocab_size"] = 8  # the weights shrink with it (ignore_mismatched_sizes below)
+    Path("models/config.json").write_text(json.dumps(config))
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained("models", ignore_mismatched_sizes=True).save_pretrained("models")
     return evaluate("models")
 
 

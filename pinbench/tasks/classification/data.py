@@ -16,7 +16,7 @@ import yaml
 
 from ...data_locations import explicit_folder, locate
 from ...errors import ConfigError, DataError, yaml_error_line
-from ...io import load_yaml, read_tsv_rows, read_utf8
+from ...io import load_yaml, parse_label, read_tsv_rows, read_utf8
 
 PLACEHOLDERS = ("input", "prompt", "mask")
 SPLITS = ("train", "dev", "test")
@@ -168,8 +168,10 @@ def parse_spec(name: str, raw: object, source: str) -> DatasetSpec:
             raise ConfigError(f"{where}: '{key}' must be a string, got {values[key]!r}")
     if len(values["verbalizers"]) < 2:
         raise ConfigError(f"{where}: 'verbalizers' needs at least two classes")
-    if len(set(values["verbalizers"])) != len(values["verbalizers"]):
-        raise ConfigError(f"{where}: 'verbalizers' has a repeated word: {list(values['verbalizers'])}")
+    for key in ("verbalizers", "label_names"):
+        if values.get(key) is not None and len(set(values[key])) != len(values[key]):
+            raise ConfigError(f"{where}: '{key}' has a repeated {'word' if key == 'verbalizers' else 'name'}: "
+                              f"{list(values[key])}")
     for key in ("causal_verbalizers", "label_names"):
         if values.get(key) is not None and len(values[key]) != len(values["verbalizers"]):
             raise ConfigError(
@@ -196,6 +198,11 @@ def parse_spec(name: str, raw: object, source: str) -> DatasetSpec:
         if unknown:
             raise ConfigError(f"{where}: 'path' {values['path']!r} has unknown placeholder(s) {unknown}; "
                               f"it may use {', '.join('{' + f + '}' for f in PATH_FIELDS)}")
+        specs = [f"{{{f}{'!' + c if c else ''}{':' + spec if spec else ''}}}"
+                 for _, f, spec, c in string.Formatter().parse(values["path"]) if f is not None and (spec or c)]
+        if specs:  # {split:d} fails when read, {split_seed:x} reads another folder
+            raise ConfigError(f"{where}: 'path' {values['path']!r}: placeholders take no format or conversion "
+                              f"({', '.join(specs)}); write them bare, as {{split_seed}}")
     causal = values.get("causal_template")
     if causal is not None and _template_fields(causal)[-1] != "mask":
         raise ConfigError(f"{where}: 'causal_template' {causal!r} must end with {{mask}} (the next token)")
@@ -302,7 +309,7 @@ def read_split(spec: DatasetSpec | str, split: str, split_seed: int = 13,
     for line, fields in rows:
         text, label = fields[t], fields[y_at]
         try:
-            y = int(label.strip())
+            y = parse_label(label)
         except ValueError:
             raise DataError(f"dataset '{spec.name}': '{file}' line {line}: label {label!r} "
                             "is not an integer") from None

@@ -248,6 +248,8 @@ class FewShotClassification(Task):
 
         data = self.split(split)
         names = self.spec.label_names or tuple(w.strip() for w in self.spec.verbalizers)
+        if len(set(names)) < len(names):  # " great" and "great": distinct tokens, one name once stripped
+            names = self.spec.verbalizers
         frames = []
         for i, prompt in enumerate(result.prompts):
             frame = pd.DataFrame({"prompt": prompt, "example": range(len(data)), "text": data.texts,

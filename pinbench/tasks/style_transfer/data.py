@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ...data_locations import explicit_folder, locate
 from ...errors import ConfigError, DataError
-from ...io import read_tsv_rows, read_utf8
+from ...io import parse_label, read_tsv_rows, read_utf8
 
 DIRECTIONS = ("0_to_1", "1_to_0")
 YELP_DEV_SIZE = 16
@@ -91,7 +91,7 @@ def read_tsv(file: Path) -> list[tuple[str, int]]:
     out = []
     for line, fields in rows:
         try:
-            out.append((fields[t].strip(), int(fields[y])))
+            out.append((fields[t].strip(), parse_label(fields[y])))
         except ValueError:
             raise DataError(f"style-transfer file '{file}' line {line}: label {fields[y]!r} is not an integer") from None
     return out
