@@ -335,6 +335,17 @@ class _EvalProgress:
             self.bar.advance(self.job, n)
 
 
+def _data_folders(task_class, config, splits=None) -> list:
+    """Where a command's data are (the task's folders, the machine's data roots): outputs go elsewhere."""
+    from .data_locations import data_roots
+
+    try:
+        folders = task_class.data_folders(config, list(splits or task_class.splits))
+    except PinbenchError:
+        folders = []  # data that cannot be located: the run's own data check names it
+    return [*folders, *data_roots()]
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Any task: its ``eval_values`` map the shared flags, its ``eval_table`` scores and tabulates."""
     from rich.console import Console
@@ -367,7 +378,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.predictions is not None:  # never over a file this command reads, nor into the data
         inputs = task_class.input_files(spec.task_config, [args.split])
         check_output_path(args.predictions, "--predictions", inputs=(*inputs, *args.outputs),
-                          data_dirs=(args.data_dir, *{Path(f).parent for f in inputs}))
+                          data_dirs=(args.data_dir, *_data_folders(task_class, spec.task_config, [args.split])))
     task = spec.task_class.load(spec.task_config, spec.run, [args.split])
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
@@ -418,7 +429,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                   for f in dataclasses.fields(section)
                   if (f.name.endswith("_lm") or "model" in f.name) and isinstance(getattr(section, f.name), str)
                   and getattr(section, f.name)}
-        check_output_path(args.out, "--out", data_dirs=(data_dir,), input_dirs=models, directory=True)
+        check_output_path(args.out, "--out", data_dirs=(data_dir, *_data_folders(spec.task_class, spec.task_config)),
+                          input_dirs=models, directory=True)
     # One process per --out: a second run into it is refused naming the first (not lost).
     with exclusive_writer(args.out, "--out") if args.out is not None else contextlib.nullcontext():
         # checked under the lock: a run finished by another process a moment ago counts

@@ -77,6 +77,13 @@ def implicit_places() -> list[Place]:
     return places + [Place("cache", data_cache()), Place("embedded", EMBEDDED_DATA)]
 
 
+def data_roots() -> list[Path]:
+    """The data roots this machine reads from when no directory is given (``PINBENCH_DATA_DIR``,
+    ``../shared/data``, the download cache; the embedded split is inside the package): no command
+    writes results into them."""
+    return [p.root for p in implicit_places() if p.label != "embedded" and p.root.is_dir()]
+
+
 def explicit_folder(kind: str, data_dir: str | Path, rel: str = "") -> Path:
     """An explicit ``--data-dir``: the task's folder as given, or, when it is a data root (it has
     the kind's subfolder and not ``rel`` itself), that subfolder."""

@@ -770,6 +770,23 @@ def _(tiny_lm_dir):
     return evaluate(tiny_lm_dir, "--predictions", "data/reviews/predictions.csv")
 
 
+@case("predictions-in-data-root")
+def _(tiny_lm_dir, monkeypatch):
+    reviews()
+    write("reviews.yaml", Path("reviews.yaml").read_text() + "  data_dir: data\n")
+    monkeypatch.setenv("PINBENCH_DATA_DIR", str(Path("data").resolve()))
+    return ["eval", "--dataset", "reviews", "--dataset-file", "reviews.yaml", "--split-seed", "5", "--prompt", "it was",
+            "--task-lm", tiny_lm_dir, "--predictions", "data/predictions.csv"]
+
+
+@case("train-out-in-split-folder")
+def _(tiny_lm_dir):
+    reviews()
+    write("reviews.yaml", Path("reviews.yaml").read_text() + "  data_dir: data\n")
+    return ["train", "--dataset", "reviews", "--dataset-file", "reviews.yaml", "--split-seed", "5",
+            "--policy-lm", tiny_lm_dir, "--task-lm", tiny_lm_dir, "--out", "data/reviews/16-5/run"]
+
+
 @case("manifest-no-out", usage=True)
 def _():
     Path("root").mkdir()

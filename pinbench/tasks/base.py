@@ -8,6 +8,7 @@ here as a class attribute, and recorded with each result.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Sequence
 
 import torch
@@ -197,6 +198,12 @@ class Task:
         """The data files a run of ``config`` reads on ``splits`` (Paths): a command writing a file
         refuses to write over one of them."""
         return []
+
+    @classmethod
+    def data_folders(cls, config, splits: Sequence[str]) -> list:
+        """The folders of a run's data (Paths): no output of a command goes inside one. The
+        default: the folders of ``input_files``."""
+        return sorted({Path(f).parent for f in cls.input_files(config, splits)})
 
     def eval_table(self, prompts: Sequence[str], outputs: Sequence, split: str, progress=None) -> "EvalTable":
         """``pinbench eval``: one row per prompt (and per outputs file, when ``scores_outputs``)

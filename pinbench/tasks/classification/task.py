@@ -227,6 +227,8 @@ class FewShotClassification(Task):
 
     @classmethod
     def input_files(cls, config: ClassificationConfig, splits: Sequence[str]) -> list[Path]:
+        if config.dataset_file:
+            load_dataset_file(config.dataset_file)
         spec = get_dataset(config.dataset)
         return [spec.file(config.data_dir, config.split_seed, split) for split in splits]
 
