@@ -364,16 +364,23 @@ def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_c
             from transformers import AutoImageProcessor
 
             processor = AutoImageProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:  # hub unreachable, unknown repo, not a model directory
+    except Exception as exc:  # noqa: BLE001 - the hub unreachable, an unknown repo, a damaged file
+        local = _looks_like_path(name) and name not in ALIASES
+        damaged = _damaged_json(path) if local or os.path.isdir(str(path)) else None
+        if damaged:  # name the file, not a download or the network
+            raise ModelLoadError(f"could not load {kind} model '{name}': {damaged}") from exc
+        if "ignore_mismatched_sizes" in str(exc) or "size mismatch" in str(exc):
+            raise ModelLoadError(f"could not load {kind} model '{name}': its config.json does not match its weights "
+                                 "(a size such as vocab_size or hidden_size differs from the saved tensors)") from exc
+        if not isinstance(exc, (OSError, ValueError)):
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ModelLoadError(f"could not load {kind} model '{name}': a file of it is damaged or incomplete "
+                                 f"(cut short by a download or a full disk?): {type(exc).__name__}: {first}") from exc
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(
             f"could not load {kind} model '{name}' from the Hugging Face hub or a local directory "
             f"({reason}). Offline? {_offline_hint()}"
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - safetensors' or torch's error on a damaged weights file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ModelLoadError(f"could not load {kind} model '{name}': a file of it is damaged or incomplete "
-                             f"(cut short by a download or a full disk?): {type(exc).__name__}: {first}") from exc
     if kind == "clip" and not all(hasattr(model, m) for m in ("get_text_features", "get_image_features")):
         raise ModelLoadError(f"model '{name}' is a {type(model).__name__}, not a CLIP-style dual encoder "
                              "(it has no get_text_features / get_image_features)")
@@ -392,6 +399,23 @@ def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_c
         # Causal tokenizers often lack a pad token; padded positions are masked out anyway.
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(name=name, kind=kind, model=model, tokenizer=tokenizer, processor=processor)
+
+
+def _damaged_json(directory) -> str | None:
+    """Which JSON file of a local model directory cannot be read, and why (None: all read). A
+    transformers error on such a file names neither the file nor the cause."""
+    for file in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                 "generation_config.json"):
+        target = Path(directory) / file
+        if not target.is_file():
+            continue
+        try:
+            doc = json.loads(target.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            return f"'{target}' is not valid JSON ({exc}): cut short, or not this file"
+        if not isinstance(doc, dict):
+            return f"'{target}' holds a JSON {type(doc).__name__}, not an object"
+    return None
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",

@@ -855,6 +855,27 @@ def _(tiny_lm_dir):
     return evaluate("cut-model")
 
 
+@case("model-json-cut-short")
+def _(tiny_lm_dir):
+    reviews()
+    shutil.copytree(tiny_lm_dir, "models")
+    text = Path("models/tokenizer.json").read_text()
+    Path("models/tokenizer.json").write_text(text[:200])
+    return evaluate("models")
+
+
+@case("model-config-mismatch")
+def _(tiny_lm_dir):
+    import json
+
+    reviews()
+    shutil.copytree(tiny_lm_dir, "models")
+    config = json.loads(Path("models/config.json").read_text())
+    config["n_embd"] = 2 * config["n_embd"]
+    Path("models/config.json").write_text(json.dumps(config))
+    return evaluate("models")
+
+
 @case("eval-no-prompt")
 def _():
     return ["eval", "--dataset", "sst-2"]
@@ -1169,6 +1190,18 @@ def _():
 def _():
     write("targets/red.png", "not an image\n")
     return inversion("image=red") + ["--data-dir", "targets"]
+
+
+@case("image-not-finite")
+def _():
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.tile(np.linspace(0, 1, 16, dtype=np.float32), (16, 1))
+    pixels[0, 0] = np.nan
+    Path("targets").mkdir()
+    Image.fromarray(pixels, "F").save("targets/grey.tiff")
+    return inversion("image=grey.tiff") + ["--data-dir", "targets"]
 
 
 @case("inversion-unknown-key")

@@ -145,3 +145,21 @@ def test_a_plugin_runs_through_a_sweep_and_appears_in_a_report(ray_with_plugins,
     assert "| fixed-prompts prompts=hello\\|hello there friend\\|x | 7.0 ± 0.0 |" in md
     report = (out / "report.md").read_text()
     assert "No daggers: no baseline row" in report
+
+
+def test_a_step_interrupted_while_its_prompt_is_scored_keeps_its_history_row(monkeypatch):
+    """Ctrl-C during a step's evaluation: the run had counted the step but lost its row (trials
+    said 2 steps, history held 1); the row is kept, without the evaluation's numbers."""
+    spec = make_spec({"plugins": ["toy_plugins"], "task": "prompt-length", "method": "fixed-prompts",
+                      "method.prompts": "hi|hello", "steps": 3, "eval_every": 1})
+    method = spec.method_class(spec)
+    method.step()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(method.book, "consider", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        method.step()
+    assert method.step_count == 2 and [r["step"] for r in method.result.history] == [1, 2]
+    assert "dev_distance" in method.result.history[0] and "dev_distance" not in method.result.history[1]

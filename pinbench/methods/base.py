@@ -196,7 +196,11 @@ class Method:
                 raise NonFiniteError(f"step {self.step_count}: {quantity} is {value} "
                                      f"(the run stops: every later update would build on it)")
         if self.evaluation_due():
-            row.update(self.evaluate())
+            try:
+                row.update(self.evaluate())
+            except BaseException:  # Ctrl-C or a failure while scoring: the step itself happened
+                self.result.history.append(row)
+                raise
         self.result.history.append(row)
         return row
 

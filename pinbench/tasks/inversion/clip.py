@@ -44,6 +44,10 @@ def read_image(path: str | Path):
                                 f"{MAX_IMAGE_PIXELS:,}; downscale it (CLIP sees 224 x 224)")
             if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16/32-bit grey: scale to 8 bits
                 array = np.asarray(image, dtype=np.float64)
+                if not np.isfinite(array).all():  # a NaN made min and max NaN: the image came out black
+                    bad = int((~np.isfinite(array)).sum())
+                    raise DataError(f"target image '{path}' has {bad:,} pixel(s) that are not finite numbers "
+                                    "(NaN or infinity)")
                 low, high = float(array.min()), float(array.max())
                 scaled = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
                 return Image.fromarray(scaled.round().astype(np.uint8), "L").convert("RGB")
