@@ -1204,6 +1204,12 @@ def _():
     return inversion("image=grey.tiff") + ["--data-dir", "targets"]
 
 
+@case("image-name-with-comma")
+def _():
+    write("targets/red,blue.png", "an image\n")
+    return inversion("image=red,blue.png") + ["--data-dir", "targets"]
+
+
 @case("inversion-unknown-key")
 def _():
     return inversion("image=red", "images=red,blue")

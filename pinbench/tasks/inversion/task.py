@@ -67,7 +67,8 @@ def image_paths(image: str, data_dir: str | Path | None) -> list[Path]:
     paths = []
     for entry in (e.strip() for e in image.split(",") if e.strip()):
         given = Path(entry).expanduser()
-        names = [entry] + ([f"{entry}{s}" for s in IMAGE_SUFFIXES] if not given.suffix else [])
+        names = [entry] + ([f"{entry}{s}" for s in (*IMAGE_SUFFIXES, *(x.upper() for x in IMAGE_SUFFIXES))]
+                           if not given.suffix else [])
         if given.is_absolute():
             candidates = [given]
         elif data_dir is None:
@@ -77,6 +78,10 @@ def image_paths(image: str, data_dir: str | Path | None) -> list[Path]:
             root = explicit_folder("inversion", data_dir, entry)
             candidates = [root / n for n in names]
         found = next((c for c in candidates if c.is_file()), None)
+        if found is None and "," in image and any((Path(d or ".") / image.strip()).is_file()
+                                                  for d in (data_dir, None)):
+            raise DataError(f"target image '{image.strip()}' is one file, but a comma separates images in "
+                            "task.image: rename the file without the comma")
         if found is None:
             if given.is_absolute():
                 raise DataError(f"target image '{entry}' does not exist")
