@@ -148,8 +148,19 @@ def read_table(store: Store, name: str) -> pd.DataFrame:
     else:  # an empty table (a store whose trials all failed early) keeps its documented columns
         frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *REQUIRED_COLUMNS[name]])))
     _check_types(frame, display)
+    if name == "trials" and len(frame):
+        repeated = sorted(set(frame.loc[frame["trial_id"].duplicated(), "trial_id"]))
+        if repeated:  # counted twice, it would be two samples of one run
+            raise ResultsError(f"results file '{display}' holds trial(s) {repeated[:3]} more than once "
+                               "(a store has one row per trial)")
+        unknown = sorted(set(frame["status"].dropna()) - STATUSES)
+        if unknown:  # a 'COMPLETED' row would be left out of the tables as if it had failed
+            raise ResultsError(f"results file '{display}': status {unknown[0]!r} is not one of {sorted(STATUSES)}")
     frame.insert(0, "store", store.label)
     return frame
+
+
+STATUSES = {"completed", "failed", "interrupted", "stopped"}
 
 
 # Columns whose type the report computes with: numbers (means, t-tests) and text (ids, status).

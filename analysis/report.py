@@ -31,6 +31,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pinbench.errors import ConfigError
@@ -192,6 +193,15 @@ def prepare(results: Results, options: ReportOptions) -> Prepared:
     if options.metric is None:
         options.metric = default_metric(trials)
     _check_metric(trials, options.metric)
+    notes = list(results.notes)
+    finite = np.isfinite(trials[options.metric].astype(float))
+    if not finite.all():  # NaN would drop out of a mean unseen; infinity would print as "inf"
+        bad = trials.loc[~finite, "trial_id"].astype(str).tolist()
+        notes.append(f"{len(bad)} completed trial(s) have no finite {options.metric} ({', '.join(bad[:3])}"
+                     f"{', ...' if len(bad) > 3 else ''}): left out of every table")
+        trials = trials[finite]
+        if not len(trials):
+            raise ResultsError(f"no completed trial has a finite {options.metric}")
     trials["method_name"] = trials["method"]  # the registry name; "method" becomes the row label
     trials["method"] = label_methods(trials, options.method_by).to_numpy()
     methods = order_methods(trials["method"].tolist())
@@ -203,7 +213,7 @@ def prepare(results: Results, options: ReportOptions) -> Prepared:
                           right_on=["prompt", "policy_lm"]).drop(columns=["prompt", "policy_lm", "_tokenizer"])
     trials = trials.merge(_policy_stats(results.history), how="left", on="trial_id")
     trials = trials.merge(settling(results.history), how="left", on="trial_id")
-    return Prepared(trials, methods, baseline, [*results.notes, *nat.warnings], nat.computed)
+    return Prepared(trials, methods, baseline, [*notes, *nat.warnings], nat.computed)
 
 
 def task_class(name: str, warnings: list[str] | None = None) -> type[Task]:
@@ -380,7 +390,7 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
         for section in cls.report_sections(context):
             sections.append(section)
             files += section.files
-    transfer = transfer_table(load_transfer(results, trials), prep.methods, error=options.error)
+    transfer = transfer_table(load_transfer(results, trials, warnings), prep.methods, error=options.error)
     if transfer is not None:  # transfer.parquet, written by `pinbench transfer`
         files += write_table_set(transfer, tables_dir / "transfer", "tab:pinbench-transfer")
 

@@ -20,7 +20,7 @@ from .datasets import dataset_name, order_datasets
 from .tables import Column, SummaryTable, summarise, to_markdown
 
 
-def load_transfer(results, trials: pd.DataFrame) -> pd.DataFrame:
+def load_transfer(results, trials: pd.DataFrame, warnings: list[str] | None = None) -> pd.DataFrame:
     """Every store's ``transfer.parquet`` rows for ``trials`` (the report's completed trials, with
     its ``method`` labels, which replace the labels the file recorded); empty when no store has one.
     Trial ids are qualified as ``load_results`` qualified them (``<store>/<id>`` when two stores
@@ -40,7 +40,15 @@ def load_transfer(results, trials: pd.DataFrame) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame()
     frame = pd.concat(frames, ignore_index=True).drop(columns=["method"], errors="ignore")
-    return frame.merge(trials[["trial_id", "method"]].drop_duplicates("trial_id"), on="trial_id", how="inner")
+    current = trials[["trial_id", "method", "best_prompt"]].drop_duplicates("trial_id")
+    frame = frame.merge(current, on="trial_id", how="inner")
+    # a row scored another prompt than the trial's best now: the trial was run again since
+    stale = frame["prompt"].astype(str) != frame["best_prompt"].astype(str)
+    if stale.any() and warnings is not None:
+        warnings.append(f"{int(stale.sum())} transfer score(s) are of an earlier run's best prompt (trial(s) "
+                        f"{', '.join(sorted(set(frame.loc[stale, 'trial_id']))[:3])}): left out; run "
+                        "`pinbench transfer` again")
+    return frame[~stale].drop(columns=["best_prompt"])
 
 
 def lm_names(names) -> dict[str, str]:

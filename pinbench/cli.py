@@ -581,7 +581,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                       verbose=args.verbose, trackers=args.tracker, wait_for_resources=args.wait_for_resources,
                       check_data=not args.no_data_check,
                       checkpoint_every_s=CHECKPOINT_EVERY_S if args.checkpoint_every is None else args.checkpoint_every)
+    import pandas as pd
+
     trials = store.table("trials")
+    if "status" not in trials.columns:  # no trial ended: an empty store
+        trials = pd.DataFrame({"trial_id": pd.Series(dtype=str), "status": pd.Series(dtype=str)})
     table = Table(title=f"{suite.name}: results in {store.uri}")
     metrics = [c for c in trials.columns if c.startswith(("dev_", "test_", "train_")) and c.endswith(
         tuple(trials["selection_metric"].dropna().unique()) or ("accuracy",))]
@@ -596,7 +600,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         console.print(f"interrupted ({signals.signal_name()}): continue with `pinbench sweep {args.suite} "
                       f"--results {args.results} --resume`")
         return signals.exit_code()
-    failed = int((trials["status"] != "completed").sum())
+    failed = int((~trials["status"].isin(["completed", "stopped"])).sum())  # stopped: by the scheduler
     return 0 if failed == 0 else 1
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import ConfigError
 from .fields import same_value
 from .provenance import PROVENANCE_COLUMNS, environment, utc_now
 from .run import RunResult, RunSpec, config_hash
@@ -117,9 +118,32 @@ class ResultsStore:
         self.suite_name = suite_name
         self._tables: dict[str, dict[str, pd.DataFrame]] = {}
         if self.location.join("trials.parquet").is_file():
-            loaded = {name: self.location.join(f"{name}.parquet").read_parquet() for name in TABLES}
+            loaded = {name: self._read(name) for name in TABLES}
             for tid in loaded["trials"]["trial_id"]:
                 self._tables[tid] = {name: df[df["trial_id"] == tid] for name, df in loaded.items()}
+
+    def _read(self, name: str) -> pd.DataFrame:
+        """One table of the store this sweep adds to; a missing or damaged one is an error naming
+        it (before Ray starts), not a traceback and not a store silently rewritten without it."""
+        file = self.location.join(f"{name}.parquet")
+        hint = "move the store away, or give the sweep another --results"
+        try:
+            frame = file.read_parquet()
+        except FileNotFoundError:
+            raise ConfigError(f"results store '{self.uri}' has trials.parquet but no {name}.parquet; {hint}") from None
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"results store '{self.uri}': cannot read {name}.parquet ({first}); {hint}") from None
+        needed = ("trial_id", "status") if name == "trials" else ("trial_id",)
+        missing = [c for c in needed if c not in frame.columns]
+        if missing and len(frame):
+            raise ConfigError(f"results store '{self.uri}': {name}.parquet has no column(s) {missing}: not a "
+                              f"pinbench store, or damaged; {hint}")
+        if name == "trials" and frame["trial_id"].duplicated().any():
+            repeated = sorted(set(frame.loc[frame["trial_id"].duplicated(), "trial_id"].astype(str)))
+            raise ConfigError(f"results store '{self.uri}': trials.parquet holds trial(s) {repeated[:3]} more than "
+                              f"once (a store has one row per trial); {hint}")
+        return frame
 
     @property
     def uri(self) -> str:
@@ -166,6 +190,20 @@ class ResultsStore:
             return
         result = RunResult(spec)
         self._tables[trial_id] = frames(result, trial_id, self.suite_name, status="failed", error=error)
+        self.flush()
+
+    def add_stopped(self, trial_id: str, spec: RunSpec, last: dict) -> None:
+        """Record a trial the scheduler stopped early (ASHA) from its last report: status
+        ``stopped``, the step it reached and its best prompt so far with its selection-split
+        metrics. Its per-step history stays in Tune's trial directory, not in the store."""
+        result = RunResult(spec, steps_done=int(last.get("step") or 0))
+        split = spec.task_class.selection_split
+        best = {k.removeprefix("best_"): v for k, v in last.items()
+                if k.startswith(f"best_{split}_") and isinstance(v, (int, float))}
+        if last.get("best_prompt") is not None:
+            result.best = {"step": None, "prompt": str(last["best_prompt"]), "token_ids": None, **best}
+        self._tables[trial_id] = frames(result, trial_id, self.suite_name, status="stopped",
+                                        error=f"stopped by the scheduler at step {result.steps_done}")
         self.flush()
 
     def flush(self) -> None:

@@ -109,3 +109,36 @@ def deferred(what: str = "the results") -> Iterator[None]:
 
     with _installed({s: note for s in CAUGHT}):
         yield
+
+
+@contextlib.contextmanager
+def tune_stops_gracefully() -> Iterator[None]:
+    """Around ``Tuner.fit`` (main thread): SIGINT, SIGTERM and SIGHUP are noted here (so the command
+    knows it was interrupted, and exits 128 + the signal) and passed to Tune as SIGUSR1, on which
+    Tune stops the sweep gracefully (its SIGINT handler, which would hide the signal from pinbench,
+    is off: TUNE_DISABLE_SIGINT_HANDLER). A second signal stops at once (KeyboardInterrupt)."""
+    import os
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGUSR1"):
+        yield
+        return
+
+    def stop(signum, frame):
+        again = bool(_first)
+        if not _first:
+            _first.append(signum)
+        tune_handler = signal.getsignal(signal.SIGUSR1)
+        if again or tune_handler in (signal.SIG_DFL, signal.SIG_IGN, None):
+            raise KeyboardInterrupt  # a second signal, or Tune's handler not yet in place
+        signal.raise_signal(signal.SIGUSR1)
+
+    previous = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    try:
+        with _installed({s: stop for s in CAUGHT}):
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous

@@ -290,6 +290,11 @@ def _parse_scheduler(source: str, raw) -> Scheduler:
             raise ConfigError(f"{source}: scheduler.{key}: expected an integer >= 1, got {raw[key]!r}")
     if "metric" in raw:
         _metric_name(source, "scheduler", raw["metric"])
+    if raw.get("reduction_factor", 3) == 1:  # ASHA keeps 1/reduction_factor of the trials at each rung
+        raise ConfigError(f"{source}: scheduler.reduction_factor: expected an integer >= 2, got 1")
+    if raw.get("max_t") is not None and raw.get("grace_period", 5) > raw["max_t"]:
+        raise ConfigError(f"{source}: scheduler.grace_period: {raw.get('grace_period', 5)} is above max_t "
+                          f"{raw['max_t']} (no trial could be stopped early)")
     return Scheduler(**{k: v for k, v in raw.items()})
 
 

@@ -152,6 +152,14 @@ def make_callback(results_dir: str | Path, suite: Suite):
                 with checkpoint.as_directory() as directory:
                     if (Path(directory) / "trials.parquet").is_file():
                         ResultsStore(results_dir, suite.name).add_completed(directory)
+                        return
+            last = trial.last_result or {}
+            if last.get("done_training"):
+                return  # a trial the store already holds (--resume)
+            # ended before its final report: stopped by the scheduler (ASHA) or at its max_t
+            params = resolve_params(trial.config)
+            spec = make_spec(params["config"], f"trial {params['trial_id']}")
+            ResultsStore(results_dir, suite.name).add_stopped(params["trial_id"], spec, last)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             params = resolve_params(trial.config)
@@ -429,7 +437,7 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
             tuner = tune.Tuner(tune.with_resources(trainable, resources), param_space=space, run_config=run_config,
                                tune_config=tune.TuneConfig(**tune_kwargs))
         try:
-            with _quiet_tune(bool(verbose)):
+            with _quiet_tune(bool(verbose)), signals.tune_stops_gracefully():
                 tuner.fit()
         finally:
             from .console import SweepConsole

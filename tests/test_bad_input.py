@@ -417,6 +417,16 @@ def _():
     return sweep("scheduler:\n  metric: rewrd_mean\n")
 
 
+@case("scheduler-reduction-factor-one")
+def _():
+    return sweep("scheduler:\n  reduction_factor: 1\n")
+
+
+@case("scheduler-grace-above-max-t")
+def _():
+    return sweep("scheduler:\n  grace_period: 3\n  max_t: 2\n")
+
+
 @case("scheduler-unknown-type")
 def _():
     return sweep("scheduler:\n  type: hyperband\n")
@@ -1412,6 +1422,28 @@ def _():
 def _():
     store()
     Path("results/s/history.parquet").unlink()
+    return ["report", "results/s", "--out", "report"]
+
+
+@case("sweep-store-damaged")
+def _(no_ray_left):
+    bad = launchable()
+    store("results/s")
+    Path("results/s/history.parquet").unlink()
+    return ["sweep", bad, "--results", "results", "--resume"]
+
+
+@case("results-trial-twice")
+def _():
+    trials = pd.read_parquet(store() / "trials.parquet")
+    pd.concat([trials, trials]).to_parquet("results/s/trials.parquet", index=False)
+    return ["report", "results/s", "--out", "report"]
+
+
+@case("results-unknown-status")
+def _():
+    trials = pd.read_parquet(store() / "trials.parquet")
+    trials.assign(status="COMPLETED").to_parquet("results/s/trials.parquet", index=False)
     return ["report", "results/s", "--out", "report"]
 
 

@@ -134,3 +134,27 @@ def test_sigterm_during_eval_is_one_line_and_leaves_no_predictions_file(tiny_set
         raise
     sigterm_stops_with_one_line(proc)
     assert list(tmp_path.iterdir()) == [script]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_during_a_sweep_is_noted_and_handed_to_tune_as_its_graceful_stop(sig):
+    """While Tune runs a sweep, each signal is noted (the exit status and the --resume hint come
+    from it) and raised as SIGUSR1, Tune's graceful stop; a second signal stops at once. Tune's own
+    SIGINT handler, which would hide the signal from pinbench, is switched off."""
+    import os
+
+    from pinbench import signals
+
+    graceful = []
+    previous = signal.signal(signal.SIGUSR1, lambda s, f: graceful.append(s))  # Tune's, inside fit()
+    try:
+        with signals.handled(), signals.tune_stops_gracefully():
+            assert os.environ["TUNE_DISABLE_SIGINT_HANDLER"] == "1"
+            os.kill(os.getpid(), sig)
+            assert graceful == [signal.SIGUSR1] and signals.received() and signals.first_signal() == sig
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+            assert signals.exit_code() == 128 + sig
+        assert "TUNE_DISABLE_SIGINT_HANDLER" not in os.environ
+    finally:
+        signal.signal(signal.SIGUSR1, previous)

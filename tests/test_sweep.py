@@ -561,6 +561,23 @@ def test_resume_after_the_suite_was_edited_runs_the_suite_as_it_is_now(ray_local
         run_sweep(load_suite(suite_file), results_dir=tmp_path / "searched", verbose=0, resume=True)
 
 
+def test_trials_the_scheduler_stops_are_recorded_as_stopped(ray_local, tiny_setup, tmp_path, capsys):
+    """ASHA stops both trials at step 1 of 4 (max_t 1): each used to vanish from the store (only
+    a trial's final report carried its tables) and the command ended on a KeyError. Each is now a
+    row with status stopped, the step it reached and its best prompt so far; the sweep exits 0."""
+    model_dir, spec = tiny_setup
+    suite_file = write_suite(tmp_path / "tiny.yaml", model_dir, spec, extra=textwrap.dedent("""\
+        scheduler: {metric: best_dev_accuracy, mode: max, grace_period: 1, max_t: 1}
+        """))
+    suite_file.write_text(suite_file.read_text().replace("eval_every: 2", "eval_every: 1"))
+    assert main(["sweep", str(suite_file), "--results", str(tmp_path / "results")]) == 0
+    trials = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet")
+    assert sorted(trials["status"]) == ["stopped", "stopped"] and (trials["steps"] == 1).all()
+    assert trials["best_prompt"].notna().all() and trials["dev_accuracy"].notna().all()
+    assert (trials["error"] == "stopped by the scheduler at step 1").all()
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_optuna_search_runs_the_asked_number_of_samples(ray_local, tiny_setup, tmp_path):
     from pinbench.sweep import run_sweep
 
@@ -643,12 +660,12 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tiny_setup,
                 pytest.fail(f"the sweep exited with {proc.returncode} before a trial finished:\n"
                             f"{log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.2)
-        # SIGTERM (what `timeout`, Slurm and Kubernetes send) while the next trial runs: pinbench
-        # turns it into Ctrl-C, so this covers both
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait() == 128 + signal.SIGTERM
+        # Ctrl-C while the next trial runs (Tune's own SIGINT handler used to hide it: exit 0, no
+        # hint); SIGTERM and SIGHUP take the same handler (tests/test_signals.py)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait() == 128 + signal.SIGINT
         printed = log.read_text(errors="replace")
-        assert "interrupted (SIGTERM)" in printed and "--resume" in printed and "Traceback" not in printed
+        assert "interrupted (SIGINT)" in printed and "--resume" in printed and "Traceback" not in printed
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
