@@ -192,6 +192,25 @@ class ResultsStore:
         self._tables[trial_id] = frames(result, trial_id, self.suite_name, status="failed", error=error)
         self.flush()
 
+    def trial_ids(self) -> set[str]:
+        return set(self._tables)
+
+    def set_aside(self, trial_ids: set[str], reason: str) -> Location:
+        """Move these trials' rows out of the store into ``superseded-<UTC time>/`` inside it (a
+        store of its own that reports read only when named): trials an edited suite no longer has
+        would otherwise be averaged with the suite's. Nothing is deleted."""
+        stamp = utc_now().replace(":", "").replace("-", "")
+        aside = self.location.join(f"superseded-{stamp}")
+        moved = {name: pd.concat([self._tables[t][name] for t in sorted(trial_ids) if len(self._tables[t][name])]
+                                 or [self._tables[sorted(trial_ids)[0]][name]], ignore_index=True)
+                 for name in TABLES}
+        write_results(aside, moved)
+        aside.join("README.txt").write_text(f"Trials set aside from {self.uri}: {reason}.\n")
+        for t in trial_ids:
+            del self._tables[t]
+        self.flush()
+        return aside
+
     def add_stopped(self, trial_id: str, spec: RunSpec, last: dict) -> None:
         """Record a trial the scheduler stopped early (ASHA) from its last report: status
         ``stopped``, the step it reached and its best prompt so far with its selection-split

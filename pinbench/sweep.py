@@ -388,7 +388,8 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
         store = ResultsStore(results_dir, suite.name)
         experiment_path = f"{run_config.storage_path.rstrip('/')}/{suite.name}"
         fingerprint = suite_fingerprint(suite)
-        changed = resume and _suite_changed(store, fingerprint)
+        edited = _suite_changed(store, fingerprint)
+        changed = resume and edited
         if changed and suite.search is not None:
             raise ConfigError(f"--resume: the search of suite '{suite.name}' changed since its sweep started "
                               f"in {store.uri} (the Optuna study belongs to the old one); run it under another "
@@ -412,6 +413,12 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
                     ray.shutdown()
                 raise
         resources = {"cpu": suite.resources["cpu"], "gpu": suite.resources["gpu"]}
+        gone = store.trial_ids() - set(fingerprint["trials"]) if edited and "trials" in fingerprint else set()
+        if gone:  # rows of trials the suite no longer has: not averaged with the suite's own
+            aside = store.set_aside(gone, f"suite '{suite.name}' was edited and no longer has them")
+            log.warning("suite '%s' no longer has %d trial(s) of its store (%s): their rows moved to %s",
+                        suite.name, len(gone), ", ".join(sorted(gone)[:3]) + (", ..." if len(gone) > 3 else ""),
+                        aside.uri)
         _write_fingerprint(store, fingerprint)
         if resume and tune.Tuner.can_restore(experiment_path) and not changed:
             trainable = tune.with_resources(_skip_completed(trainable, _stored_metrics(store)), resources)
@@ -426,7 +433,7 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
         else:
             skip = store.completed_as(fingerprint.get("trials", {})) if resume else set()
             if changed:
-                stale = sorted(store.completed() - skip)
+                stale = sorted((store.completed() & set(fingerprint.get("trials", {}))) - skip)
                 log.warning("suite '%s' changed since its sweep started: its new trials run, %d completed trial(s) "
                             "with unchanged settings are kept, %d whose settings changed run again%s; unfinished "
                             "trials start from their first step", suite.name, len(skip), len(stale),

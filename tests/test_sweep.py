@@ -521,14 +521,15 @@ def test_a_trial_that_keeps_failing_is_recorded_while_others_complete(ray_local,
 
 
 def test_resume_after_the_suite_was_edited_runs_the_suite_as_it_is_now(ray_local, tiny_setup, tmp_path, caplog):
-    """--resume used to restore Tune's pickled experiment: seeds added to the grid never ran, and a
-    completed trial whose settings had changed was kept. Now: a new trial runs, a completed one
-    with unchanged settings is kept (its row untouched), one whose recorded settings differ runs
-    again, and the log says which."""
+    """--resume used to restore Tune's pickled experiment: seeds added to the grid never ran, a
+    completed trial whose settings had changed was kept, and a trial the suite no longer had stayed
+    in the store, averaged with the rest. Now: a new trial runs, a completed one with unchanged
+    settings is kept (its row untouched), one whose recorded settings differ runs again, one the
+    suite dropped is moved aside (not deleted), and the log says which."""
     from pinbench.sweep import run_sweep
 
     model_dir, spec = tiny_setup
-    suite_file = write_suite(tmp_path / "tiny.yaml", model_dir, spec)
+    suite_file = write_suite(tmp_path / "tiny.yaml", model_dir, spec, grid="seed: [0, 1, 2]")
     results = tmp_path / "results"
     run_sweep(load_suite(suite_file), results_dir=results, verbose=0)
     store = results / "tiny" / "trials.parquet"
@@ -537,15 +538,18 @@ def test_resume_after_the_suite_was_edited_runs_the_suite_as_it_is_now(ray_local
     rows = pd.read_parquet(store)
     rows.loc[rows["run.seed"] == 1, "config_hash"] = "0000000000000000"
     rows.to_parquet(store, index=False)
-    write_suite(suite_file, model_dir, spec, grid="seed: [0, 1, 2]")
+    write_suite(suite_file, model_dir, spec, grid="seed: [0, 1, 3]")
     with caplog.at_level("WARNING", logger="pinbench.sweep"):
         run_sweep(load_suite(suite_file), results_dir=results, verbose=0, resume=True)
     after = pd.read_parquet(store).set_index("run.seed")
-    assert sorted(after.index) == [0, 1, 2] and (after["status"] == "completed").all()
+    assert sorted(after.index) == [0, 1, 3] and (after["status"] == "completed").all()
     assert after.loc[0, "started_at"] == before.loc[0, "started_at"]  # kept
     assert after.loc[1, "started_at"] != before.loc[1, "started_at"]  # ran again
     assert after.loc[1, "config_hash"] != "0000000000000000"  # rewritten by its new run
-    assert "changed since its sweep started" in caplog.text
+    [aside] = (results / "tiny").glob("superseded-*")
+    moved = pd.read_parquet(aside / "trials.parquet")
+    assert moved["run.seed"].tolist() == [2] and moved["started_at"].iloc[0] == before.loc[2, "started_at"]
+    assert "changed since its sweep started" in caplog.text and "no longer has 1 trial(s)" in caplog.text
     assert "1 completed trial(s) with unchanged settings are kept, 1 whose settings changed run again" in caplog.text
     # an edited search cannot continue its Optuna study: refused before Ray is asked for anything
     search = suite_file.read_text().split("grid:")[0] + "search:\n  num_samples: 2\n  space:\n" \
