@@ -136,16 +136,23 @@ def check_value(cls: type, key: str, value, where: str):
 
 
 def _number_as_string_hint(base: type, value) -> str:
-    """YAML 1.1 reads ``1e-3`` (no dot) as a string: say how to write it."""
-    if base in (int, float) and isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return ""
-        mantissa, _, exponent = value.lower().partition("e")
-        if exponent and "." not in mantissa:
-            return f" (YAML reads {value} as a string: write {mantissa}.0e{exponent})"
-    return ""
+    """YAML 1.1 reads ``1e-3`` and ``1.0e5`` as strings: say how to write them."""
+    return yaml_float_hint(value) if base in (int, float) and isinstance(value, str) else ""
+
+
+def yaml_float_hint(value: str) -> str:
+    """How to write a number YAML 1.1 read as a string: its floats need a dot in the mantissa and a
+    sign in the exponent (``1.0e-5``, ``1.0e+5``); '' for a string that is not such a number."""
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return ""
+    mantissa, _, exponent = value.strip().lower().partition("e")
+    if not exponent:
+        return ""
+    mantissa = mantissa if "." in mantissa else f"{mantissa}.0"
+    exponent = exponent if exponent[0] in "+-" else f"+{exponent}"
+    return f" (YAML reads {value} as a string: write {mantissa}e{exponent})"
 
 
 def _sequence(cls: type, key: str, values: list, where: str):

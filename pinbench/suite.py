@@ -45,7 +45,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, yaml_error_line
-from .fields import check_value, field_types
+from .fields import check_value, field_types, yaml_float_hint
 from .io import load_yaml, read_utf8
 from .registry import DEFAULT_METHOD, DEFAULT_TASK
 from .run import NAMES, RunSpec, config_hash, make_spec, resolve_key, section_classes
@@ -241,16 +241,21 @@ def _parse_search(source: str, raw, base: RunSpec, max_trials: int = 100_000) ->
                 raise ConfigError(f"{source}: search.space.{name}.values: a non-empty list is required")
             for v in dist["values"]:
                 check_value(sections[section], field_name, v, f"{source}: search.space.{name}")
+                make_spec({**base.to_dict(), "plugins": list(base.plugins), f"{section}.{field_name}": v},
+                          f"{source}: search.space.{name}")
         else:
             for bound in ("low", "high"):
                 value = dist[bound]
                 if kind == "int" and (not isinstance(value, int) or isinstance(value, bool)) or \
                         not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                    hint = " (YAML reads 1e-5 as a string: write 1.0e-5)" if isinstance(value, str) else ""
+                    hint = yaml_float_hint(value) if isinstance(value, str) else ""
                     raise ConfigError(f"{source}: search.space.{name}.{bound}: expected "
                                       f"{'an integer' if kind == 'int' else 'a finite number'}, got {value!r}{hint}")
-                # both ends must be values the field takes, so every sampled value makes a valid trial
+                # both ends must be values the field takes, so every sampled value makes a valid trial:
+                # its type, then its section's rules (alpha > 0, steps >= 1) with the base settings
                 check_value(sections[section], field_name, value, f"{source}: search.space.{name}.{bound}")
+                make_spec({**base.to_dict(), "plugins": list(base.plugins), f"{section}.{field_name}": value},
+                          f"{source}: search.space.{name}.{bound}")
             if kind != "int" and field_types(sections[section])[field_name][0] is int:
                 raise ConfigError(f"{source}: search.space.{name}: a {kind} distribution samples floats and "
                                   f"{section}.{field_name} takes integers: use type: int")
@@ -340,7 +345,8 @@ def parse_suite(raw, source: str = "<memory>", max_trials: int = MAX_TRIALS) -> 
     for key in ("cpu", "gpu"):
         value = resources.setdefault(key, 1 if key == "cpu" else 0)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not (math.isfinite(value) and value >= 0):
-            raise ConfigError(f"{source}: resources.{key}: expected a finite number >= 0, got {value!r}")
+            raise ConfigError(f"{source}: resources.{key}: expected a finite number >= 0, got {value!r}"
+                              + (yaml_float_hint(value) if isinstance(value, str) else ""))
     max_concurrent = raw.get("max_concurrent")
     if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
         raise ConfigError(f"{source}: max_concurrent: expected an integer >= 1, got {max_concurrent!r}")

@@ -372,6 +372,16 @@ def _():
     return sweep("search:\n  seed: abc\n" + SPACE.removeprefix("search:\n"))
 
 
+@case("search-bound-out-of-range")
+def _():
+    return sweep("search:\n  space:\n    method.alpha: {type: uniform, low: -1.0, high: -0.5}\n")
+
+
+@case("suite-exponent-without-sign")
+def _():
+    return sweep("base:\n  lr: 1.0e5\n")
+
+
 @case("search-missing-bound")
 def _():
     return sweep("search:\n  space:\n    method.alpha: {type: uniform, low: 0.1}\n")
