@@ -600,6 +600,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         console.print(f"interrupted ({signals.signal_name()}): continue with `pinbench sweep {args.suite} "
                       f"--results {args.results} --resume`")
         return signals.exit_code()
+    if suite.search is not None and 0 < len(trials) < suite.search.num_samples and not signals.received():
+        console.print(f"note: Optuna's {suite.search.num_samples} samples hit {len(trials)} distinct point(s); a "
+                      "repeated point is the same trial, stored once")
     failed = int((~trials["status"].isin(["completed", "stopped"])).sum())  # stopped: by the scheduler
     return 0 if failed == 0 else 1
 

@@ -265,6 +265,12 @@ def _parse_search(source: str, raw, base: RunSpec, max_trials: int = 100_000) ->
                 raise ConfigError(f"{source}: search.space.{name}.low: a loguniform distribution needs low > 0, "
                                   f"got {dist['low']!r}")
     n = raw.get("num_samples", 10)
+    points = math.prod(len(d["values"]) if d["type"] == "choice" else d["high"] - d["low"] + 1
+                       for d in space.values()) if all(d["type"] in ("choice", "int") for d in space.values()) else None
+    if points is not None and isinstance(n, int) and not isinstance(n, bool) and n > points:
+        # a repeated point is the same trial (its id comes from the values): fewer rows than samples
+        raise ConfigError(f"{source}: search.num_samples: {n} samples of a space of {points} point(s) repeat "
+                          f"points; ask for at most {points}, or list the points in a grid")
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= max_trials:
         raise ConfigError(f"{source}: search.num_samples: expected an integer in [1, {max_trials:,}], got {n!r}"
                           + (" (pass --allow-large for more)" if isinstance(n, int) and n > max_trials else ""))

@@ -372,6 +372,11 @@ def _():
     return sweep("search:\n  seed: abc\n" + SPACE.removeprefix("search:\n"))
 
 
+@case("search-more-samples-than-points")
+def _():
+    return sweep("search:\n  num_samples: 4\n  space:\n    seed: {type: choice, values: [0, 1]}\n")
+
+
 @case("search-bound-out-of-range")
 def _():
     return sweep("search:\n  space:\n    method.alpha: {type: uniform, low: -1.0, high: -0.5}\n")
