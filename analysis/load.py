@@ -165,7 +165,7 @@ STATUSES = {"completed", "failed", "interrupted", "stopped"}
 
 # Columns whose type the report computes with: numbers (means, t-tests) and text (ids, status).
 NUMERIC_SUFFIXES = ("_accuracy", "_reward", "_s")
-TEXT_COLUMNS = ("trial_id", "status", "task", "method", "dataset")
+TEXT_COLUMNS = ("trial_id", "status", "task", "method", "dataset", "best_prompt")
 
 
 def _check_types(frame: pd.DataFrame, display: str) -> None:

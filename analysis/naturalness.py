@@ -61,13 +61,20 @@ def context_token(tokenizer) -> tuple[int | None, str]:
     return None, ""
 
 
+MAX_PROMPT_CHARS = 10_000  # naturalness of a longer prompt is measured on its start
+MAX_PROMPT_TOKENS = 1024  # and its perplexity on at most this many tokens
+
+
 @torch.no_grad()
 def perplexities(texts: list[str], lm, batch_size: int = 64) -> np.ndarray:
     """Perplexity of each text under the causal ``lm`` (a pinbench LoadedModel); NaN where no token
     can be scored (an empty prompt, or one token and no context token)."""
     tok = lm.tokenizer
     ctx, _ = context_token(tok)
-    encoded = [([ctx] if ctx is not None else []) + tok(t, add_special_tokens=False).input_ids for t in texts]
+    config = lm.model.config
+    context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    limit = min(MAX_PROMPT_TOKENS, context - 1 if context else MAX_PROMPT_TOKENS)  # - 1: the context token
+    encoded = [([ctx] if ctx is not None else []) + tok(t, add_special_tokens=False).input_ids[:limit] for t in texts]
     return torch.exp(mean_token_nll(lm, encoded, batch_size)).double().numpy()
 
 
@@ -194,17 +201,24 @@ def compute(prompts: pd.DataFrame, options: NaturalnessOptions, warnings: list[s
     lm = load_model(options.reference_lm, "causal", dtype=options.dtype, device=options.device,
                     trust_remote_code=options.trust_remote_code)
     _, ctx_text = context_token(lm.tokenizer)
-    ppl = perplexities(prompts["prompt"].tolist(), lm, options.batch_size)
+    # a prompt is a few dozen tokens; a huge one (a broken method, a hand-edited store) is measured
+    # on its start, so the report's time and memory stay bounded
+    texts = [str(p)[:MAX_PROMPT_CHARS] for p in prompts["prompt"]]
+    long = sum(len(str(p)) > MAX_PROMPT_CHARS for p in prompts["prompt"])
+    if long:
+        warnings.append(f"{long} prompt(s) longer than {MAX_PROMPT_CHARS:,} characters: their naturalness is "
+                        f"measured on the first {MAX_PROMPT_CHARS:,}")
+    ppl = perplexities(texts, lm, options.batch_size)
     # A prompt with no tokenizer recorded (a method that writes text) is tokenised by the reference LM.
     tokenizers = {name: _policy_tokenizer(name, warnings) if name else lm.tokenizer
                   for name in prompts["policy_lm"].unique()}
     rows = []
-    for (_, p), value in zip(prompts.iterrows(), ppl):
+    for (_, p), text, value in zip(prompts.iterrows(), texts, ppl):
         ids = p["token_ids"]
-        ids = [int(i) for i in ids] if isinstance(ids, (list, tuple, np.ndarray)) else None  # None or NaN: no ids
+        ids = [int(i) for i in ids][:MAX_PROMPT_CHARS] if isinstance(ids, (list, tuple, np.ndarray)) else None
         rows.append({"prompt": p["prompt"], "reference_lm": options.reference_lm, "policy_lm": p["policy_lm"],
                      "perplexity": float(value), "context_token": ctx_text,
-                     **word_stats(p["prompt"]), **token_stats(p["prompt"], ids, tokenizers[p["policy_lm"]])})
+                     **word_stats(text), **token_stats(text, ids, tokenizers[p["policy_lm"]])})
     frame = pd.DataFrame(rows)
     frame.insert(0, "cache_version", CACHE_VERSION)
     return frame

@@ -153,6 +153,9 @@ def trial_id(suite: str, point: dict) -> str:
     the same."""
     key = json.dumps(point, sort_keys=True, default=str)
     readable = "_".join(f"{k}={v}" for k, v in point.items())[:60]
+    # the id shows in terminals, logs and Markdown: no control characters (the hash keeps the ids of
+    # different values apart); trial_dirname makes it a directory name
+    readable = "".join(c if c.isprintable() else "_" for c in readable)
     return f"{readable or suite}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 

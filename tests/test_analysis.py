@@ -621,3 +621,17 @@ def test_columns_and_rows_titled_alike_stay_apart_in_every_format():
     assert len(to_long(table)) == 2 * 5
     with pytest.raises(ConfigError, match="keyed 'Avg'"):
         summarise(samples.assign(column="Avg"), [Column("Avg", "Avg")], title="t", average=True)
+
+
+def test_a_huge_best_prompt_is_measured_on_its_start_with_a_warning(store, tmp_path, tiny_lm_dir):
+    """A 500,000-character best prompt (a broken method, a hand-edited store) went whole through the
+    reference LM: the report ran for minutes and grew past 13 GB. Its naturalness is now measured on
+    its first 10,000 characters, and the report says so."""
+    trials = pd.read_parquet(store / "trials.parquet")
+    huge = "the movie " * 50_000
+    trials.loc[0, "best_prompt"], trials.loc[0, "best_token_ids"] = huge, None
+    trials.to_parquet(store / "trials.parquet", index=False)
+    report = build_report([store], tmp_path / "report", options(tiny_lm_dir))
+    assert any("1 prompt(s) longer than 10,000 characters" in w for w in report.warnings)
+    row = report.trials[report.trials["best_prompt"] == huge]
+    assert len(row) == 1 and np.isfinite(row["perplexity"].iloc[0])

@@ -1462,6 +1462,13 @@ def _():
     return ["report", "results/s", "--out", "report"]
 
 
+@case("results-prompt-not-text")
+def _():
+    trials = pd.read_parquet(store() / "trials.parquet")
+    trials.assign(best_prompt=[b"the m\xe9vie"]).to_parquet("results/s/trials.parquet", index=False)
+    return ["report", "results/s", "--out", "report"]
+
+
 @case("report-unknown-metric")
 def _(tiny_lm_dir):
     store(tiny_lm_dir=tiny_lm_dir)
