@@ -620,6 +620,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"--top-prompts must be >= 0, got {args.top_prompts}")
     from .registry import import_plugins
 
+    if args.method_by is not None and not [f for f in args.method_by.split(",") if f.strip()]:
+        raise ConfigError("--method-by is empty; name the fields that tell methods apart (method.alpha,...), "
+                          "or leave it out for the default")
     import_plugins(args.plugin)  # before any store is read: a bad module name costs nothing
     from .run import check_device
 

@@ -144,7 +144,8 @@ def yaml_float_hint(value: str) -> str:
     """How to write a number YAML 1.1 read as a string: its floats need a dot in the mantissa and a
     sign in the exponent (``1.0e-5``, ``1.0e+5``); '' for a string that is not such a number."""
     try:
-        float(value)
+        if not math.isfinite(float(value)):
+            return ""  # 1e400: no way to write it as a finite float
     except (TypeError, ValueError):
         return ""
     mantissa, _, exponent = value.strip().lower().partition("e")

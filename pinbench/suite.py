@@ -357,7 +357,10 @@ def parse_suite(raw, source: str = "<memory>", max_trials: int = MAX_TRIALS) -> 
             raise ConfigError(f"{source}: resources.{key}: expected a finite number >= 0, got {value!r}"
                               + (yaml_float_hint(value) if isinstance(value, str) else ""))
     max_concurrent = raw.get("max_concurrent")
-    if max_concurrent is not None and (not isinstance(max_concurrent, int) or max_concurrent < 1):
+    if not isinstance(raw.get("description", ""), str):
+        raise ConfigError(f"{source}: description: expected text, got {raw['description']!r}")
+    if max_concurrent is not None and (not isinstance(max_concurrent, int) or isinstance(max_concurrent, bool)
+                                       or max_concurrent < 1):
         raise ConfigError(f"{source}: max_concurrent: expected an integer >= 1, got {max_concurrent!r}")
     base_spec = make_spec({**base, "plugins": plugins}, f"{source}: base")
     sections = section_classes(base_spec.task, base_spec.method)
@@ -561,7 +564,10 @@ def _check_overrides(raw: dict, overrides: dict, source: str) -> None:
     search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
     space = search.get("space") if isinstance(search.get("space"), dict) else {}
     axes.update({field_of(k): f"search.space key '{k}'" for k in space if isinstance(k, str)})
-    for key in overrides:
+    names = {k: v for k, v in base.items() if k in ("task", "method", "preset")}
+    for key, value in overrides.items():
+        if key not in NAMES:  # a bad value is the flag's, not the suite's
+            make_spec({**names, key: value}, f"--set {key}={value}")
         if field_of(key) in axes:
             raise ConfigError(f"--set {key}: {source} has a {axes[field_of(key)]}, whose values replace this "
                               "setting in every trial; change the axis in the suite (or a suite that extends it)")

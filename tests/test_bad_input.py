@@ -337,6 +337,16 @@ def _():
     return sweep("max_concurrent: 0\n")
 
 
+@case("suite-max-concurrent-bool")
+def _():
+    return sweep("max_concurrent: true\n")
+
+
+@case("suite-description-not-text")
+def _():
+    return sweep("description: [a, b]\n")
+
+
 @case("search-unknown-distribution")
 def _():
     return sweep("search:\n  space:\n    method.alpha: {type: normal, low: 0, high: 1}\n")
@@ -478,6 +488,11 @@ def _():
 @case("set-grid-axis")
 def _():
     return sweep("grid:\n  run.seed: [1, 2]\n", "--set", "seed=3")
+
+
+@case("set-bad-value-named")
+def _():
+    return sweep("base:\n  steps: 2\n", "--set", "steps=.inf")
 
 
 @case("set-twice")
@@ -1485,6 +1500,12 @@ def _(tiny_lm_dir):
 def _(tiny_lm_dir):
     store(tiny_lm_dir=tiny_lm_dir)
     return ["report", "results/s", "--out", "report", "--device", "gpu", "--reference-lm", tiny_lm_dir]
+
+
+@case("report-method-by-empty")
+def _(tiny_lm_dir):
+    store(tiny_lm_dir=tiny_lm_dir)
+    return ["report", "results/s", "--out", "report", "--method-by", "", "--reference-lm", tiny_lm_dir]
 
 
 @case("transfer-file-damaged")
