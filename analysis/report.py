@@ -194,14 +194,13 @@ def prepare(results: Results, options: ReportOptions) -> Prepared:
         options.metric = default_metric(trials)
     _check_metric(trials, options.metric)
     notes = list(results.notes)
-    finite = np.isfinite(trials[options.metric].astype(float))
+    values = trials[options.metric].astype(float)
+    finite = np.isfinite(values)
     if not finite.all():  # NaN would drop out of a mean unseen; infinity would print as "inf"
         bad = trials.loc[~finite, "trial_id"].astype(str).tolist()
         notes.append(f"{len(bad)} completed trial(s) have no finite {options.metric} ({', '.join(bad[:3])}"
-                     f"{', ...' if len(bad) > 3 else ''}): left out of every table")
-        trials = trials[finite]
-        if not len(trials):
-            raise ResultsError(f"no completed trial has a finite {options.metric}")
+                     f"{', ...' if len(bad) > 3 else ''}): left out of its means")
+        trials = trials.assign(**{options.metric: values.where(finite)})
     trials["method_name"] = trials["method"]  # the registry name; "method" becomes the row label
     trials["method"] = label_methods(trials, options.method_by).to_numpy()
     methods = order_methods(trials["method"].tolist())

@@ -635,3 +635,16 @@ def test_a_huge_best_prompt_is_measured_on_its_start_with_a_warning(store, tmp_p
     assert any("1 prompt(s) longer than 10,000 characters" in w for w in report.warnings)
     row = report.trials[report.trials["best_prompt"] == huge]
     assert len(row) == 1 and np.isfinite(row["perplexity"].iloc[0])
+
+
+def test_a_trial_without_a_finite_metric_is_left_out_of_the_means_with_a_warning(store, tmp_path, tiny_lm_dir):
+    """A completed trial whose test accuracy is NaN (or infinite) dropped out of the mean unseen
+    (n smaller, no word) or printed as 'inf'; the report now names it in its warnings."""
+    trials = pd.read_parquet(store / "trials.parquet")
+    done = trials.index[trials["status"] == "completed"]
+    trials.loc[done[0], "test_accuracy"], trials.loc[done[1], "test_accuracy"] = float("nan"), float("inf")
+    trials.to_parquet(store / "trials.parquet", index=False)
+    report = build_report([store], tmp_path / "report", options(tiny_lm_dir))
+    ids = ", ".join(trials.loc[done[:2], "trial_id"])
+    assert f"2 completed trial(s) have no finite test_accuracy ({ids}): left out of its means" in report.warnings
+    assert "inf" not in (tmp_path / "report" / "tables" / "comparison.md").read_text()

@@ -162,6 +162,7 @@ def test_report_has_the_inversion_table_figure_and_section(tmp_path, tiny_lm_dir
     assert set(long["column"]) == {"clip_score", "perplexity", "zipf_mean", "test_clip_tokens", "images"}
     assert np.isfinite(long.loc[long["column"] == "perplexity", "mean"]).all()  # naturalness was joined
     assert not any("inversion" in w for w in report.warnings)
+    assert any("have no finite test_reward (t05): left out of its means" in w for w in report.warnings)
     comparison = (out / "tables" / "comparison.md").read_text()  # cosines to 3 decimals, runs named
     assert "**0.317 ± 0.018**" in comparison and "images × seeds" in comparison  # (the run without a test score left out)
 

@@ -363,8 +363,8 @@ def test_a_search_trial_whose_sampled_values_are_refused_is_recorded_failed_not_
     from pinbench.sweep import make_callback
 
     suite = parse_suite({"name": "s", "base": {"preset": "pin", "dataset": "sst-2", "replay_size": 64, "replay_batch": 8},
-                         "search": {"space": {"replay_batch": {"type": "int", "low": 8, "high": 128}}}})
-    base = make_spec({**suite.base}).to_dict()
+                         "search": {"space": {"replay_batch": {"type": "int", "low": 8, "high": 64}}}})
+    base = make_spec({**suite.base}).to_dict()  # a value the run refuses (past replay_size), as sampled
     trial = SimpleNamespace(config={"sampled": {"replay_batch": 100}, "base": base, "suite": "s"}, error_file=None)
     make_callback(tmp_path, suite).on_trial_error(0, [], trial)
     row = pd.read_parquet(tmp_path / "s" / "trials.parquet").iloc[0]
