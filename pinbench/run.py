@@ -124,7 +124,10 @@ class RunSpec:
         if self.plugins:
             out["plugins"] = list(self.plugins)
         for section, config in zip(SECTIONS, (self.run, self.task_config, self.method_config)):
-            out.update({f"{section}.{k}": v for k, v in dataclasses.asdict(config).items()})
+            # field values are scalars, tuples and lists of scalars: a shallow copy is asdict's result
+            # at a fraction of its cost (a 10,000-trial dry-run calls this for every trial)
+            out.update({f"{section}.{f.name}": (list(v) if isinstance(v := getattr(config, f.name), list) else v)
+                        for f in dataclasses.fields(config)})
         return out
 
     def nested(self) -> dict:

@@ -108,7 +108,13 @@ class Suite:
         return out
 
     def trials(self) -> list["TrialSpec"]:
-        """The grid's trials; two points that make the same trial are an error naming both."""
+        """The grid's trials; two points that make the same trial are an error naming both. Built
+        once per suite (validation, --dry-run and the cost projection all ask)."""
+        if "_trials" not in self.__dict__:
+            object.__setattr__(self, "_trials", self._make_trials())  # frozen: a cache, not a field
+        return list(self.__dict__["_trials"])
+
+    def _make_trials(self) -> list["TrialSpec"]:
         trials, seen = [], {}
         for point in self.points():
             trial = make_trial(self, point)
