@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
-from .data_locations import ENV_DATA_DIR, SUBFOLDERS, data_cache, explicit_folder, find
+from .data_locations import ENV_DATA_DIR, SUBFOLDERS, cache_home, data_cache, explicit_folder, find
 from .errors import ConfigError, DataError
-from .io import write_text
+from .io import one_at_a_time, write_text
 
 MANIFEST_FORMAT = 1
 MIN_RATE = 20_000  # bytes per second a download must average (a trickling mirror is given up on)
@@ -182,6 +182,9 @@ def write_manifest(manifest: dict, out: str | Path) -> Path:
     return write_text(json.dumps(manifest, indent=1) + "\n", out)
 
 
+MAX_FILE_BYTES = 20 * 2 ** 30  # a data file of these benchmarks is kilobytes to megabytes
+
+
 def load_manifest(path: str | Path | None = None) -> dict[str, ManifestDataset]:
     """The shipped manifest, or the one at ``path``."""
     where = str(path) if path is not None else "pinbench/data_manifest.json"
@@ -212,8 +215,10 @@ def load_manifest(path: str | Path | None = None) -> dict[str, ManifestDataset]:
                 if not isinstance(f.sha256, str) or len(f.sha256) != 64 or \
                         any(c not in "0123456789abcdef" for c in f.sha256):
                     raise ValueError(f"sha256 {f.sha256!r} of {f.path!r}: expected 64 lower-case hex digits")
-                if f.size < 0 or isinstance(f.size, bool):
-                    raise ValueError(f"size {f.size} of {f.path!r}: expected a byte count >= 0")
+                if f.size < 0 or isinstance(f.size, bool) or f.size > MAX_FILE_BYTES:
+                    raise ValueError(f"size {f.size} of {f.path!r}: expected a byte count in [0, {MAX_FILE_BYTES:,}]")
+                if urlparse(f.url).scheme not in ("http", "https", "file"):
+                    raise ValueError(f"url {f.url!r} of {f.path!r}: expected http, https or file")
             out[name] = ManifestDataset(name, d["kind"], d.get("source", ""), d.get("license", ""), files,
                                         tuple(d.get("unavailable", ())), d.get("note", ""))
         except (KeyError, TypeError, ValueError) as exc:
@@ -266,8 +271,12 @@ def _http_to_part(url: str, part: Path, file: ManifestFile, timeout: float) -> N
     """Fetch ``url`` into ``part``, continuing what is there with a Range request; a server that
     ignores Range (200) or refuses it (416) gets a fresh download."""
     have = part.stat().st_size if part.exists() else 0
-    if have >= file.size:  # complete (verified by the caller) or overlong (fails its checksum)
+    if part.exists() and have >= file.size:  # complete (verified by the caller) or overlong (fails its checksum)
         return
+    room = shutil.disk_usage(part.parent).free
+    if file.size - have > room:  # checked before a byte is fetched: a full disk stops more than this
+        raise DataError(f"cannot download '{file.path}': it needs {file.size - have:,} more bytes and the disk of "
+                        f"'{part.parent}' has {room:,} free")
     headers = {"User-Agent": "pinbench", **({"Range": f"bytes={have}-"} if have else {})}
     try:
         resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
@@ -285,6 +294,10 @@ def _http_to_part(url: str, part: Path, file: ManifestFile, timeout: float) -> N
     except (OSError, socket.timeout) as exc:  # refused, unreachable, timed out
         raise _offline(url, file.path, exc) from None
     with resp:
+        kind = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind == "text/html" and not file.path.lower().endswith((".html", ".htm")):
+            raise DataError(f"cannot download '{file.path}': {url} answered {resp.status} with an HTML page, not the "
+                            "file (a login, rate-limit or error page?); nothing kept")
         resumed = have and resp.status == 206 and \
             resp.headers.get("Content-Range", "").startswith(f"bytes {have}-")
         start = have if resumed else 0
@@ -307,6 +320,10 @@ def _http_to_part(url: str, part: Path, file: ManifestFile, timeout: float) -> N
                 os.fsync(out.fileno())
         except (http.client.HTTPException, ConnectionError, socket.timeout) as exc:
             raise _Interrupted(str(exc) or type(exc).__name__) from None
+        except OSError as exc:  # the disk: full (ENOSPC), a file-size limit (EFBIG), read-only
+            kept = part.stat().st_size if part.exists() else 0
+            raise DataError(f"cannot write '{part}' ({exc.strerror or exc}) after {kept:,} of {file.size:,} bytes of "
+                            f"'{file.path}'; free space there and run the command again to resume") from None
         length = resp.headers.get("Content-Length")
         if written < file.size and length is not None and length.isdigit() and written - start == int(length):
             part.unlink()  # the whole response came, and it is not the file: not worth resuming
@@ -331,6 +348,17 @@ def fetch_file(file: ManifestFile, dest_root: Path, *, mirror: str | None = None
     if target.is_file() and target.stat().st_size == file.size and sha256_of(target) == file.sha256:
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
+    # two downloads of one file at once (two terminals, two jobs) would share its .part file: the
+    # second waits for the first, then finds the file verified
+    lock = cache_home() / "locks" / hashlib.sha1(str(target.resolve()).encode()).hexdigest()[:20]  # not in the data
+    with one_at_a_time(lock):
+        return _fetch_locked(file, target, mirror=mirror, from_dir=from_dir, attempts=attempts, timeout=timeout)
+
+
+def _fetch_locked(file: ManifestFile, target: Path, *, mirror: str | None, from_dir: Path | None, attempts: int,
+                  timeout: float) -> bool:
+    if target.is_file() and target.stat().st_size == file.size and sha256_of(target) == file.sha256:
+        return False
     part = target.with_name(target.name + ".part")
     if from_dir is not None:
         source = from_dir / file.path

@@ -846,6 +846,13 @@ def _():
     return ["data", "download", "--manifest", "man.json", "sst-2"]
 
 
+@case("download-manifest-bad-url")
+def _():
+    write("man.json", '{"format": 1, "datasets": {"sst-2": {"kind": "few-shot", "files": [{"path": '
+                      '"few-shot/sst-2/16-13/x.tsv", "url": "gopher://x/y", "sha256": "' + "a" * 64 + '", "size": 5}]}}}')
+    return ["data", "download", "--manifest", "man.json", "sst-2"]
+
+
 @case("device-gpu")
 def _(tiny_lm_dir):
     reviews()

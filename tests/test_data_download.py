@@ -75,6 +75,7 @@ class DataServer(ThreadingHTTPServer):
         self.trickle: set[str] = set()  # one byte every 20 ms
         self.trickled: dict[str, int] = {}  # path -> bytes of it trickled so far
         self.error_page: set[str] = set()  # 200 with a short HTML page instead of the file
+        self.html_page: set[str] = set()  # the same as text/html, without a Content-Length
 
     @property
     def url(self) -> str:
@@ -98,6 +99,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(page)))
             self.end_headers()
             self.wfile.write(page)
+            return
+        if rel in srv.html_page:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(b"<html><body>Rate limited</body></html>")
+            self.close_connection = True
             return
         if rel in srv.endless or rel in srv.trickle:
             self.send_response(200)
@@ -569,3 +577,71 @@ def test_a_mirror_that_misbehaves_is_an_error_naming_the_file_and_nothing_is_kep
     with pytest.raises(DataError, match=rf"download of '{BIG}' .*slower than"):
         D.fetch_file(manifest["sst-2"].files[[f.path for f in manifest["sst-2"].files].index(BIG)], cache,
                      mirror=server.url, attempts=1, timeout=1.0)
+
+
+def _own_server(root: Path, files: dict[str, bytes]):
+    """A DataServer over ``root`` holding ``files`` (path -> bytes), and their manifest entries."""
+    from pinbench.data_download import ManifestFile
+
+    entries = []
+    for rel, body in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(body)
+        entries.append(ManifestFile(rel, f"file:///nowhere/{rel}", hashlib.sha256(body).hexdigest(), len(body)))
+    srv = DataServer(root)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, entries
+
+
+def test_an_empty_file_an_html_page_and_too_little_disk(tmp_path, places, monkeypatch):
+    """A zero-byte file (which `pinbench data manifest` writes for an empty file) was taken as
+    complete before it was fetched, then a traceback; a 200 HTML page without a length was kept as
+    a cut download to resume forever; a file larger than the free disk filled it."""
+    from pinbench import data_download as D
+
+    srv, (empty, page) = _own_server(tmp_path / "root", {"few-shot/x/16-1/empty.tsv": b"",
+                                                        "few-shot/x/16-1/train.tsv": b"sentence\tlabel\n" * 50})
+    cache = tmp_path / "cache"
+    try:
+        assert D.fetch_file(empty, cache, mirror=srv.url) and (cache / empty.path).read_bytes() == b""
+        srv.html_page.add(page.path)
+        with pytest.raises(DataError, match=rf"'{page.path}': .* answered 200 with an HTML page, not the file"):
+            D.fetch_file(page, cache, mirror=srv.url, attempts=1)
+        assert not (cache / f"{page.path}.part").exists()
+        srv.html_page.clear()
+        monkeypatch.setattr(D.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 10, 10))
+        with pytest.raises(DataError, match=rf"'{page.path}': it needs 750 more bytes and the disk of .* has 10 free"):
+            D.fetch_file(page, cache, mirror=srv.url, attempts=1)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_two_downloads_of_one_file_at_once_fetch_it_once(tmp_path, places):
+    """Two downloads of one data set at once shared its .part file: one blamed the mirror's
+    checksum, the other crashed, nothing was kept. The second now waits, then finds it verified."""
+    from pinbench import data_download as D
+
+    srv, [entry] = _own_server(tmp_path / "root", {"few-shot/x/16-1/train.tsv": b"sentence\tlabel\nok\t1\n" * 3})
+    srv.trickle.add(entry.path)  # a byte every 20 ms: the two overlap
+    cache, results, errors = tmp_path / "cache", [], []
+
+    def fetch():
+        try:
+            results.append(D.fetch_file(entry, cache, mirror=srv.url, attempts=1))
+        except Exception as exc:  # noqa: BLE001 - the assertion below names it
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=fetch) for _ in range(2)]
+        for t in threads:
+            t.start()
+            time.sleep(0.2)
+        for t in threads:
+            t.join()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert errors == [] and sorted(results) == [False, True]
+    assert [path for path, _ in srv.requests] == [entry.path]  # fetched once
+    assert hashlib.sha256((cache / entry.path).read_bytes()).hexdigest() == entry.sha256
