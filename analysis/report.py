@@ -437,7 +437,24 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
     text = _report_markdown(results, prep, failed, comparison, nat_table, figures, options, out, settle,
                             sections, transfer=transfer, ablations=ablations, provenance=provenance)
     files.append(write_text(text, out / "report.md"))
+    _remove_stale_files(out, files)
     return Report(out, files, comparison, nat_table, trials, prep.computed, warnings, sections)
+
+
+REPORT_FILES = ".pinbench-report-files"  # in --out: what the last report wrote there
+
+
+def _remove_stale_files(out: Path, files: list[Path]) -> None:
+    """Remove what an earlier report into ``out`` wrote and this one did not (another store's
+    transfer table left beside this store's report); files pinbench did not write stay."""
+    written = sorted({str(Path(f).resolve().relative_to(out.resolve())) for f in files})
+    record = out / REPORT_FILES
+    earlier = record.read_text(encoding="utf-8").splitlines() if record.is_file() else []
+    for rel in set(earlier) - set(written):
+        target = (out / rel).resolve()
+        if target.is_relative_to(out.resolve()) and target.is_file():
+            target.unlink()
+    write_text("\n".join(written) + "\n", record)
 
 
 def _method_legend(methods) -> list[str]:

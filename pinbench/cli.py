@@ -635,7 +635,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         naturalness=NaturalnessOptions(reference_lm=args.reference_lm, device=args.device,
                                        trust_remote_code=args.trust_remote_code))
-    report = build_report(args.results, args.out, options)
+    from .storage import exclusive_writer
+
+    with exclusive_writer(args.out, "--out"):  # two reports into one directory would mix their files
+        report = build_report(args.results, args.out, options)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(f"naturalness: {report.computed_prompts} prompt(s) scored now, the rest from the cache")

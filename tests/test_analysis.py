@@ -648,3 +648,19 @@ def test_a_trial_without_a_finite_metric_is_left_out_of_the_means_with_a_warning
     ids = ", ".join(trials.loc[done[:2], "trial_id"])
     assert f"2 completed trial(s) have no finite test_accuracy ({ids}): left out of its means" in report.warnings
     assert "inf" not in (tmp_path / "report" / "tables" / "comparison.md").read_text()
+
+
+def test_a_report_into_a_used_directory_removes_what_the_earlier_report_wrote_and_it_did_not(store, tmp_path,
+                                                                                            tiny_lm_dir):
+    """A report of store B into the --out of store A's report left A's transfer tables beside B's
+    report (a paper's LaTeX would include them). Files the earlier report wrote and this one does
+    not are removed; files pinbench did not write stay."""
+    out = tmp_path / "report"
+    build_report([store], out, options(tiny_lm_dir))
+    (out / "tables" / "transfer.tex").write_text("store A's transfer table")
+    with open(out / ".pinbench-report-files", "a") as record:
+        record.write("tables/transfer.tex\n")  # as if the earlier report had written it
+    (out / "notes.txt").write_text("mine")
+    report = build_report([store], out, options(tiny_lm_dir))
+    assert not (out / "tables" / "transfer.tex").exists() and (out / "notes.txt").read_text() == "mine"
+    assert all(Path(f).exists() for f in report.files)
