@@ -484,7 +484,8 @@ def _report_markdown(results, prep, failed, comparison, nat_table, figures, opti
     lines = [
         "# pinbench report", "",
         f"Results: {', '.join(f'`{s.uri}`' for s in results.stores)}. {len(trials)} completed trial(s)"
-        + (f", {len(failed)} failed (listed at the end)" if len(failed) else "") + ". "
+        + "".join(f", {n} {status}" for status, n in failed["status"].value_counts().sort_index().items())
+        + (" (listed at the end)" if len(failed) else "") + ". "
         f"Generated {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}.", "",
         f"## Comparison: {comparison.title}", "", to_markdown(comparison),
         "Files: [Markdown](tables/comparison.md) · [LaTeX](tables/comparison.tex) · [CSV](tables/comparison.csv)", "",
@@ -519,12 +520,15 @@ def _report_markdown(results, prep, failed, comparison, nat_table, figures, opti
               top_prompts_markdown(trials, prep.methods, options.metric, options.top_prompts)]
     if provenance is not None:
         lines += provenance_markdown(provenance)
-    if len(failed):
-        lines += ["## Failed trials", ""]
-        for _, r in failed.iterrows():
-            err = str(r.get("error") or "").strip().splitlines()
-            lines.append(f"- `{r['trial_id']}`: {err[-1] if err else 'no error recorded'}")
-        lines.append("")
+    if len(failed):  # failed, interrupted (Ctrl-C), stopped (by the scheduler): each under its own heading
+        store_of = {s.label: s.uri for s in results.stores}
+        for status, rows in failed.groupby("status", sort=True):
+            lines += [f"## {str(status).capitalize()} trials", ""]
+            for _, r in rows.iterrows():
+                err = str(r.get("error") or "").strip().splitlines()
+                why = err[-1] if err else ("stopped before its last step" if status == "interrupted" else "no error recorded")
+                lines.append(f"- `{r['trial_id']}` (store `{store_of.get(r.get('store'), r.get('store'))}`): {why}")
+            lines.append("")
     if warnings:
         lines += ["## Warnings", "", *(f"- {w}" for w in warnings), ""]
     return "\n".join(lines)

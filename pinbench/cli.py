@@ -576,11 +576,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _quiet_transformers()
     from .sweep import CHECKPOINT_EVERY_S, run_sweep
 
-    store = run_sweep(suite, results_dir=args.results, storage=args.storage, address=args.address,
-                      resume=args.resume, max_failures=args.max_failures, num_cpus=args.num_cpus,
-                      verbose=args.verbose, trackers=args.tracker, wait_for_resources=args.wait_for_resources,
-                      check_data=not args.no_data_check,
-                      checkpoint_every_s=CHECKPOINT_EVERY_S if args.checkpoint_every is None else args.checkpoint_every)
+    resume_hint = f"continue with `pinbench sweep {args.suite} --results {args.results} --resume`"
+    try:
+        store = run_sweep(suite, results_dir=args.results, storage=args.storage, address=args.address,
+                          resume=args.resume, max_failures=args.max_failures, num_cpus=args.num_cpus,
+                          verbose=args.verbose, trackers=args.tracker, wait_for_resources=args.wait_for_resources,
+                          check_data=not args.no_data_check,
+                          checkpoint_every_s=CHECKPOINT_EVERY_S if args.checkpoint_every is None else args.checkpoint_every)
+    except KeyboardInterrupt:  # a second signal: stopped at once; the store holds the trials that ended
+        console.print(f"interrupted ({signals.signal_name()}), stopped at once: the store holds the trials that "
+                      f"ended; {resume_hint} (running trials continue from their last checkpoint)")
+        return signals.exit_code()
     import pandas as pd
 
     trials = store.table("trials")
@@ -597,8 +603,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                         else str(row[c]) for c in cols])  # a prompt as text (its brackets are not markup)
     console.print(table)
     if signals.received():  # Tune stopped the sweep gracefully on the signal; the store holds what finished
-        console.print(f"interrupted ({signals.signal_name()}): continue with `pinbench sweep {args.suite} "
-                      f"--results {args.results} --resume`")
+        console.print(f"interrupted ({signals.signal_name()}): {resume_hint}")
         return signals.exit_code()
     if suite.search is not None and 0 < len(trials) < suite.search.num_samples and not signals.received():
         console.print(f"note: Optuna's {suite.search.num_samples} samples hit {len(trials)} distinct point(s); a "

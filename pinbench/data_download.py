@@ -264,6 +264,8 @@ OFFLINE_HINT = (f"pass a local copy of the data instead: --data-dir DIR or {ENV_
 def _offline(url: str, path: str, reason: object) -> DataError:
     host = urlparse(url).netloc or url
     reason = getattr(reason, "strerror", None) or reason
+    if urlparse(url).scheme == "file":  # a local mirror: no network involved
+        return DataError(f"cannot download '{path}': {url} cannot be read ({reason})")
     return DataError(f"cannot download '{path}': no connection to {host} ({reason}); {OFFLINE_HINT}")
 
 
@@ -288,10 +290,14 @@ def _http_to_part(url: str, part: Path, file: ManifestFile, timeout: float) -> N
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, (ConnectionResetError, ConnectionAbortedError)):  # reached, then dropped
             raise _Interrupted(f"the server closed the connection ({exc.reason})") from None
+        if isinstance(exc.reason, (socket.timeout, TimeoutError)):  # a stall: what --attempts are for
+            raise _Interrupted(f"no answer within {timeout:g} s") from None
         raise _offline(url, file.path, exc.reason) from None
     except (ConnectionResetError, ConnectionAbortedError, http.client.HTTPException) as exc:
         raise _Interrupted(f"the server closed the connection ({exc or type(exc).__name__})") from None
-    except (OSError, socket.timeout) as exc:  # refused, unreachable, timed out
+    except (socket.timeout, TimeoutError):  # connected, then no answer: a stall, tried again
+        raise _Interrupted(f"no answer within {timeout:g} s") from None
+    except OSError as exc:  # refused, unreachable
         raise _offline(url, file.path, exc) from None
     with resp:
         kind = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()

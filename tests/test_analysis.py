@@ -452,7 +452,8 @@ def test_report_markdown_and_cli(store, tmp_path, tiny_lm_dir, capsys):
     assert "[LaTeX](tables/ablation_alpha.tex)" in text  # the ablation table: its own tests in test_ablation_figure.py
     assert "| pin, α=0.5 | 90.0 ± 2.9 |" in text and "| rlprompt | 81.0 ± 0.6 |" in text  # SST-2 runs only
     assert '"the story is nice": test accuracy 94.0%' in text  # pin's top prompt
-    assert "`t06`: RuntimeError: out of memory" in text  # the failed trial, listed
+    assert "1 failed (listed at the end)" in text and "## Failed trials" in text
+    assert f"- `t06` (store `{store}`): RuntimeError: out of memory" in text  # the failed trial, listed
     # where the columns are defined: a file of pinbench's repository (a relative link would point
     # nowhere from --out), whose section exists
     assert "Every column is defined in docs/results.md of pinbench's repository, section Reports" in text
