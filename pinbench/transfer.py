@@ -201,12 +201,19 @@ def write_transfer(store, rows: pd.DataFrame) -> None:
     split) are replaced, the rest kept; written atomically on a local disk."""
     if not len(rows):
         return
-    old = existing_transfer(store)
-    if old is not None:
-        new_keys = set(map(tuple, rows[list(KEY)].astype(str).to_numpy().tolist()))
-        keep = [tuple(k) not in new_keys for k in old[list(KEY)].astype(str).to_numpy().tolist()]
-        rows = pd.concat([old[keep], rows], ignore_index=True) if any(keep) else rows
-    store.write(TRANSFER_FILE, rows.reset_index(drop=True))
+    from contextlib import nullcontext
+
+    from .io import one_at_a_time
+
+    local = store.location.local
+    # read, merge and write under a lock: two transfers into one store at once keep both's rows
+    with one_at_a_time(local / TRANSFER_FILE) if local is not None else nullcontext():
+        old = existing_transfer(store)
+        if old is not None:
+            new_keys = set(map(tuple, rows[list(KEY)].astype(str).to_numpy().tolist()))
+            keep = [tuple(k) not in new_keys for k in old[list(KEY)].astype(str).to_numpy().tolist()]
+            rows = pd.concat([old[keep], rows], ignore_index=True) if any(keep) else rows
+        store.write(TRANSFER_FILE, rows.reset_index(drop=True))
 
 
 def existing_transfer(store) -> pd.DataFrame | None:

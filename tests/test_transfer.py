@@ -247,3 +247,31 @@ def test_transfer_table_keeps_datasets_apart_and_names_lms_uniquely():
     assert transfer_table(pd.DataFrame(), []) is None
     assert lm_names(["/a/model", "/b/model", "facebook/opt-125m"]) == \
         {"/a/model": "/a/model", "/b/model": "/b/model", "facebook/opt-125m": "opt-125m"}
+
+
+def test_two_transfers_into_one_store_at_once_keep_both_rows(tmp_path, monkeypatch):
+    """`transfer.parquet` is read, merged and written again: two processes at once could each read
+    it before the other wrote, and one's rows were lost. The merge now holds a lock beside the file."""
+    import threading
+    import time
+
+    from pinbench.analysis.load import Store
+    from pinbench.storage import resolve
+    from pinbench.transfer import KEY, read_transfer, write_transfer
+
+    (tmp_path / "s").mkdir()
+    store = Store(resolve(tmp_path / "s"), "s")
+    write = store.write
+
+    def slow_write(name, frame):  # both have read before either writes, unless the lock keeps them apart
+        time.sleep(0.5)
+        write(name, frame)
+
+    monkeypatch.setattr(store, "write", slow_write)
+    rows = [pd.DataFrame([{"trial_id": t, "scored_with": "lm", "split": "test", "accuracy": 0.5}]) for t in "ab"]
+    threads = [threading.Thread(target=write_transfer, args=(store, r)) for r in rows]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(read_transfer(store)["trial_id"]) == ["a", "b"] and list(KEY)[0] == "trial_id"
