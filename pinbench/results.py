@@ -211,11 +211,11 @@ class ResultsStore:
         self.flush()
         return aside
 
-    def add_stopped(self, trial_id: str, spec: RunSpec, last: dict) -> None:
-        """Record a trial the scheduler stopped early (ASHA) from its last report: status
-        ``stopped``, the step it reached and its best prompt so far with its selection-split
-        metrics. Its per-step history stays in Tune's trial directory, not in the store."""
-        result = RunResult(spec, steps_done=int(last.get("step") or 0))
+    def add_stopped(self, trial_id: str, spec: RunSpec, last: dict, history: list[dict] | None = None) -> None:
+        """Record a trial the scheduler stopped early (ASHA) from its reports: status ``stopped``,
+        the step it reached, its best prompt so far with its selection-split metrics, and
+        ``history``, the rows it reported (one per evaluation; the steps between are not kept)."""
+        result = RunResult(spec, steps_done=int(last.get("step") or 0), history=list(history or []))
         split = spec.task_class.selection_split
         best = {k.removeprefix("best_"): v for k, v in last.items()
                 if k.startswith(f"best_{split}_") and isinstance(v, (int, float))}

@@ -159,7 +159,8 @@ def make_callback(results_dir: str | Path, suite: Suite):
             # ended before its final report: stopped by the scheduler (ASHA) or at its max_t
             params = resolve_params(trial.config)
             spec = make_spec(params["config"], f"trial {params['trial_id']}")
-            ResultsStore(results_dir, suite.name).add_stopped(params["trial_id"], spec, last)
+            ResultsStore(results_dir, suite.name).add_stopped(params["trial_id"], spec, last,
+                                                              history=_reported_rows(trial))
 
         def on_trial_error(self, iteration, trials, trial, **info):
             params = resolve_params(trial.config)
@@ -174,6 +175,31 @@ def make_callback(results_dir: str | Path, suite: Suite):
             ResultsStore(results_dir, suite.name).add_failed(params["trial_id"], spec, error or "trial failed")
 
     return StoreCallback()
+
+
+def _reported_rows(trial) -> list[dict]:
+    """The history rows a trial reported at its evaluations (Tune's ``result.json`` in its trial
+    directory; [] where that is not on this disk): what a stopped trial keeps of its history."""
+    import json
+
+    from ray.tune.result import AUTO_RESULT_KEYS
+
+    path = getattr(trial, "local_path", None)
+    file = Path(path) / "result.json" if path else None
+    if file is None or not file.is_file():
+        return []
+    rows = []
+    for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            reported = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a crash
+        row = {k: v for k, v in reported.items() if k not in AUTO_RESULT_KEYS and not k.startswith(("config", "best_"))
+               and k not in ("done", "trial_id", "checkpoint_dir_name", "should_checkpoint", "done_training",
+                             "trial_failed", "experiment_tag")}
+        if isinstance(row.get("step"), int):
+            rows.append(row)
+    return rows
 
 
 def _distribution(spec: dict):

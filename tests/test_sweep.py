@@ -579,6 +579,9 @@ def test_trials_the_scheduler_stops_are_recorded_as_stopped(ray_local, tiny_setu
     assert sorted(trials["status"]) == ["stopped", "stopped"] and (trials["steps"] == 1).all()
     assert trials["best_prompt"].notna().all() and trials["dev_accuracy"].notna().all()
     assert (trials["error"] == "stopped by the scheduler at step 1").all()
+    history = pd.read_parquet(tmp_path / "results" / "tiny" / "history.parquet")  # the rows they reported
+    assert sorted(history["trial_id"]) == sorted(trials["trial_id"]) and (history["step"] == 1).all()
+    assert history["dev_accuracy"].notna().all() and "training_iteration" not in history.columns
     assert "Traceback" not in capsys.readouterr().err
 
 
