@@ -228,11 +228,15 @@ def with_absolute_paths(spec: RunSpec) -> RunSpec:
     read the same files from any working directory (``pinbench transfer`` elsewhere, a report)."""
     import os
 
+    from .models import ALIASES
+
     values = spec.to_dict()
-    changed = {k: os.path.abspath(v) for k, v in values.items()
+    # a built-in model name stays a name even where a folder of that name is beside the user (the
+    # loader reads the alias); any other existing path is read as a path, so it is recorded as one
+    changed = {k: os.path.abspath(os.path.expanduser(v)) for k, v in values.items()
                if k.startswith(("task.", "method.")) and k.endswith(PATH_FIELD_SUFFIXES)
-               and isinstance(v, str) and v and not os.path.isabs(v)
-               and "://" not in v and os.path.exists(os.path.expanduser(v))}
+               and isinstance(v, str) and v and v not in ALIASES and "://" not in v
+               and (v.startswith("~") or not os.path.isabs(v)) and os.path.exists(os.path.expanduser(v))}
     if not changed:
         return spec
     return make_spec({**values, **changed, "plugins": list(spec.plugins)}, "run")

@@ -254,7 +254,9 @@ def _quiet_tune(verbose: bool):
     tune_logger = logging.getLogger("ray.tune")
     level, engine = tune_logger.level, os.environ.get("RAY_AIR_NEW_OUTPUT")
     if not verbose:
-        tune_logger.setLevel(logging.WARNING)
+        # ERROR: Tune's warnings on a stop ("Resume experiment with: Tuner.restore(...)", a trial
+        # directory not found for a trial that never started) contradict pinbench's own --resume line
+        tune_logger.setLevel(logging.ERROR)
         os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     try:
         yield

@@ -326,3 +326,26 @@ def test_train_records_absolute_paths_so_the_run_reads_the_same_files_from_anywh
     for key, path in expected.items():
         assert config[key] == str(Path(path).resolve()), key
     assert config["task.template"] == "dataset"  # a setting that is not a path stays as it was
+
+
+def test_recorded_paths_keep_builtin_names_expand_home_and_outputs_may_go_beside_split_files(tmp_path, monkeypatch):
+    """Three false refusals of the absolute-path and data-folder checks: a folder named like a
+    built-in model beside the user turned the name into that (empty) folder's path; '~/models/x'
+    was recorded as '<cwd>/~/models/x'; split files kept in the working directory made every output
+    there count as inside the data."""
+    from pinbench.run import make_spec, with_absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "smollm2-135m").mkdir()
+    (tmp_path / "home" / "models" / "mine").mkdir(parents=True)
+    spec = with_absolute_paths(make_spec({"preset": "pin", "task_lm": "smollm2-135m", "policy_lm": "~/models/mine"}))
+    assert spec.task_config.task_lm == "smollm2-135m"
+    assert spec.method_config.policy_lm == str(tmp_path / "home" / "models" / "mine")
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"{split}.tsv").write_text("sentence\tlabel\nok\t1\n")
+    (tmp_path / "mine.yaml").write_text('mine:\n  verbalizers: [" bad", " good"]\n  template: "{input} {prompt} {mask} ."\n'
+                                        '  path: "{split}.tsv"\n')
+    spec = make_spec({"dataset": "mine", "dataset_file": "mine.yaml"})
+    assert spec.task_class.data_folders(spec.task_config, ["train", "dev", "test"]) == []
+    assert spec.task_class.input_files(spec.task_config, ["test"]) == [tmp_path / "test.tsv"]  # still refused

@@ -202,8 +202,11 @@ class Task:
     @classmethod
     def data_folders(cls, config, splits: Sequence[str]) -> list:
         """The folders of a run's data (Paths): no output of a command goes inside one. The
-        default: the folders of ``input_files``."""
-        return sorted({Path(f).parent for f in cls.input_files(config, splits)})
+        default: the folders of ``input_files``, but not the working directory or one above it
+        (split files kept beside a project's own files; the files themselves are still refused)."""
+        here = Path.cwd().resolve()
+        folders = {Path(f).parent.resolve() for f in cls.input_files(config, splits)}
+        return sorted(f for f in folders if not here.is_relative_to(f))
 
     def eval_table(self, prompts: Sequence[str], outputs: Sequence, split: str, progress=None) -> "EvalTable":
         """``pinbench eval``: one row per prompt (and per outputs file, when ``scores_outputs``)

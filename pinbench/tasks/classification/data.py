@@ -246,7 +246,7 @@ def load_dataset_file(path: str | Path, register: bool = True) -> dict[str, Data
 
     Relative ``path`` patterns resolve against ``data_dir`` if given, else the YAML file's folder.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"dataset file '{path}' does not exist")
     specs = _parse_registry(read_utf8(path, "dataset file"), str(path))
