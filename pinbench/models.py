@@ -365,8 +365,7 @@ def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_c
 
             processor = AutoImageProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001 - the hub unreachable, an unknown repo, a damaged file
-        local = _looks_like_path(name) and name not in ALIASES
-        damaged = _damaged_json(path) if local or os.path.isdir(str(path)) else None
+        damaged = _damaged_json(path) if os.path.isdir(str(path)) else None
         if damaged:  # name the file, not a download or the network
             raise ModelLoadError(f"could not load {kind} model '{name}': {damaged}") from exc
         if "ignore_mismatched_sizes" in str(exc) or "size mismatch" in str(exc):

@@ -130,6 +130,10 @@ class RunSpec:
                         for f in dataclasses.fields(config)})
         return out
 
+    def with_values(self, values: dict, where: str) -> "RunSpec":
+        """This run with ``values`` (dotted keys) set on top, checked as ``make_spec`` checks them."""
+        return make_spec({**self.to_dict(), **values}, where)
+
     def nested(self) -> dict:
         """The same, one mapping per section (config.json)."""
         return {"task": self.task, "method": self.method, "preset": self.preset, "plugins": list(self.plugins),
@@ -239,7 +243,7 @@ def with_absolute_paths(spec: RunSpec) -> RunSpec:
                and (v.startswith("~") or not os.path.isabs(v)) and os.path.exists(os.path.expanduser(v))}
     if not changed:
         return spec
-    return make_spec({**values, **changed, "plugins": list(spec.plugins)}, "run")
+    return spec.with_values(changed, "run")
 
 
 def config_hash(spec: RunSpec) -> str:

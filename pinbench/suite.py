@@ -119,7 +119,7 @@ class Suite:
         for point in self.points():
             trial = make_trial(self, point)
             # the same run twice: by id, or by its resolved settings (alpha 1 and 1.0, seed and run.seed)
-            for key in (trial.trial_id, json.dumps(trial.spec.to_dict(), sort_keys=True, default=str)):
+            for key in (trial.trial_id, config_hash(trial.spec)):
                 if key in seen:
                     raise ConfigError(f"{self.source}: grid points {seen[key]} and {point} make the same trial")
                 seen[key] = point
@@ -250,8 +250,7 @@ def _parse_search(source: str, raw, base: RunSpec, max_trials: int = 100_000) ->
                 raise ConfigError(f"{source}: search.space.{name}.values: a non-empty list is required")
             for v in dist["values"]:
                 check_value(sections[section], field_name, v, f"{source}: search.space.{name}")
-                make_spec({**base.to_dict(), "plugins": list(base.plugins), f"{section}.{field_name}": v},
-                          f"{source}: search.space.{name}")
+                base.with_values({f"{section}.{field_name}": v}, f"{source}: search.space.{name}")
         else:
             for bound in ("low", "high"):
                 value = dist[bound]
@@ -263,8 +262,7 @@ def _parse_search(source: str, raw, base: RunSpec, max_trials: int = 100_000) ->
                 # both ends must be values the field takes, so every sampled value makes a valid trial:
                 # its type, then its section's rules (alpha > 0, steps >= 1) with the base settings
                 check_value(sections[section], field_name, value, f"{source}: search.space.{name}.{bound}")
-                make_spec({**base.to_dict(), "plugins": list(base.plugins), f"{section}.{field_name}": value},
-                          f"{source}: search.space.{name}.{bound}")
+                base.with_values({f"{section}.{field_name}": value}, f"{source}: search.space.{name}.{bound}")
             if kind != "int" and field_types(sections[section])[field_name][0] is int:
                 raise ConfigError(f"{source}: search.space.{name}: a {kind} distribution samples floats and "
                                   f"{section}.{field_name} takes integers: use type: int")
@@ -470,16 +468,15 @@ def _read_suite_file(path: Path):
         raise ConfigError(f"{path} is not valid YAML: {yaml_error_line(exc)}") from None
 
 
-def _merge_base(parent: dict, child: dict, source: str) -> dict:
-    """The parent's base settings with the child's on top; a child key replaces the parent's key
-    for the same field even when spelled differently (``steps`` vs ``run.steps``)."""
-    merged = {**parent, **child}
+def _field_resolver(base: dict, source: str):
+    """key -> the (section, field) it sets under ``base``'s task, method and preset (None for a
+    key that is no field there), so two spellings of one field (``steps``, ``run.steps``) compare
+    equal; None when ``base`` names a bad task, method or preset (parse_suite reports it)."""
     try:
-        spec = make_spec({k: v for k, v in merged.items() if k in ("task", "method", "preset")}, f"{source}: base")
+        spec = make_spec({k: v for k, v in base.items() if k in ("task", "method", "preset")}, f"{source}: base")
     except ConfigError:
-        return merged  # parse_suite reports the bad task, method or preset with its own message
-    sections = section_classes(spec.task, spec.method)
-    names = {"task": spec.task, "method": spec.method}
+        return None
+    sections, names = section_classes(spec.task, spec.method), {"task": spec.task, "method": spec.method}
 
     def field_of(key):
         try:
@@ -487,6 +484,16 @@ def _merge_base(parent: dict, child: dict, source: str) -> dict:
         except ConfigError:
             return None
 
+    return field_of
+
+
+def _merge_base(parent: dict, child: dict, source: str) -> dict:
+    """The parent's base settings with the child's on top; a child key replaces the parent's key
+    for the same field even when spelled differently (``steps`` vs ``run.steps``)."""
+    merged = {**parent, **child}
+    field_of = _field_resolver(merged, source)
+    if field_of is None:
+        return merged
     overridden = {field_of(k) for k in child} - {None}
     return {k: v for k, v in merged.items() if k in child or field_of(k) not in overridden}
 
@@ -551,29 +558,22 @@ def _check_overrides(raw: dict, overrides: dict, source: str) -> None:
     """A ``--set`` key that a grid axis or the search space also sets would be silently replaced
     by the axis's values in every trial: refused, naming the axis."""
     base = raw.get("base") if isinstance(raw.get("base"), dict) else {}
-    try:
-        spec = make_spec({k: v for k, v in base.items() if k in ("task", "method", "preset")}, f"{source}: base")
-        sections, names = section_classes(spec.task, spec.method), {"task": spec.task, "method": spec.method}
-    except ConfigError:
-        return  # parse_suite reports the bad task, method or preset
+    resolve = _field_resolver(base, source)
+    if resolve is None:
+        return
 
-    def field_of(key):
-        if key in NAMES:
-            return key
-        try:
-            return resolve_key(key, sections, source, names)
-        except ConfigError:
-            return key
+    def field_of(key):  # a name (task, preset) or a key that is no field here compares as written
+        return key if key in NAMES else resolve(key) or key
 
     blocks = raw.get("grid") if isinstance(raw.get("grid"), list) else [raw.get("grid")]
     axes = {field_of(k): f"grid axis '{k}'" for b in blocks if isinstance(b, dict) for k in b if isinstance(k, str)}
     search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
     space = search.get("space") if isinstance(search.get("space"), dict) else {}
     axes.update({field_of(k): f"search.space key '{k}'" for k in space if isinstance(k, str)})
-    names = {k: v for k, v in base.items() if k in ("task", "method", "preset")}
+    recipe = {k: v for k, v in base.items() if k in ("task", "method", "preset")}
     for key, value in overrides.items():
         if key not in NAMES:  # a bad value is the flag's, not the suite's
-            make_spec({**names, key: value}, f"--set {key}={value}")
+            make_spec({**recipe, key: value}, f"--set {key}={value}")
         if field_of(key) in axes:
             raise ConfigError(f"--set {key}: {source} has a {axes[field_of(key)]}, whose values replace this "
                               "setting in every trial; change the axis in the suite (or a suite that extends it)")
