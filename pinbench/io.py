@@ -63,6 +63,22 @@ def one_at_a_time(target: str | os.PathLike) -> Iterator[None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` set in ``os.environ`` for the block (for libraries that read it, and the Ray
+    workers started in it); the previous values, or their absence, restored after."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def stale_temp_files(target: str | os.PathLike) -> list[Path]:
     """The temporary files of ``atomic_path(target)`` that are still there: left by a writer that
     was killed mid-write (``os.replace`` never ran and neither did the clean-up)."""

@@ -117,7 +117,7 @@ def tune_stops_gracefully() -> Iterator[None]:
     knows it was interrupted, and exits 128 + the signal) and passed to Tune as SIGUSR1, on which
     Tune stops the sweep gracefully (its SIGINT handler, which would hide the signal from pinbench,
     is off: TUNE_DISABLE_SIGINT_HANDLER). A second signal stops at once (KeyboardInterrupt)."""
-    import os
+    from .io import environment
 
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGUSR1"):
         yield
@@ -132,13 +132,5 @@ def tune_stops_gracefully() -> Iterator[None]:
             raise KeyboardInterrupt  # a second signal, or Tune's handler not yet in place
         signal.raise_signal(signal.SIGUSR1)
 
-    previous = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    try:
-        with _installed({s: stop for s in CAUGHT}):
-            yield
-    finally:
-        if previous is None:
-            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
-        else:
-            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous
+    with environment({"TUNE_DISABLE_SIGINT_HANDLER": "1"}), _installed({s: stop for s in CAUGHT}):
+        yield

@@ -400,20 +400,15 @@ def run_smoke(suite, *, address: str | None = None, num_cpus: int | None = None,
                LAYERS_ENV: ",".join(f"{k}={v}" for k, v in caps.items()), "TOKENIZERS_PARALLELISM": "false"}
         if os.environ.get(SHRINK_ENV):  # tests and dry runs: tiny models in the workers too
             env[SHRINK_ENV] = os.environ[SHRINK_ENV]
-        saved = {k: os.environ.get(k) for k in env}
         started = not ray.is_initialized()
-        os.environ.update(env)
         try:
+            from .io import environment
             from .sweep import run_sweep
 
-            store = run_sweep(derived, results_dir=str(work / "results"), address=address, num_cpus=num_cpus,
-                              verbose=verbose, trainable=make_trainable(env), check_data=True)
+            with environment(env):
+                store = run_sweep(derived, results_dir=str(work / "results"), address=address, num_cpus=num_cpus,
+                                  verbose=verbose, trainable=make_trainable(env), check_data=True)
         finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
             if started and ray.is_initialized():
                 ray.shutdown()
         trials = store.table("trials")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import tempfile
 import time
 from contextlib import contextmanager
@@ -251,21 +250,19 @@ def _quiet_tune(verbose: bool):
     """Without ``verbose``, Tune prints nothing of its own: its new output engine (Ray 2.x) prints
     an experiment box and paths even at verbose=0, so the legacy engine is picked
     (RAY_AIR_NEW_OUTPUT=0), which is silent at verbose=0; and Tune's INFO log lines go."""
+    from .io import environment
+
     tune_logger = logging.getLogger("ray.tune")
-    level, engine = tune_logger.level, os.environ.get("RAY_AIR_NEW_OUTPUT")
+    level = tune_logger.level
     if not verbose:
         # ERROR: Tune's warnings on a stop ("Resume experiment with: Tuner.restore(...)", a trial
         # directory not found for a trial that never started) contradict pinbench's own --resume line
         tune_logger.setLevel(logging.ERROR)
-        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     try:
-        yield
+        with environment({} if verbose else {"RAY_AIR_NEW_OUTPUT": "0"}):
+            yield
     finally:
         tune_logger.setLevel(level)
-        if engine is None:
-            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
-        else:
-            os.environ["RAY_AIR_NEW_OUTPUT"] = engine
 
 
 def run_config_for(suite: Suite, *, results_dir: str | Path = "results", storage: str | None = None,
