@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from pinbench.errors import ConfigError, PinbenchError
-from pinbench.results import KNOWN_SCHEMA_VERSIONS, REQUIRED_COLUMNS, TABLES, upgrade
+from pinbench.results import KNOWN_SCHEMA_VERSIONS, REQUIRED_COLUMNS, STATUSES, TABLES, repeated_trials, upgrade
 from pinbench.storage import Location, resolve
 
 
@@ -149,7 +149,7 @@ def read_table(store: Store, name: str) -> pd.DataFrame:
         frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *REQUIRED_COLUMNS[name]])))
     _check_types(frame, display)
     if name == "trials" and len(frame):
-        repeated = sorted(set(frame.loc[frame["trial_id"].duplicated(), "trial_id"]))
+        repeated = repeated_trials(frame)
         if repeated:  # counted twice, it would be two samples of one run
             raise ResultsError(f"results file '{display}' holds trial(s) {repeated[:3]} more than once "
                                "(a store has one row per trial)")
@@ -159,8 +159,6 @@ def read_table(store: Store, name: str) -> pd.DataFrame:
     frame.insert(0, "store", store.label)
     return frame
 
-
-STATUSES = {"completed", "failed", "interrupted", "stopped"}
 
 
 # Columns whose type the report computes with: numbers (means, t-tests) and text (ids, status).

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pinbench.errors import ConfigError
+from pinbench.errors import ConfigError, first_few
 from pinbench.io import write_table, write_text
 from pinbench.registry import TASKS
 from pinbench.tasks.base import Task
@@ -198,8 +198,8 @@ def prepare(results: Results, options: ReportOptions) -> Prepared:
     finite = np.isfinite(values)
     if not finite.all():  # NaN would drop out of a mean unseen; infinity would print as "inf"
         bad = trials.loc[~finite, "trial_id"].astype(str).tolist()
-        notes.append(f"{len(bad)} completed trial(s) have no finite {options.metric} ({', '.join(bad[:3])}"
-                     f"{', ...' if len(bad) > 3 else ''}): left out of its means")
+        notes.append(f"{len(bad)} completed trial(s) have no finite {options.metric} ({first_few(bad)}): left out "
+                     "of its means")
         trials = trials.assign(**{options.metric: values.where(finite)})
     trials["method_name"] = trials["method"]  # the registry name; "method" becomes the row label
     trials["method"] = label_methods(trials, options.method_by).to_numpy()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pinbench.errors import first_few
+
 from .datasets import dataset_name, order_datasets
 from .tables import Column, SummaryTable, summarise, to_markdown
 
@@ -46,7 +48,7 @@ def load_transfer(results, trials: pd.DataFrame, warnings: list[str] | None = No
     stale = frame["prompt"].astype(str) != frame["best_prompt"].astype(str)
     if stale.any() and warnings is not None:
         warnings.append(f"{int(stale.sum())} transfer score(s) are of an earlier run's best prompt (trial(s) "
-                        f"{', '.join(sorted(set(frame.loc[stale, 'trial_id']))[:3])}): left out; run "
+                        f"{first_few(sorted(set(frame.loc[stale, 'trial_id'])))}): left out; run "
                         "`pinbench transfer` again")
     return frame[~stale].drop(columns=["best_prompt"])
 

@@ -22,6 +22,12 @@ class NonFiniteError(PinbenchError):
     that step, since every later update would build on it."""
 
 
+def first_few(items, n: int = 3) -> str:
+    """The first ``n`` of ``items`` for a one-line message, ", ..." when there are more."""
+    items = [str(i) for i in items]
+    return ", ".join(items[:n]) + (", ..." if len(items) > n else "")
+
+
 def yaml_error_line(exc: Exception) -> str:
     """A YAML parser error (PyYAML's are several lines, with a caret drawing) as one line: the
     line and column, and what the parser expected."""

@@ -31,6 +31,7 @@ from .storage import Location, resolve
 
 log = logging.getLogger(__name__)
 
+STATUSES = frozenset({"completed", "failed", "interrupted", "stopped"})  # a trials row's status
 SCHEMA_VERSION = 3
 KNOWN_SCHEMA_VERSIONS = frozenset({1, 2, 3})
 TABLES = ("trials", "history", "prompts")
@@ -59,6 +60,11 @@ def identity(spec: RunSpec) -> dict:
             "dataset": task.dataset_name(spec.task_config), "selection_split": task.selection_split,
             "selection_metric": task.selection_metric, "selection_mode": "max" if metric.higher_is_better else "min",
             "report_split": task.report_split, "prompt_tokenizer": tokenizer}
+
+
+def repeated_trials(trials: pd.DataFrame) -> list[str]:
+    """Trial ids a trials table holds more than once (a store has one row per trial)."""
+    return sorted(set(trials.loc[trials["trial_id"].duplicated(), "trial_id"].astype(str)))
 
 
 def trial_row(result: RunResult, trial_id: str, suite: str = "", status: str = "completed",
@@ -139,8 +145,8 @@ class ResultsStore:
         if missing and len(frame):
             raise ConfigError(f"results store '{self.uri}': {name}.parquet has no column(s) {missing}: not a "
                               f"pinbench store, or damaged; {hint}")
-        if name == "trials" and frame["trial_id"].duplicated().any():
-            repeated = sorted(set(frame.loc[frame["trial_id"].duplicated(), "trial_id"].astype(str)))
+        repeated = repeated_trials(frame) if name == "trials" else []
+        if repeated:
             raise ConfigError(f"results store '{self.uri}': trials.parquet holds trial(s) {repeated[:3]} more than "
                               f"once (a store has one row per trial); {hint}")
         return frame

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from . import signals
-from .errors import ConfigError, NonFiniteError, PinbenchError
+from .errors import ConfigError, NonFiniteError, PinbenchError, first_few
 from .results import ResultsStore, frames
 from .run import make_spec
 from .suite import Suite, resolve_params, suite_fingerprint, trial_params
@@ -442,7 +442,7 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
         if gone:  # rows of trials the suite no longer has: not averaged with the suite's own
             aside = store.set_aside(gone, f"suite '{suite.name}' was edited and no longer has them")
             log.warning("suite '%s' no longer has %d trial(s) of its store (%s): their rows moved to %s",
-                        suite.name, len(gone), ", ".join(sorted(gone)[:3]) + (", ..." if len(gone) > 3 else ""),
+                        suite.name, len(gone), first_few(sorted(gone)),
                         aside.uri)
         _write_fingerprint(store, fingerprint)
         if resume and tune.Tuner.can_restore(experiment_path) and not changed:
@@ -462,7 +462,7 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
                 log.warning("suite '%s' changed since its sweep started: its new trials run, %d completed trial(s) "
                             "with unchanged settings are kept, %d whose settings changed run again%s; unfinished "
                             "trials start from their first step", suite.name, len(skip), len(stale),
-                            f" ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''})" if stale else "")
+                            f" ({first_few(stale)})" if stale else "")
             space, tune_kwargs = tune_setup(suite, skip=skip, checkpoint_every_s=checkpoint_every_s)
             if not space:
                 return store
