@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import tempfile
 import time
 from contextlib import contextmanager
@@ -313,13 +314,47 @@ def check_trial_data(suite: Suite) -> None:
             raise type(exc)(f"{suite.source}: trial {name}: {exc}") from exc
 
 
-def check_resources(suite: Suite) -> None:
+def local_node_resources(address: str | None, num_cpus: int | None) -> dict[str, float]:
+    """What the one node of the local Ray that ``ray.init(address)`` would start here will have,
+    as far as it is known before starting it: CPUs (``num_cpus``, else this machine's count, which
+    Ray's own count does not exceed) and GPUs (Ray's own detection: NVIDIA devices, limited to
+    ``CUDA_VISIBLE_DEVICES``). Empty when ``address`` (or ``RAY_ADDRESS``, or a cluster started
+    on this machine with ``ray start``) names a cluster to join; a count that cannot be known
+    here is left out. Ray's helpers for both are not public API: if they fail, the checks wait
+    until Ray has started."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        if canonicalize_bootstrap_address(address) is not None:
+            return {}
+    except Exception:  # noqa: BLE001 - see the docstring
+        return {}
+    known = {"CPU": float(num_cpus if num_cpus is not None else os.cpu_count() or 0)}
+    try:
+        from ray._private.accelerators import get_accelerator_manager_for_resource
+
+        manager = get_accelerator_manager_for_resource("GPU")
+        visible = manager.get_current_process_visible_accelerator_ids()
+        detected = manager.get_current_node_num_accelerators()
+        known["GPU"] = float(len(visible) if visible is not None else detected)
+    except Exception:  # noqa: BLE001 - any failure only defers the check until Ray has started
+        pass
+    return known
+
+
+def check_resources(suite: Suite, nodes: list[dict[str, float]] | None = None,
+                    names: tuple[str, ...] = ("CPU", "GPU")) -> None:
     """A trial that asks for more CPUs or GPUs than any node of the connected cluster has would
-    wait forever: fail now, naming the suite's ``resources`` and what the cluster has."""
+    wait forever: fail now, naming the suite's ``resources`` and what the cluster has. ``nodes``:
+    each node's resources (default: the alive nodes of the connected Ray, where a resource a node
+    lacks counts 0); ``names``: the resources checked."""
     import ray
 
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if nodes is None:
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     for key, name in (("cpu", "CPU"), ("gpu", "GPU")):
+        if name not in names:
+            continue
         asked = float(suite.resources.get(key) or 0)
         largest = max((float(n.get(name, 0)) for n in nodes), default=0.0)
         if asked > largest:
@@ -422,6 +457,11 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
         if check_data:
             check_trial_data(suite)
         started = not ray.is_initialized()
+        if started and not wait_for_resources:
+            # a local Ray to start: what it will have is known now, before seconds of start-up
+            known = local_node_resources(address, num_cpus)
+            if known:
+                check_resources(suite, [known], names=tuple(known))
         if started and not verbose:
             # a local Ray says at each start whether token auth is on: one line of noise on every
             # sweep, and the line above a pre-launch error (the README covers auth for clusters)

@@ -556,10 +556,15 @@ def test_minilm_bertscore_and_baseline(style_dir):
 
 @pytest.mark.slow
 def test_offline_yelp_classifiers_accuracy(style_dir):
+    """The offline classifiers' recipe (each role's lines of the dev pool, minilm layer 3, L2 by
+    cross-validation) on the 1,000 Yelp test lines, built from 1,000 lines per style: a fifth of
+    the default (:data:`S.YELP_MAX_PER_LABEL`), the same code path, a sixth of the time. Measured:
+    .92 / .93 here, .944 / .937 at the default size (docs/tasks/style-transfer.md)."""
     texts, labels = _yelp_test(style_dir)
     for role in S.ROLES:
-        clf = S.offline_style_classifier("yelp", role, style_dir)
-        assert S.style_accuracy(clf.probs(texts), labels) >= 0.85, role
+        clf = S.offline_style_classifier("yelp", role, style_dir, max_per_label=1000)
+        assert clf.n_train == 2000, role
+        assert S.style_accuracy(clf.probs(texts), labels) >= 0.90, role
 
 
 @pytest.mark.slow

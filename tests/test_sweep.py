@@ -338,6 +338,42 @@ def test_run_sweep_checks_trackers_before_ray_init(missing, monkeypatch):
         run_sweep(parse_suite(GRID), trackers=["neptune"])
 
 
+def test_resources_a_local_ray_would_lack_are_refused_before_it_starts(monkeypatch, tiny_setup, tmp_path):
+    """A local Ray to be started: its CPUs (--num-cpus) and GPUs (CUDA_VISIBLE_DEVICES, Ray's own
+    detection) are known before its seconds of start-up, so a suite asking for more is refused
+    without starting it. A cluster to join (RAY_ADDRESS, --address) is asked after connecting."""
+    import ray
+
+    from pinbench.sweep import local_node_resources, run_sweep
+
+    def no_init(*args, **kwargs):
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", no_init)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    model_dir, spec = tiny_setup
+    path = write_suite(tmp_path / "tiny.yaml", model_dir, spec)
+    for resources, message in (("{cpu: 3, gpu: 0}", "resources.cpu = 3 per trial, but the largest node of the Ray "
+                                                     "cluster has 2 CPU(s) (1 node(s))"),
+                               ("{cpu: 1, gpu: 1}", "resources.gpu = 1 per trial, but the largest node of the Ray "
+                                                     "cluster has 0 GPU(s) (1 node(s))")):
+        path.write_text(path.read_text().split("resources:")[0] + f"resources: {resources}\n")
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            run_sweep(load_suite(path), results_dir=tmp_path / "results", num_cpus=2)
+    # what fits is not refused here: the sweep goes on to start Ray
+    path.write_text(path.read_text().split("resources:")[0] + "resources: {cpu: 2, gpu: 0}\n")
+    with pytest.raises(AssertionError, match="Ray started"):
+        run_sweep(load_suite(path), results_dir=tmp_path / "results", num_cpus=2)
+    assert local_node_resources(None, 4) == {"CPU": 4.0, "GPU": 0.0}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert local_node_resources(None, 4)["GPU"] == 2.0
+    assert local_node_resources("127.0.0.1:6379", None) == {}
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
+    assert local_node_resources(None, None) == {}
+
+
 def test_tracker_params_are_the_grid_point_and_trial_id():
     from pinbench.trackers import tracker_params
 
