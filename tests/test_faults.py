@@ -316,10 +316,12 @@ def test_a_sigkilled_driver_resumes_without_rerunning_finished_trials(tiny_setup
         _kill_group(proc)
     before = pd.read_parquet(store)
     assert len(before) == 1 and running not in set(before["trial_id"])
-    proc = subprocess.Popen([*args, "--resume"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    resumed_log = tmp_path / "resumed.log"  # what the resumed driver printed, shown if it fails
+    with open(resumed_log, "wb") as output:
+        proc = subprocess.Popen([*args, "--resume"], env=env, stdout=output, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
-        assert proc.wait() == 0
+        assert proc.wait() == 0, resumed_log.read_text(errors="replace")[-4000:]
     finally:
         _kill_group(proc)
     after = pd.read_parquet(store).set_index("trial_id")
@@ -395,8 +397,12 @@ def test_a_killed_optuna_search_resumes_the_same_study(tiny_setup, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
 
     def driver(results: Path, log: Path, hang: str, *extra: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, str(script), str(suite_file), str(results), str(log), hang, *extra],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        with open(f"{log}.{len(extra)}.out", "wb") as output:  # what it printed, shown if it fails
+            return subprocess.Popen([sys.executable, str(script), str(suite_file), str(results), str(log), hang,
+                                     *extra], env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def printed(log: Path, resumed: bool = False) -> str:
+        return Path(f"{log}.{int(resumed)}.out").read_text(errors="replace")[-4000:]
 
     results, log = tmp_path / "results", tmp_path / "starts.log"
     store, experiment = results / "tiny" / "trials.parquet", results / "_ray" / "tiny"
@@ -409,7 +415,7 @@ def test_a_killed_optuna_search_resumes_the_same_study(tiny_setup, tmp_path):
         # wait (on files, no deadline) until the third trial hangs and Tune's state, the searcher's
         # included, was saved after that: the snapshot knows two finished trials and a running one
         while not (hung.exists() and _state_after(experiment, hung)):
-            assert proc.poll() is None, "the sweep ended before it could be killed"
+            assert proc.poll() is None, "the sweep ended before it could be killed:\n" + printed(log)
             time.sleep(0.1)
     finally:
         _kill_group(proc)
@@ -418,11 +424,11 @@ def test_a_killed_optuna_search_resumes_the_same_study(tiny_setup, tmp_path):
 
     proc = driver(results, log, "", "--resume")
     try:
-        assert proc.wait() == 0
+        assert proc.wait() == 0, printed(log, resumed=True)
     finally:
         _kill_group(proc)
     try:
-        assert reference.wait() == 0
+        assert reference.wait() == 0, printed(reference_log)
     finally:
         _kill_group(reference)
 
