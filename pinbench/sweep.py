@@ -335,8 +335,7 @@ def local_node_resources(address: str | None, num_cpus: int | None) -> dict[str,
 
         manager = get_accelerator_manager_for_resource("GPU")
         visible = manager.get_current_process_visible_accelerator_ids()
-        detected = manager.get_current_node_num_accelerators()
-        known["GPU"] = float(len(visible) if visible is not None else detected)
+        known["GPU"] = float(len(visible) if visible is not None else manager.get_current_node_num_accelerators())
     except Exception:  # noqa: BLE001 - any failure only defers the check until Ray has started
         pass
     return known

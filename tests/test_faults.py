@@ -73,6 +73,18 @@ def _wait_for_alive_nodes(n: int) -> None:
         time.sleep(0.1)
 
 
+def _start_driver(args: list[str], env: dict, output: Path) -> subprocess.Popen:
+    """A driver process in its own session (so ``_kill_group`` reaches its Ray), its stdout and
+    stderr in ``output`` (``_printed`` shows them when it fails)."""
+    with open(output, "wb") as out:
+        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _printed(output: Path) -> str:
+    """The end of what a driver started by ``_start_driver`` printed."""
+    return output.read_text(errors="replace")[-4000:]
+
+
 def _kill_group(proc) -> None:
     """SIGKILL a driver started with ``start_new_session`` and what its Ray left behind (its
     process group)."""
@@ -295,14 +307,14 @@ def test_a_sigkilled_driver_resumes_without_rerunning_finished_trials(tiny_setup
     script.write_text(DRIVER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     args = [sys.executable, str(script), str(suite_file), str(results), str(log)]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    first, resumed = tmp_path / "driver.out", tmp_path / "resumed.out"
+    proc = _start_driver(args, env, first)
     try:
         running = None
         # wait on files: the first trial in the store, the second past its first checkpoint, and
         # Tune's experiment state saved after that checkpoint (so the restore knows it)
         while True:
-            assert proc.poll() is None, "the sweep ended before it could be killed"
+            assert proc.poll() is None, "the sweep ended before it could be killed:\n" + _printed(first)
             if store.exists() and log.exists():
                 started = log.read_text().split()
                 running = started[-1] if len(started) >= 2 else None
@@ -316,12 +328,9 @@ def test_a_sigkilled_driver_resumes_without_rerunning_finished_trials(tiny_setup
         _kill_group(proc)
     before = pd.read_parquet(store)
     assert len(before) == 1 and running not in set(before["trial_id"])
-    resumed_log = tmp_path / "resumed.log"  # what the resumed driver printed, shown if it fails
-    with open(resumed_log, "wb") as output:
-        proc = subprocess.Popen([*args, "--resume"], env=env, stdout=output, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    proc = _start_driver([*args, "--resume"], env, resumed)
     try:
-        assert proc.wait() == 0, resumed_log.read_text(errors="replace")[-4000:]
+        assert proc.wait() == 0, _printed(resumed)
     finally:
         _kill_group(proc)
     after = pd.read_parquet(store).set_index("trial_id")
@@ -396,39 +405,37 @@ def test_a_killed_optuna_search_resumes_the_same_study(tiny_setup, tmp_path):
     script.write_text(SEARCH_DRIVER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
 
-    def driver(results: Path, log: Path, hang: str, *extra: str) -> subprocess.Popen:
-        with open(f"{log}.{len(extra)}.out", "wb") as output:  # what it printed, shown if it fails
-            return subprocess.Popen([sys.executable, str(script), str(suite_file), str(results), str(log), hang,
-                                     *extra], env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def printed(log: Path, resumed: bool = False) -> str:
-        return Path(f"{log}.{int(resumed)}.out").read_text(errors="replace")[-4000:]
+    def driver(results: Path, log: Path, hang: str, output: Path, *extra: str) -> subprocess.Popen:
+        return _start_driver([sys.executable, str(script), str(suite_file), str(results), str(log), hang, *extra],
+                             env, output)
 
     results, log = tmp_path / "results", tmp_path / "starts.log"
     store, experiment = results / "tiny" / "trials.parquet", results / "_ray" / "tiny"
     hung = Path(f"{log}.hung")
     # the uninterrupted search with the same seed, beside the interrupted one (its own Ray)
     reference_log = tmp_path / "reference.log"
-    reference = driver(tmp_path / "reference", reference_log, "")
-    proc = driver(results, log, "3")
+    outputs = {name: tmp_path / f"{name}.out" for name in ("reference", "interrupted", "resumed")}
+    reference = driver(tmp_path / "reference", reference_log, "", outputs["reference"])
+    proc = driver(results, log, "3", outputs["interrupted"])
     try:
         # wait (on files, no deadline) until the third trial hangs and Tune's state, the searcher's
         # included, was saved after that: the snapshot knows two finished trials and a running one
         while not (hung.exists() and _state_after(experiment, hung)):
-            assert proc.poll() is None, "the sweep ended before it could be killed:\n" + printed(log)
+            ended = "the sweep ended before it could be killed:\n"
+            assert proc.poll() is None, ended + _printed(outputs["interrupted"])
             time.sleep(0.1)
     finally:
         _kill_group(proc)
     before = pd.read_parquet(store)
     assert len(before) == 2 and (before["status"] == "completed").all()
 
-    proc = driver(results, log, "", "--resume")
+    proc = driver(results, log, "", outputs["resumed"], "--resume")
     try:
-        assert proc.wait() == 0, printed(log, resumed=True)
+        assert proc.wait() == 0, _printed(outputs["resumed"])
     finally:
         _kill_group(proc)
     try:
-        assert reference.wait() == 0, printed(reference_log)
+        assert reference.wait() == 0, _printed(outputs["reference"])
     finally:
         _kill_group(reference)
 
