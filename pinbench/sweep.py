@@ -314,6 +314,18 @@ def check_trial_data(suite: Suite) -> None:
             raise type(exc)(f"{suite.source}: trial {name}: {exc}") from exc
 
 
+def _joins_cluster(address: str | None) -> bool | None:
+    """Whether ``ray.init(address)`` joins a running cluster (``address``, ``RAY_ADDRESS``, or one
+    started on this machine with ``ray start``) rather than starting a local Ray; None when Ray's
+    helper for it (not public API) fails."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address(address) is not None
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
+
+
 def local_node_resources(address: str | None, num_cpus: int | None) -> dict[str, float]:
     """What the one node of the local Ray that ``ray.init(address)`` would start here will have,
     as far as it is known before starting it: CPUs (``num_cpus``, else this machine's count, which
@@ -322,12 +334,7 @@ def local_node_resources(address: str | None, num_cpus: int | None) -> dict[str,
     on this machine with ``ray start``) names a cluster to join; a count that cannot be known
     here is left out. Ray's helpers for both are not public API: if they fail, the checks wait
     until Ray has started."""
-    try:
-        from ray._private.services import canonicalize_bootstrap_address
-
-        if canonicalize_bootstrap_address(address) is not None:
-            return {}
-    except Exception:  # noqa: BLE001 - see the docstring
+    if _joins_cluster(address) is not False:
         return {}
     known = {"CPU": float(num_cpus if num_cpus is not None else os.cpu_count() or 0)}
     try:
@@ -339,6 +346,17 @@ def local_node_resources(address: str | None, num_cpus: int | None) -> dict[str,
     except Exception:  # noqa: BLE001 - any failure only defers the check until Ray has started
         pass
     return known
+
+
+def local_ray_settings(address: str | None) -> dict:
+    """``ray.init`` settings for a local Ray that a sweep starts (none when ``address`` names a
+    cluster to join: its settings are its own). Ray prestarts one idle worker per CPU for the first
+    driver, but no trial ever runs in one: Tune gives every trainable a ``runtime_env`` of its own
+    (``PL_DISABLE_FORK``), so each trial starts a worker for it. The prestarted ones only cost a
+    second or two of CPU each and their memory (one per core: dozens on a large node)."""
+    if _joins_cluster(address) is not False:
+        return {}
+    return {"_system_config": {"prestart_worker_first_driver": False}}
 
 
 def check_resources(suite: Suite, nodes: list[dict[str, float]] | None = None,
@@ -467,7 +485,8 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
             logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         if started:
             ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-                     log_to_driver=bool(verbose), logging_level=logging.INFO if verbose else logging.WARNING)
+                     log_to_driver=bool(verbose), logging_level=logging.INFO if verbose else logging.WARNING,
+                     **local_ray_settings(address))
             signals.reinstall()  # Ray's own SIGTERM handler aborts the driver: SIGTERM stops the sweep as Ctrl-C does
         if not wait_for_resources:
             try:

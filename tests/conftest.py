@@ -28,6 +28,10 @@ if XDIST_WORKER and "RAY_TMPDIR" not in os.environ:
     os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix=f"pbr{XDIST_WORKER[2:]}-", dir="/tmp" if os.path.isdir("/tmp") else None)
 if XDIST_WORKER:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The Rays that tests start themselves (fixtures, multi-node clusters, `ray start`) go without the
+# idle workers Ray prestarts, as a sweep's local Ray does (pinbench.sweep.local_ray_settings): no
+# trial runs in one, and each costs about a second of CPU.
+os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
 os.environ["PINBENCH_CACHE_DIR"] = str(TEST_CACHE / "pinbench")
 os.environ["HF_HOME"] = str(TEST_CACHE / "huggingface")
 
@@ -64,12 +68,25 @@ CLUSTER_TESTS = {"test_trials_run_on_both_nodes",
                  "test_a_lost_worker_nodes_trial_continues_from_its_checkpoint_on_another_node"}
 
 
+# Module-scoped fixtures that start a local Ray for the module's sweeps. Under xdist a module's
+# tests are spread over the workers, and each worker that runs one starts the module's Ray (~5
+# CPU-seconds): the tests that use one run on one worker, in an xdist group per module.
+MODULE_RAYS = {"ray_local", "ray_s3", "ray_with_plugins"}
+
+
+def pytest_itemcollected(item):
+    """Cluster tests in one xdist group, a module's tests on its Ray in another. Marked as each
+    test is collected: xdist reads the groups in its own pytest_collection_modifyitems, which ran
+    before this file's (the groups marked there were never seen)."""
+    if getattr(item, "originalname", None) in CLUSTER_TESTS:
+        item.add_marker(pytest.mark.xdist_group("ray-cluster"))
+    elif MODULE_RAYS & set(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.xdist_group(f"ray-{item.module.__name__}"))
+
+
 def pytest_collection_modifyitems(config, items):
-    """The slow tests first (one worker per core finishes together instead of waiting on the last
-    long test), cluster tests in one xdist group."""
-    for item in items:
-        if item.originalname in CLUSTER_TESTS:
-            item.add_marker(pytest.mark.xdist_group("ray-cluster"))
+    """The slow tests first: one worker per core finishes together instead of waiting on the last
+    long test."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

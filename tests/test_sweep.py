@@ -326,7 +326,10 @@ def test_run_sweep_checks_trackers_before_ray_init(missing, monkeypatch):
 
     from pinbench.sweep import run_sweep
 
+    inits = []
+
     def no_init(*args, **kwargs):
+        inits.append(kwargs)
         raise AssertionError("Ray started")
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
@@ -344,9 +347,12 @@ def test_resources_a_local_ray_would_lack_are_refused_before_it_starts(monkeypat
     without starting it. A cluster to join (RAY_ADDRESS, --address) is asked after connecting."""
     import ray
 
-    from pinbench.sweep import local_node_resources, run_sweep
+    from pinbench.sweep import local_node_resources, local_ray_settings, run_sweep
+
+    inits = []
 
     def no_init(*args, **kwargs):
+        inits.append(kwargs)
         raise AssertionError("Ray started")
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
@@ -366,12 +372,18 @@ def test_resources_a_local_ray_would_lack_are_refused_before_it_starts(monkeypat
     path.write_text(path.read_text().split("resources:")[0] + "resources: {cpu: 2, gpu: 0}\n")
     with pytest.raises(AssertionError, match="Ray started"):
         run_sweep(load_suite(path), results_dir=tmp_path / "results", num_cpus=2)
+    # ... a local Ray without the idle workers Ray would prestart for it (no trial runs in one)
+    assert inits[-1]["num_cpus"] == 2 and inits[-1]["_system_config"] == {"prestart_worker_first_driver": False}
     assert local_node_resources(None, 4) == {"CPU": 4.0, "GPU": 0.0}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     assert local_node_resources(None, 4)["GPU"] == 2.0
     assert local_node_resources("127.0.0.1:6379", None) == {}
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
     assert local_node_resources(None, None) == {}
+    # a cluster to join keeps its own settings (Ray refuses a _system_config when connecting)
+    with pytest.raises(AssertionError, match="Ray started"):
+        run_sweep(load_suite(path), results_dir=tmp_path / "results")
+    assert "_system_config" not in inits[-1] and local_ray_settings(None) == {}
 
 
 def test_tracker_params_are_the_grid_point_and_trial_id():
@@ -673,7 +685,7 @@ def test_tensorboard_tracker_writes_a_run_per_trial_with_the_grid_values_as_hpar
         assert _hparams(events[0]) == {"seed": float(trial.point["seed"]), "alpha": 0.5, "trial_id": trial.trial_id}
 
 
-def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tiny_setup, tmp_path):
+def test_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_local, tiny_setup, tmp_path):
     import os
     import signal
     import subprocess
@@ -715,12 +727,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tiny_setup,
             proc.wait()
     before = pd.read_parquet(store)
     assert 1 <= len(before) < 3
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    run_sweep(load_suite(suite_file), results_dir=results, resume=True, verbose=0, num_cpus=2)
-    ray.shutdown()
+    run_sweep(load_suite(suite_file), results_dir=results, resume=True, verbose=0)  # on this module's Ray
     after = pd.read_parquet(store)
     assert sorted(after["trial_id"]) == sorted(t.trial_id for t in load_suite(suite_file).trials())
     assert (after["status"] == "completed").all()
