@@ -41,10 +41,12 @@ demo: $(STAMP)
 	@echo "The quickstart report: $(CURDIR)/report/report.md"
 
 # One pytest-xdist worker per core, at most 4 (each may start a local Ray with its trial workers).
+# A test file's tests run on one worker (--dist loadfile): a module's fixtures, a local Ray among
+# them, start once, not once per worker that happens to get one of its tests.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 test: $(STAMP)
-	PINBENCH_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
+	PINBENCH_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 # Every command of README.md and docs/ run, shortened (tests/test_docs_commands.py says how);
 # `make test` runs the quick ones and parses the rest.

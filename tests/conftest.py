@@ -62,26 +62,14 @@ def pytest_unconfigure(config):
         shutil.rmtree(os.environ["RAY_TMPDIR"], ignore_errors=True)
 
 
-# Tests that start a multi-node ray.cluster_utils.Cluster bind fixed ports (the client server's):
-# under xdist they run on one worker, one after the other.
-CLUSTER_TESTS = {"test_trials_run_on_both_nodes",
-                 "test_a_lost_worker_nodes_trial_continues_from_its_checkpoint_on_another_node"}
+@pytest.fixture
+def one_cluster_at_a_time():
+    """Tests that start a multi-node ray.cluster_utils.Cluster bind fixed ports (its head's): under
+    xdist they take turns, holding a lock in the session's test cache (shared by the workers)."""
+    from pinbench.io import one_at_a_time
 
-
-# Module-scoped fixtures that start a local Ray for the module's sweeps. Under xdist a module's
-# tests are spread over the workers, and each worker that runs one starts the module's Ray (~5
-# CPU-seconds): the tests that use one run on one worker, in an xdist group per module.
-MODULE_RAYS = {"ray_local", "ray_s3", "ray_with_plugins"}
-
-
-def pytest_itemcollected(item):
-    """Cluster tests in one xdist group, a module's tests on its Ray in another. Marked as each
-    test is collected: xdist reads the groups in its own pytest_collection_modifyitems, which ran
-    before this file's (the groups marked there were never seen)."""
-    if getattr(item, "originalname", None) in CLUSTER_TESTS:
-        item.add_marker(pytest.mark.xdist_group("ray-cluster"))
-    elif MODULE_RAYS & set(getattr(item, "fixturenames", ())):
-        item.add_marker(pytest.mark.xdist_group(f"ray-{item.module.__name__}"))
+    with one_at_a_time(TEST_CACHE / "ray-cluster"):
+        yield
 
 
 def pytest_collection_modifyitems(config, items):

@@ -206,7 +206,8 @@ def test_a_diverged_q_network_fails_the_run_naming_the_cause_and_keeps_the_steps
 
 
 @pytest.mark.slow
-def test_a_lost_worker_nodes_trial_continues_from_its_checkpoint_on_another_node(tiny_setup, tmp_path):
+def test_a_lost_worker_nodes_trial_continues_from_its_checkpoint_on_another_node(one_cluster_at_a_time, tiny_setup,
+                                                                                 tmp_path):
     import ray
     from ray.cluster_utils import Cluster
 

@@ -15,7 +15,7 @@ import torch
 
 from pinbench.errors import ConfigError
 from pinbench.run import make_spec
-from pinbench.tasks.classification.data import load_dataset_file, parse_spec
+from pinbench.tasks.classification.data import load_dataset_file, parse_spec, registry
 from pinbench.tasks.classification.scoring import VerbalizerScorer
 
 TEXTS = ["the movie was great", "i hated the plot", "boring", "the actors were not very good and the story was awful",
@@ -33,7 +33,7 @@ SPLITS = {
 
 
 @pytest.fixture(scope="module")
-def soft_data(tmp_path_factory) -> Path:
+def soft_data(tmp_path_factory):
     """The dataset file of 'toy-soft' (train 8, dev 4, test 5 rows in the tiny models' vocabulary)."""
     root = tmp_path_factory.mktemp("soft-data")
     folder = root / "toy-soft" / "16-5"
@@ -47,8 +47,11 @@ def soft_data(tmp_path_factory) -> Path:
           template: "{input} {prompt} {mask} ."
           path: "toy-soft/16-{split_seed}/{split}.tsv"
         """))
+    # registered before any test's own registry snapshot (conftest's autouse fixture, function-
+    # scoped, starts after this one): removed with the module, or later modules' listings show it
     load_dataset_file(spec)
-    return spec
+    yield spec
+    registry().pop("toy-soft", None)
 
 
 def soft_prompt(lm, data_file: Path, **more):

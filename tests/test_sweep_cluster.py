@@ -6,7 +6,7 @@ from pinbench.suite import load_suite
 from test_sweep import write_suite
 
 
-def test_trials_run_on_both_nodes(tiny_setup, tmp_path):
+def test_trials_run_on_both_nodes(one_cluster_at_a_time, tiny_setup, tmp_path):
     import ray
     from ray.cluster_utils import Cluster
     from ray.util.placement_group import placement_group, remove_placement_group

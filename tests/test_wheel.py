@@ -79,9 +79,16 @@ def test_the_installed_wheel_runs_suites_by_name_and_eval_from_an_empty_director
         cwd=tmp_path)
     empty = tmp_path / "empty"
     empty.mkdir()
-    # no checkout, no shared data, no download cache: only what the wheel holds
+    # no checkout, no shared data, no download cache: only what the wheel holds. The cache holds
+    # one thing: smollm2 converted from its GGUF, as this session's tests have it (the conversion,
+    # 12 CPU-seconds, is pinbench's and tested in tests/test_models.py, not the wheel's concern)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PINBENCH_DATA_DIR")}
     env.update(PINBENCH_CACHE_DIR=str(tmp_path / "cache"), HOME=str(tmp_path / "home"))
+    from pinbench.models import _smollm2_dir
+
+    converted = _smollm2_dir()
+    (tmp_path / "cache" / "models").mkdir(parents=True)
+    (tmp_path / "cache" / "models" / converted.name).symlink_to(converted, target_is_directory=True)
     pinbench = venv / "bin" / "pinbench"
 
     where = run(python, "-c", "import pinbench, pinbench.analysis, pinbench.suite as s; "
@@ -97,3 +104,4 @@ def test_the_installed_wheel_runs_suites_by_name_and_eval_from_an_empty_director
     out = run(pinbench, "eval", "--dataset", "sst-2", "--split-seed", "13", "--split", "dev", "--prompt", "It was",
               "--task-lm", "smollm2-135m", "--bf16", cwd=empty, env=env, timeout=600)
     assert "sst-2 (split seed 13, dev, n=32)" in out and "accuracy" in out and "'It was'" in out
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["models"]  # no data downloaded
