@@ -40,10 +40,12 @@ demo: $(STAMP)
 	$(BIN)/pinbench report results/quickstart --out report --published matching
 	@echo "The quickstart report: $(CURDIR)/report/report.md"
 
-# One pytest-xdist worker per core, at most 4 (each may start a local Ray with its trial workers).
-# A test file's tests run on one worker (--dist loadfile): a module's fixtures, a local Ray among
-# them, start once, not once per worker that happens to get one of its tests.
-TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+# One pytest-xdist worker per core and one more, at most 4 (each may start a local Ray with its
+# trial workers): with one per core the CPUs idled 12% of the time (Ray start-ups, subprocesses
+# starting, files polled); with one more, 4% (docs/performance.md). A test file's tests run on one
+# worker (--dist loadfile): a module's fixtures, a local Ray among them, start once, not once per
+# worker that happens to get one of its tests.
+TEST_WORKERS ?= $(shell n=$$(( $$(nproc 2>/dev/null || echo 1) + 1 )); [ $$n -gt 4 ] && n=4; echo $$n)
 
 test: $(STAMP)
 	PINBENCH_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests

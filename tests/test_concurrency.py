@@ -16,6 +16,7 @@ from test_signals import _start, _wait
 from test_sweep import write_suite
 
 
+@pytest.mark.slow
 def test_a_second_train_into_one_out_is_refused_and_the_first_run_is_kept(tiny_setup, tmp_path):
     first, out, stdout, stderr = _start(tiny_setup, tmp_path)  # running, its first steps done
     second = subprocess.run([sys.executable, "-m", "pinbench.cli", *train_argv(tiny_setup, out, steps=2)],

@@ -49,6 +49,7 @@ def test_datasets_lists_a_plugin_tasks_entries(capsys):
     assert "few-shot classification:" in printed and "style transfer:" in printed
 
 
+@pytest.mark.slow
 def test_report_imports_plugins_named_by_plugin_in_a_fresh_process(tmp_path, tiny_lm_dir):
     """A store of a plug-in task read by a process that has not imported the plug-in: without
     `--plugin` the task's own section is missing, with a warning that names the flag; with it the

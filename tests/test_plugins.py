@@ -123,6 +123,7 @@ def ray_with_plugins():
         os.environ["PYTHONPATH"] = before
 
 
+@pytest.mark.slow
 def test_a_plugin_runs_through_a_sweep_and_appears_in_a_report(ray_with_plugins, tmp_path, tiny_gpt2):
     suite = tmp_path / "toy.yaml"
     suite.write_text(textwrap.dedent(SUITE))

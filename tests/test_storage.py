@@ -313,6 +313,7 @@ def assert_sweep_store(uri: str, suite) -> None:
     assert results.history.groupby("trial_id")["step"].apply(list).tolist() == [[1, 2, 3, 4]] * 2
 
 
+@pytest.mark.slow
 def test_sweep_with_file_uri_results(ray_s3, tiny_setup, tmp_path):
     suite_file = write_suite(tmp_path / "tiny.yaml", *tiny_setup)
     suite = load_suite(suite_file)
@@ -323,6 +324,7 @@ def test_sweep_with_file_uri_results(ray_s3, tiny_setup, tmp_path):
     assert [len(list(d.glob("checkpoint_*/state.pt"))) for d in trial_dirs] == [1, 1]
 
 
+@pytest.mark.slow
 def test_sweep_with_s3_results_keeps_store_and_checkpoints_in_the_bucket(ray_s3, bucket, tiny_setup, tmp_path):
     name, client, query = bucket
     suite_file = write_suite(tmp_path / "tiny.yaml", *tiny_setup)

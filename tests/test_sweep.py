@@ -450,6 +450,7 @@ def ray_local():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_two_trial_sweep_writes_the_store_and_prints_one_line_per_report(ray_local, tiny_setup, tmp_path, capfd,
                                                                         caplog):
     model_dir, spec = tiny_setup
@@ -489,6 +490,7 @@ def test_two_trial_sweep_writes_the_store_and_prints_one_line_per_report(ray_loc
     assert (prompts.groupby("trial_id")["source"].apply(lambda s: (s == "best").sum()) == 1).all()
 
 
+@pytest.mark.slow
 def test_an_inversion_suite_grids_pin_and_pez_over_images(ray_local, tiny_setup, tiny_clip_dir, image_dir, tmp_path):
     """Grid blocks with different methods' fields, a grid over target images, through Ray."""
     from pinbench.sweep import run_sweep
@@ -539,6 +541,7 @@ def _fail_first_attempt_of(trial_seed, marker_dir):
     return trainable
 
 
+@pytest.mark.slow
 def test_crashed_trial_is_retried_under_max_failures(ray_local, tiny_setup, tmp_path):
     from ray import cloudpickle  # the copy Ray serialises the trainable with
 
@@ -554,6 +557,7 @@ def test_crashed_trial_is_retried_under_max_failures(ray_local, tiny_setup, tmp_
     assert (trials["status"] == "completed").all() and len(trials) == 2  # ... and the retry finished
 
 
+@pytest.mark.slow
 def test_a_trial_that_keeps_failing_is_recorded_while_others_complete(ray_local, tiny_setup, tmp_path):
     from pinbench.sweep import run_sweep
 
@@ -568,6 +572,7 @@ def test_a_trial_that_keeps_failing_is_recorded_while_others_complete(ray_local,
     assert "toy/16-6/train.tsv' does not exist" in trials.loc[6, "error"]
 
 
+@pytest.mark.slow
 def test_resume_after_the_suite_was_edited_runs_the_suite_as_it_is_now(ray_local, tiny_setup, tmp_path, caplog):
     """--resume used to restore Tune's pickled experiment: seeds added to the grid never ran, a
     completed trial whose settings had changed was kept, and a trial the suite no longer had stayed
@@ -613,6 +618,7 @@ def test_resume_after_the_suite_was_edited_runs_the_suite_as_it_is_now(ray_local
         run_sweep(load_suite(suite_file), results_dir=tmp_path / "searched", verbose=0, resume=True)
 
 
+@pytest.mark.slow
 def test_trials_the_scheduler_stops_are_recorded_as_stopped(ray_local, tiny_setup, tmp_path, capsys):
     """ASHA stops both trials at step 1 of 4 (max_t 1): each used to vanish from the store (only
     a trial's final report carried its tables) and the command ended on a KeyError. Each is now a
@@ -633,6 +639,7 @@ def test_trials_the_scheduler_stops_are_recorded_as_stopped(ray_local, tiny_setu
     assert "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_optuna_search_runs_the_asked_number_of_samples(ray_local, tiny_setup, tmp_path):
     from pinbench.sweep import run_sweep
 
@@ -670,6 +677,7 @@ def _hparams(event_file):
     return params
 
 
+@pytest.mark.slow
 def test_tensorboard_tracker_writes_a_run_per_trial_with_the_grid_values_as_hparams(ray_local, tiny_setup, tmp_path):
     if importlib.util.find_spec("tensorboardX") is None:
         pytest.skip("tensorboardX is not installed (pip install tensorboardX)")
@@ -685,6 +693,7 @@ def test_tensorboard_tracker_writes_a_run_per_trial_with_the_grid_values_as_hpar
         assert _hparams(events[0]) == {"seed": float(trial.point["seed"]), "alpha": 0.5, "trial_id": trial.trial_id}
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_local, tiny_setup, tmp_path):
     import os
     import signal

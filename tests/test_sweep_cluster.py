@@ -1,11 +1,13 @@
 """A sweep on a local two-node Ray cluster places trials on both nodes."""
 
 import pandas as pd
+import pytest
 
 from pinbench.suite import load_suite
 from test_sweep import write_suite
 
 
+@pytest.mark.slow
 def test_trials_run_on_both_nodes(one_cluster_at_a_time, tiny_setup, tmp_path):
     import ray
     from ray.cluster_utils import Cluster
