@@ -283,6 +283,7 @@ def test_load_roots_uris_and_clashing_ids(tmp_path, tiny_lm_dir):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_naturalness_cache_is_reused(store, tmp_path, tiny_lm_dir, monkeypatch):
     first = build_report([store], tmp_path / "r1", options(tiny_lm_dir))
     unique = first.trials["best_prompt"].nunique()
@@ -439,6 +440,7 @@ def test_figures(store, tmp_path, tiny_lm_dir):
     assert plots.ablation(report.trials, "method.q", columns) is None
 
 
+@pytest.mark.slow
 def test_report_markdown_and_cli(store, tmp_path, tiny_lm_dir, capsys):
     out = tmp_path / "report"
     code = main(["report", str(store), "--out", str(out), "--reference-lm", tiny_lm_dir, "--published", "matching"])
@@ -651,6 +653,7 @@ def test_a_trial_without_a_finite_metric_is_left_out_of_the_means_with_a_warning
     assert "inf" not in (tmp_path / "report" / "tables" / "comparison.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_report_into_a_used_directory_removes_what_the_earlier_report_wrote_and_it_did_not(store, tmp_path,
                                                                                             tiny_lm_dir):
     """A report of store B into the --out of store A's report left A's transfer tables beside B's

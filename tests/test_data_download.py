@@ -258,6 +258,7 @@ def test_an_interrupted_run_keeps_its_part_file_and_the_next_run_resumes(server,
     assert (BIG, f"bytes={size // 2}-") in server.requests
 
 
+@pytest.mark.slow
 def test_sigterm_mid_file_keeps_the_part_file_and_the_next_run_resumes(server, manifest_file, source_root,
                                                                        places, capsys):
     """A real SIGTERM to a `pinbench data download` child while a file arrives: exit 143 with one

@@ -126,6 +126,7 @@ def _poisoned(seed: int, after: int, log: str):
     return trainable
 
 
+@pytest.mark.slow
 def test_a_nan_trial_fails_at_once_naming_step_and_quantity_and_the_others_complete(tiny_setup, tmp_path):
     import ray
 
@@ -497,6 +498,7 @@ ResultsStore(root, "s").add_completed(finished)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cut", ["history", "trials"])  # the first table written, and the last
 def test_a_driver_killed_mid_write_leaves_the_previous_store_intact(cut, tmp_path):
     from pinbench.analysis import load_results

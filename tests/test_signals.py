@@ -68,6 +68,7 @@ def _wait(proc: subprocess.Popen) -> int:
             proc.kill()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_signal_writes_what_was_computed_as_interrupted(sig, tiny_setup, tmp_path):
     proc, out, stdout, stderr = _start(tiny_setup, tmp_path)
@@ -82,6 +83,7 @@ def test_a_signal_writes_what_was_computed_as_interrupted(sig, tiny_setup, tmp_p
     assert "(interrupted)" in "".join(stdout) and "results written to" in "".join(stdout)
 
 
+@pytest.mark.slow
 def test_a_second_signal_during_the_write_neither_cuts_it_nor_prints_a_traceback(tiny_setup, tmp_path):
     proc, out, stdout, stderr = _start(tiny_setup, tmp_path, slow_write=True)
     proc.send_signal(signal.SIGTERM)
@@ -115,6 +117,7 @@ EVAL_CHILD = textwrap.dedent("""\
     """)
 
 
+@pytest.mark.slow
 def test_sigterm_during_eval_is_one_line_and_leaves_no_predictions_file(tiny_setup, tmp_path):
     """eval keeps nothing half-made: a SIGTERM mid-scoring exits 143 with one line, no traceback, and
     no predictions table (whole or partial) where --predictions points."""
