@@ -78,9 +78,9 @@ def pytest_collection_modifyitems(config, items):
     when the longest files start first, instead of one worker running the last long file alone."""
     files: dict[str, list[int]] = {}  # file -> [slow tests, position]
     for item in items:
-        counts = files.setdefault(item.path.name, [0, len(files)])
+        counts = files.setdefault(str(item.path), [0, len(files)])
         counts[0] += item.get_closest_marker("slow") is not None
-    items.sort(key=lambda item: (-files[item.path.name][0], files[item.path.name][1],
+    items.sort(key=lambda item: (-files[str(item.path)][0], files[str(item.path)][1],
                                  item.get_closest_marker("slow") is None))
 
 
