@@ -66,7 +66,6 @@ def train_until_found(trainer: RLMethod) -> int | None:
     return None
 
 
-@pytest.mark.slow  # the TD variants take seconds each
 @pytest.mark.parametrize("objective", ["mc", "td", "pcl"])
 @pytest.mark.parametrize("regularizer", ["shannon", "sparse_tsallis", "tsallis"])
 def test_learns_the_rewarded_sequence(small_lm, regularizer, objective):
