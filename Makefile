@@ -44,11 +44,13 @@ demo: $(STAMP)
 # trial workers): with one per core the CPUs idled 12% of the time (Ray start-ups, subprocesses
 # starting, files polled); with one more, 4% (docs/performance.md). A test file's tests run on one
 # worker (--dist loadfile): a module's fixtures, a local Ray among them, start once, not once per
-# worker that happens to get one of its tests.
+# worker that happens to get one of its tests. Files go out in the order tests/conftest.py gives
+# (the longest first); xdist's own order, by number of tests, started the long one-test Ray files
+# last, where one worker ran them alone (--no-loadscope-reorder).
 TEST_WORKERS ?= $(shell n=$$(( $$(nproc 2>/dev/null || echo 1) + 1 )); [ $$n -gt 4 ] && n=4; echo $$n)
 
 test: $(STAMP)
-	PINBENCH_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
+	PINBENCH_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
 
 # Every command of README.md and docs/ run, shortened (tests/test_docs_commands.py says how);
 # `make test` runs the quick ones and parses the rest.

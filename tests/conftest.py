@@ -73,15 +73,22 @@ def one_cluster_at_a_time():
 
 
 def pytest_collection_modifyitems(config, items):
-    """The files with the most slow tests first, and a file's slow tests before its others: `make
-    test` hands whole files to the xdist workers (--dist loadfile), and the workers end together
-    when the longest files start first, instead of one worker running the last long file alone."""
-    files: dict[str, list[int]] = {}  # file -> [slow tests, position]
+    """The files with the most slow tests first (among those with as many, the ones made mostly
+    of slow tests: a one-test file that starts a Ray cluster before a file of quick tests), and a
+    file's slow tests before its others: `make test` hands whole files to the xdist workers in this
+    order (--dist loadfile --no-loadscope-reorder), and the workers end together when the longest
+    files start first, instead of one worker running the last long file alone."""
+    files: dict[str, list[int]] = {}  # file -> [slow tests, tests, position]
     for item in items:
-        counts = files.setdefault(str(item.path), [0, len(files)])
+        counts = files.setdefault(str(item.path), [0, 0, len(files)])
         counts[0] += item.get_closest_marker("slow") is not None
-    items.sort(key=lambda item: (-files[str(item.path)][0], files[str(item.path)][1],
-                                 item.get_closest_marker("slow") is None))
+        counts[1] += 1
+
+    def order(item):
+        slow, tests, position = files[str(item.path)]
+        return -slow, -slow / tests, position, item.get_closest_marker("slow") is None
+
+    items.sort(key=order)
 
 
 @pytest.fixture(autouse=True)
