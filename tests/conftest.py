@@ -63,6 +63,24 @@ def pytest_unconfigure(config):
 
 
 @pytest.fixture
+def no_ray(monkeypatch) -> list[dict]:
+    """No Ray is running, and starting one fails with ``AssertionError("Ray started")``: for
+    checks that must come before Ray starts. Returns the keyword arguments of each ``ray.init``
+    call tried."""
+    import ray
+
+    inits: list[dict] = []
+
+    def no_init(*args, **kwargs):
+        inits.append(kwargs)
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr(ray, "init", no_init)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    return inits
+
+
+@pytest.fixture
 def one_cluster_at_a_time():
     """Tests that start a multi-node ray.cluster_utils.Cluster bind fixed ports (its head's): under
     xdist they take turns, holding a lock in the session's test cache (shared by the workers)."""

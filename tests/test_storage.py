@@ -240,17 +240,6 @@ def test_aws_endpoint_url_points_pyarrow_at_the_server(bucket, moto_port, monkey
 # ---- unreachable storage: one line, before Ray starts ---------------------------------------
 
 
-@pytest.fixture
-def no_ray(monkeypatch):
-    import ray
-
-    def no_init(*args, **kwargs):
-        raise AssertionError("Ray started")
-
-    monkeypatch.setattr(ray, "init", no_init)
-    monkeypatch.setattr(ray, "is_initialized", lambda: False)
-
-
 SUITE = {"name": "s", "base": {"dataset": "sst-2"}}
 
 

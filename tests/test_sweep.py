@@ -321,19 +321,9 @@ def test_tracker_without_its_package_is_one_line_before_ray_starts(tracker, pack
                                         f"which is not installed: pip install {package}"]
 
 
-def test_run_sweep_checks_trackers_before_ray_init(missing, monkeypatch):
-    import ray
-
+def test_run_sweep_checks_trackers_before_ray_init(missing, no_ray):
     from pinbench.sweep import run_sweep
 
-    inits = []
-
-    def no_init(*args, **kwargs):
-        inits.append(kwargs)
-        raise AssertionError("Ray started")
-
-    monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(ray, "init", no_init)
     missing.add("wandb")
     with pytest.raises(ConfigError, match="pip install wandb"):
         run_sweep(parse_suite(GRID), trackers=["wandb"])
@@ -341,22 +331,13 @@ def test_run_sweep_checks_trackers_before_ray_init(missing, monkeypatch):
         run_sweep(parse_suite(GRID), trackers=["neptune"])
 
 
-def test_resources_a_local_ray_would_lack_are_refused_before_it_starts(monkeypatch, tiny_setup, tmp_path):
+def test_resources_a_local_ray_would_lack_are_refused_before_it_starts(monkeypatch, no_ray, tiny_setup, tmp_path):
     """A local Ray to be started: its CPUs (--num-cpus) and GPUs (CUDA_VISIBLE_DEVICES, Ray's own
     detection) are known before its seconds of start-up, so a suite asking for more is refused
     without starting it. A cluster to join (RAY_ADDRESS, --address) is asked after connecting."""
-    import ray
-
     from pinbench.sweep import local_node_resources, local_ray_settings, run_sweep
 
-    inits = []
-
-    def no_init(*args, **kwargs):
-        inits.append(kwargs)
-        raise AssertionError("Ray started")
-
-    monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(ray, "init", no_init)
+    inits = no_ray
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     model_dir, spec = tiny_setup
