@@ -151,38 +151,43 @@ def test_unbuildable_setup_is_named_before_anything_runs(tmp_path):
 # ---- the smoke, end to end (Ray) ---------------------------------------------------------------
 
 
+SMOKE_SUITE = """\
+    name: tiny-smoke
+    base:
+      dataset: toy
+      dataset_file: {spec}
+      split_seed: 5
+      task_lm: {model_dir}
+      steps: 50
+      run.device: cuda
+    grid:
+      - preset: [pin, rlprompt]
+        policy_lm: [{model_dir}]
+        mlp_hidden: [16]
+        top_k: [20]
+        replay_batch: [8]
+        seed: [0, 1]
+      - preset: [random-search]
+        policy_lm: [{model_dir}]
+        top_k: [20]
+      - preset: [pin]
+        policy_lm: [someone/unknown-policy]
+    resources: {{cpu: 1, gpu: 0.5}}
+    """
+
+
 @pytest.mark.slow
-def test_smoke_runs_each_setup_once_and_prints_the_table(tmp_path, tiny_setup, tiny_lm_dir, monkeypatch, capsys):
-    from pinbench.cli import main
+def test_smoke_runs_each_setup_once_prints_the_table_and_measures_each_trial(tmp_path, tiny_setup, monkeypatch):
+    from rich.console import Console
 
     model_dir, spec = tiny_setup
-    suite = tmp_path / "tiny.yaml"
-    suite.write_text(textwrap.dedent(f"""\
-        name: tiny-smoke
-        base:
-          dataset: toy
-          dataset_file: {spec}
-          split_seed: 5
-          task_lm: {model_dir}
-          steps: 50
-          run.device: cuda
-        grid:
-          - preset: [pin, rlprompt]
-            policy_lm: [{model_dir}]
-            mlp_hidden: [16]
-            top_k: [20]
-            replay_batch: [8]
-            seed: [0, 1]
-          - preset: [random-search]
-            policy_lm: [{model_dir}]
-            top_k: [20]
-          - preset: [pin]
-            policy_lm: [someone/unknown-policy]
-        resources: {{cpu: 1, gpu: 0.5}}
-        """))
+    path = tmp_path / "tiny.yaml"
+    path.write_text(textwrap.dedent(SMOKE_SUITE).format(spec=spec, model_dir=model_dir))
     monkeypatch.setenv(smoke.SHRINK_ENV, "1")
-    code = main(["sweep", str(suite), "--smoke", "--num-cpus", "2"])
-    out = capsys.readouterr().out
+    printed = io.StringIO()
+    code, rows = smoke.run_smoke(load_suite(path), num_cpus=2, console=Console(file=printed, width=200),
+                                 workdir=tmp_path / "work", keep=True)
+    out = printed.getvalue()
     assert code == 1, out  # the unknown policy LM cannot be built
     assert "3 model set-up(s) in 6 trial(s); 2 to run" in out
     assert "pin*, rlprompt (4 trials)" in out and "random-search* (1 trials)" in out and "cannot build" in out
@@ -190,27 +195,31 @@ def test_smoke_runs_each_setup_once_and_prints_the_table(tmp_path, tiny_setup, t
     assert out.count(" pass ") == 2 and "2/3 set-up(s) passed" in out
     assert "run.device cuda -> cpu (no CUDA here)" in out and "replay warm-up off" in out
     assert "toy: 2 examples per class per split" in out
-
-
-@pytest.mark.slow
-def test_run_smoke_measures_each_trial(tmp_path, tiny_setup, monkeypatch):
-    model_dir, spec = tiny_setup
-    suite = parse_suite({"name": "one", "base": {"preset": "pin", "dataset": "toy", "dataset_file": str(spec),
-                                                 "split_seed": 5, "task_lm": str(model_dir), "policy_lm": str(model_dir),
-                                                 "mlp_hidden": 16, "top_k": 20, "replay_batch": 8},
-                         "resources": {"cpu": 1, "gpu": 0}})
-    from rich.console import Console
-
-    code, [row] = smoke.run_smoke(suite, num_cpus=2, console=Console(file=io.StringIO()),
-                                  workdir=tmp_path / "work", keep=True)
-    assert code == 0 and row.status == "pass", row.error
-    numbers = smoke.summary(row)
+    # each trial that ran is measured: the pin set-up's, with one model as task and policy LM
+    pin = next(r for r in rows if r.setup.presets[0] == "pin" and r.status == "pass")
+    numbers = smoke.summary(pin)
     assert numbers["steps"] == 2 and numbers["step_s"] > 0 and numbers["test_s"] is not None
     assert numbers["peak_rss_mb"] > 50 and numbers["load_s"] > 0
-    assert {m["config"] for m in row.stats["models"]} == {"directory"}  # one model: task and policy LM
-    trials = pd.read_parquet(tmp_path / "work" / "results" / "one-smoke" / "trials.parquet")
-    assert trials["steps"].tolist() == [2] and trials["run.eval_every"].tolist() == [2]
-    assert trials["method.replay_warmup"].tolist() == [False]
+    assert {m["config"] for m in pin.stats["models"]} == {"directory"}
+    trials = pd.read_parquet(tmp_path / "work" / "results" / "tiny-smoke-smoke" / "trials.parquet")
+    ran = trials.set_index("trial_id").loc[pin.trial_id]
+    assert ran["steps"] == 2 and ran["run.eval_every"] == 2 and not ran["method.replay_warmup"]
+
+
+def test_smoke_on_the_command_line_exits_1_when_a_setup_cannot_be_built(tmp_path, tiny_setup, capsys, no_ray):
+    """The command dispatches to run_smoke; a set-up that cannot be built fails it before Ray starts."""
+    from pinbench.cli import main
+
+    _, spec = tiny_setup
+    path = tmp_path / "bad.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        name: bad-smoke
+        base: {{dataset: toy, dataset_file: {spec}, split_seed: 5, preset: pin,
+                policy_lm: someone/unknown-policy, task_lm: someone/unknown-policy}}
+        """))
+    assert main(["sweep", str(path), "--smoke"]) == 1
+    out = capsys.readouterr().out
+    assert "cannot build" in out and "0/1 set-up(s) passed" in out and not no_ray
 
 
 # ---- the cost projection ------------------------------------------------------------------------

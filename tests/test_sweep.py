@@ -432,13 +432,18 @@ def ray_local():
 
 
 @pytest.mark.slow
-def test_two_trial_sweep_writes_the_store_and_prints_one_line_per_report(ray_local, tiny_setup, tmp_path, capfd,
-                                                                        caplog):
+def test_two_trial_sweep_writes_the_store_prints_one_line_per_report_and_logs_to_tensorboard(
+        ray_local, tiny_setup, tmp_path, capfd, caplog):
+    """One sweep, every product of it: the console, Tune's checkpoints, the store, and (where
+    tensorboardX is installed) a TensorBoard run per trial with the grid values as hparams, the
+    one-valued ``alpha`` among them (it is not a console column: it does not vary)."""
     model_dir, spec = tiny_setup
-    suite_file = write_suite(tmp_path / "tiny.yaml", model_dir, spec)
+    suite_file = write_suite(tmp_path / "tiny.yaml", model_dir, spec, grid="{seed: [0, 1], alpha: [0.5]}")
     suite = load_suite(suite_file)
+    tensorboard = importlib.util.find_spec("tensorboardX") is not None
     capfd.readouterr()
-    assert main(["sweep", str(suite_file), "--results", str(tmp_path / "results")]) == 0
+    assert main(["sweep", str(suite_file), "--results", str(tmp_path / "results"),
+                 *(["--tracker", "tensorboard"] if tensorboard else [])]) == 0
     out, err = capfd.readouterr()
     # the console: a line per trial start, report (steps 2 and 4) and end, with the grid value
     for trial in suite.trials():
@@ -469,6 +474,13 @@ def test_two_trial_sweep_writes_the_store_and_prints_one_line_per_report(ray_loc
     assert (trials["wall_time_s"] > 0).all() and (trials["steps"] == 4).all()
     assert history.groupby("trial_id")["step"].apply(list).tolist() == [[1, 2, 3, 4]] * 2
     assert (prompts.groupby("trial_id")["source"].apply(lambda s: (s == "best").sum()) == 1).all()
+    if not tensorboard:  # pip install tensorboardX
+        return
+    experiment = tmp_path / "results" / "_ray" / "tiny"
+    for trial in suite.trials():
+        events = glob.glob(str(experiment / f"{glob.escape(trial.trial_id)}_*" / "events.out.tfevents.*"))
+        assert len(events) == 1
+        assert _hparams(events[0]) == {"seed": float(trial.point["seed"]), "alpha": 0.5, "trial_id": trial.trial_id}
 
 
 @pytest.mark.slow
@@ -523,34 +535,28 @@ def _fail_first_attempt_of(trial_seed, marker_dir):
 
 
 @pytest.mark.slow
-def test_crashed_trial_is_retried_under_max_failures(ray_local, tiny_setup, tmp_path):
+def test_max_failures_retries_a_crashed_trial_and_records_one_that_keeps_failing(ray_local, tiny_setup, tmp_path):
+    """Under max_failures 1: a trial that crashes once is retried and completes; a trial that
+    raises on every attempt is recorded as failed, with its error, while the others complete."""
     from ray import cloudpickle  # the copy Ray serialises the trainable with
 
     from pinbench.sweep import run_sweep
 
     cloudpickle.register_pickle_by_value(__import__(__name__))
     model_dir, spec = tiny_setup
-    suite = load_suite(write_suite(tmp_path / "tiny.yaml", model_dir, spec))
-    run_sweep(suite, results_dir=tmp_path / "results", verbose=0, max_failures=1,
-              trainable=_fail_first_attempt_of(1, tmp_path))
-    trials = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet")
-    assert (tmp_path / "attempt-1").exists()  # the failure happened ...
-    assert (trials["status"] == "completed").all() and len(trials) == 2  # ... and the retry finished
-
-
-@pytest.mark.slow
-def test_a_trial_that_keeps_failing_is_recorded_while_others_complete(ray_local, tiny_setup, tmp_path):
-    from pinbench.sweep import run_sweep
-
-    model_dir, spec = tiny_setup
     # split seed 6 has no files: that trial raises on every attempt (the driver's check before
     # launching would stop the sweep instead: it is off here, as for data only the workers have)
-    suite = load_suite(write_suite(tmp_path / "tiny.yaml", model_dir, spec, grid="split_seed: [5, 6]"))
-    run_sweep(suite, results_dir=tmp_path / "results", verbose=0, max_failures=1, check_data=False)
-    trials = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet").set_index("task.split_seed")
-    assert trials.loc[5, "status"] == "completed"
-    assert trials.loc[6, "status"] == "failed"
-    assert "toy/16-6/train.tsv' does not exist" in trials.loc[6, "error"]
+    suite = load_suite(write_suite(tmp_path / "tiny.yaml", model_dir, spec,
+                                   grid="[{seed: [0, 1]}, {seed: [2], split_seed: [6]}]"))
+    run_sweep(suite, results_dir=tmp_path / "results", verbose=0, max_failures=1, check_data=False,
+              trainable=_fail_first_attempt_of(1, tmp_path))
+    trials = pd.read_parquet(tmp_path / "results" / "tiny" / "trials.parquet").set_index("run.seed")
+    assert (tmp_path / "attempt-1").exists()  # the failure happened ...
+    assert sorted(trials.index) == [0, 1, 2]
+    assert trials.loc[1, "status"] == "completed"  # ... and the retry finished
+    assert trials.loc[0, "status"] == "completed" and trials.loc[0, "task.split_seed"] == 5
+    assert trials.loc[2, "status"] == "failed" and trials.loc[2, "task.split_seed"] == 6
+    assert "toy/16-6/train.tsv' does not exist" in trials.loc[2, "error"]
 
 
 @pytest.mark.slow
@@ -656,22 +662,6 @@ def _hparams(event_file):
                 if info.HasField("session_start_info"):
                     params = {k: getattr(v, v.WhichOneof("kind")) for k, v in info.session_start_info.hparams.items()}
     return params
-
-
-@pytest.mark.slow
-def test_tensorboard_tracker_writes_a_run_per_trial_with_the_grid_values_as_hparams(ray_local, tiny_setup, tmp_path):
-    if importlib.util.find_spec("tensorboardX") is None:
-        pytest.skip("tensorboardX is not installed (pip install tensorboardX)")
-    from pinbench.sweep import run_sweep
-
-    model_dir, spec = tiny_setup
-    suite = load_suite(write_suite(tmp_path / "tiny.yaml", model_dir, spec, grid="{seed: [0, 1], alpha: [0.5]}"))
-    run_sweep(suite, results_dir=tmp_path / "results", trackers=["tensorboard"], progress=False)
-    experiment = tmp_path / "results" / "_ray" / "tiny"
-    for trial in suite.trials():
-        events = glob.glob(str(experiment / f"{glob.escape(trial.trial_id)}_*" / "events.out.tfevents.*"))
-        assert len(events) == 1
-        assert _hparams(events[0]) == {"seed": float(trial.point["seed"]), "alpha": 0.5, "trial_id": trial.trial_id}
 
 
 @pytest.mark.slow
