@@ -669,8 +669,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for registry in (TASKS, METHODS):
         print(f"{registry.kind}s:")
         for name in registry.names():
-            doc = " ".join((registry.get(name).__doc__ or "").strip().split("\n\n")[0].split())
-            print(f"  {name:{width}s} {doc}")  # the docstring's first paragraph, not its first line
+            print(f"  {name:{width}s} {registry.description(name)}")
     print("presets:")
     for name, preset in PRESETS.items():
         print(f"  {name:{width}s} ({preset.method}) {preset.description}")

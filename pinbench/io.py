@@ -10,11 +10,12 @@ import glob
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
-
-import pandas as pd
+from typing import TYPE_CHECKING, Iterator
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # tables are pandas frames; reading a config or a data file needs no pandas
+    import pandas as pd
 
 
 def _umask() -> int:

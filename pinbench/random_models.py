@@ -26,11 +26,12 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from .errors import ModelLoadError
+
+if TYPE_CHECKING:  # imported where a model is built: a suite's dry run reads this module without it
+    import torch
 
 ENV = "PINBENCH_SMOKE_MODELS"
 """Set to 1: ``load_model`` builds random-weight models from configs (:func:`build`)."""
@@ -386,11 +387,14 @@ BUILT: list[dict] = []
 """What this process built: name, kind, parameters, config source, depth note, seconds."""
 
 
-def random_weights(name: str, kind: str, dtype: torch.dtype = torch.float32):
+def random_weights(name: str, kind: str, dtype: torch.dtype | None = None):
     """A model of ``name``'s architecture and size with random weights (seeded by the name), not
-    frozen; and the ModelSource. ``kind``: a ``pinbench.models`` kind, or ``seq2seq``."""
+    frozen; and the ModelSource. ``kind``: a ``pinbench.models`` kind, or ``seq2seq``; ``dtype``:
+    float32 unless given."""
+    import torch
     import transformers
 
+    dtype = torch.float32 if dtype is None else dtype
     source = find_model(name)
     config, note = make_config(source)
     auto = getattr(transformers, AUTO_CLASSES[kind])
@@ -407,7 +411,7 @@ def random_weights(name: str, kind: str, dtype: torch.dtype = torch.float32):
     return model, source
 
 
-def build(name: str, kind: str, dtype: torch.dtype = torch.float32, device: str = "cpu"):
+def build(name: str, kind: str, dtype: torch.dtype | None = None, device: str = "cpu"):
     """``load_model``'s smoke path: (model, tokenizer, image processor or None): a frozen
     random-weight model on ``device`` with its (stand-in) tokenizer and, for CLIP, an image
     processor of its image size (CLIP's mean and std)."""

@@ -19,7 +19,10 @@ plug-in module must be importable on every node (installed, or on ``PYTHONPATH``
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
+from pathlib import Path
 from typing import Callable, Iterable
 
 from .errors import ConfigError
@@ -30,10 +33,14 @@ class Registry:
     """Names of one kind (``task`` or ``method``) -> classes."""
 
     def __init__(self, kind: str, builtin: dict[str, str], base: str = "", needs: tuple[str, ...] = (),
-                 implements: tuple[str, ...] = ()):
+                 implements: tuple[str, ...] = (), configs: dict[str, str] | None = None):
         self.kind = kind
         self._entries: dict[str, str | type] = dict(builtin)
         self._builtin = dict(builtin)
+        # Where a built-in's ``config_class`` is defined ("module:Class"), when that module is
+        # lighter than the class's own: commands that only read fields (`--help`, `sweep
+        # --dry-run`) then load no torch (tests/test_import_graph.py checks both places agree).
+        self._configs = dict(configs or {})
         # What a registered class must be: a subclass of ``base`` ("module:Class", imported when a
         # class registers), with the attributes ``needs`` and its own ``implements`` (the base's
         # raise NotImplementedError): an incomplete plug-in is named when it registers, not by a
@@ -84,6 +91,27 @@ class Registry:
             self._entries[name] = entry
         return entry
 
+    def config_class(self, name: str) -> type:
+        """The config dataclass of ``name`` (its ``config_class``); for a built-in not imported yet,
+        from its config module, without importing the class itself."""
+        if isinstance(self._entries.get(name), str) and name in self._configs:
+            module, _, attr = self._configs[name].partition(":")
+            return getattr(importlib.import_module(module), attr)
+        return self.get(name).config_class
+
+    def description(self, name: str) -> str:
+        """The first paragraph of the class's docstring, on one line (``pinbench list``). A built-in
+        not imported yet is read from its source file, not imported: listing loads no torch."""
+        entry = self._entries.get(name)
+        if isinstance(entry, str):
+            module, _, attr = entry.partition(":")
+            spec = importlib.util.find_spec(module)
+            tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+            doc = next((ast.get_docstring(n) for n in tree.body if isinstance(n, ast.ClassDef) and n.name == attr), None)
+        else:
+            doc = self.get(name).__doc__
+        return " ".join((doc or "").strip().split("\n\n")[0].split())
+
     def names(self) -> list[str]:
         return list(self._entries)
 
@@ -120,4 +148,12 @@ METHODS = Registry("method", {
     "soft_prompt": "pinbench.methods.soft_prompt.method:SoftPrompt",
     "autoprompt": "pinbench.methods.autoprompt.method:AutoPrompt",
     "grips": "pinbench.methods.grips.method:GrIPS",
-}, base="pinbench.methods.base:Method", needs=("config_class",), implements=("iterate", "current_prompt"))
+}, base="pinbench.methods.base:Method", needs=("config_class",), implements=("iterate", "current_prompt"), configs={
+    "rl": "pinbench.methods.rl.config:RLConfig",
+    "pez": "pinbench.methods.pez.config:PEZConfig",
+    "fixed": "pinbench.methods.fixed.config:FixedPromptsConfig",
+    "random_search": "pinbench.methods.random_search.config:RandomSearchConfig",
+    "soft_prompt": "pinbench.methods.soft_prompt.config:SoftPromptConfig",
+    "autoprompt": "pinbench.methods.autoprompt.config:AutoPromptConfig",
+    "grips": "pinbench.methods.grips.config:GrIPSConfig",
+})

@@ -12,6 +12,7 @@ serves suites, ``--set`` and ``pinbench train``:
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +56,15 @@ DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 SELECTIONS = ("metric", "reward")
 
 
+_PLAIN_DEVICE = re.compile(r"(cpu|cuda|mps|xpu)(:(0|[1-9][0-9]*))?")
+
+
 def _device_type(name: str) -> str | None:
+    """The device type torch reads in ``name`` (None: not a device). The plain names (``cuda``,
+    ``cuda:1``) are read here, so that validating a config loads no torch; torch reads the rest."""
+    match = _PLAIN_DEVICE.fullmatch(name) if isinstance(name, str) else None
+    if match:
+        return match.group(1)
     import torch
 
     try:
@@ -142,7 +151,7 @@ class RunSpec:
 
 
 def section_classes(task: str, method: str) -> dict[str, type]:
-    return {"run": RunConfig, "task": TASKS.get(task).config_class, "method": METHODS.get(method).config_class}
+    return {"run": RunConfig, "task": TASKS.config_class(task), "method": METHODS.config_class(method)}
 
 
 def _fields(cls: type) -> list[str]:

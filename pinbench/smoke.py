@@ -38,8 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from .errors import ModelLoadError
 from .random_models import (BUILT, CONFIG_DIR, ENV, LAYERS_ENV, SHRINK_ENV, ModelSource, cap_layers,  # noqa: F401
                             enabled, find_model, layer_caps, needs_message, random_weights, shipped_config_file,
@@ -202,6 +200,8 @@ class SmokeRow:
 
 def smoke_values(setup: SetUp, workdir: Path, cuda: bool) -> tuple[dict, list[str]]:
     """The representative trial's full config (dotted keys) with the smoke's overrides, and notes."""
+    import torch  # in the functions that use it: cost.py's projection reads this module without torch
+
     from .run import make_spec
 
     trial = setup.trials[0]
@@ -302,6 +302,8 @@ def run_smoke_trial(params: dict, env: dict) -> None:
     times, load, step, evaluation and test seconds, written to ``$PINBENCH_SMOKE_STATS/<trial>.json``."""
     import resource
 
+    import torch
+
     from .sweep import resolve_params, run_trial
 
     os.environ.update(env)
@@ -351,6 +353,7 @@ def run_smoke(suite, *, address: str | None = None, num_cpus: int | None = None,
     """Smoke-test every model set-up of ``suite`` (see the module docstring); prints the table and
     returns (exit code: 0 when every set-up passed, the rows)."""
     import ray
+    import torch
 
     from .suite import parse_suite
 

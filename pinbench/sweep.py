@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
-import torch
 
 from . import signals
 from .errors import ConfigError, NonFiniteError, PinbenchError, first_few
@@ -79,6 +78,8 @@ def _report(trainer, metrics: dict, tables: dict[str, pd.DataFrame] | None = Non
     if not checkpoint:
         tune.report(metrics)
         return
+    import torch  # here, not at the top: `pinbench sweep --dry-run` reads this module without torch
+
     with tempfile.TemporaryDirectory(prefix="pinbench-ckpt-") as directory:
         torch.save(trainer.state_dict(compact=True), Path(directory) / STATE_FILE)
         for name, frame in (tables or {}).items():
@@ -96,6 +97,7 @@ def run_trial(params: dict) -> None:
     """Ray Tune function trainable (see ``resolve_params`` for ``params``). Reports at every
     evaluation (with a checkpoint if ``params["checkpoint_every_s"]`` have passed since the last
     one) and once at the end with the result tables in the checkpoint."""
+    import torch
     from ray import tune
 
     every = float(params.get("checkpoint_every_s", CHECKPOINT_EVERY_S))

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Callable
 
 from . import signals
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # imported where used: the CLI builds this command's parser on every start
+    import pandas as pd
 
 TRANSFER_FILE = "transfer.parquet"
 TRANSFER_VERSION = 1
@@ -41,6 +42,8 @@ def lm_key(name: str) -> str:
 
 
 def _value(row: pd.Series, column: str, default=None):
+    import pandas as pd
+
     v = row.get(column, default)
     if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)):
         return default
@@ -185,6 +188,8 @@ def run_transfer(paths: list[str | Path] | str | Path, task_lms: list[str], data
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
+    import pandas as pd
+
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     for col in ("accuracy", "reward", "store_accuracy", "store_reward"):
         frame[col] = frame[col].astype(float)
@@ -199,6 +204,8 @@ def _write_rows(stores, frame: pd.DataFrame) -> None:
 def write_transfer(store, rows: pd.DataFrame) -> None:
     """Merge ``rows`` into ``<store>/transfer.parquet``: rows of the same (trial, scoring LM,
     split) are replaced, the rest kept; written atomically on a local disk."""
+    import pandas as pd
+
     if not len(rows):
         return
     from contextlib import nullcontext
@@ -271,6 +278,8 @@ def add_transfer_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     import os
 
     from rich.console import Console

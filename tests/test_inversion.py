@@ -329,7 +329,7 @@ def test_unusual_image_modes_are_read_and_huge_ones_refused_before_decoding(tmp_
     from PIL import Image
 
     from pinbench.errors import DataError
-    from pinbench.tasks.inversion import clip as C
+    from pinbench.tasks.inversion import images as C
 
     ramp = (np.arange(64 * 32).reshape(32, 64) * 30).astype(np.uint16)  # 0 .. ~61,000
     Image.fromarray(ramp).save(tmp_path / "grey16.png")

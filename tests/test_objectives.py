@@ -56,3 +56,10 @@ def test_unknown_objective():
     assert get_objective("td").needs_target and not get_objective("mc").needs_target
     with pytest.raises(ConfigError, match="unknown objective 'v2'"):
         get_objective("v2")
+
+
+def test_the_config_names_exactly_the_implemented_objectives():
+    """RLConfig validates ``objective`` against its own list (no torch when a config is checked)."""
+    from pinbench.methods.rl import config
+
+    assert set(config.OBJECTIVES) == set(OBJECTIVES)

@@ -197,3 +197,11 @@ def test_sparsemax_with_a_tiny_alpha_is_the_greedy_policy_not_zeros():
     pi = reg.policy(q, 1e-10)
     assert torch.equal(pi, torch.nn.functional.one_hot(q.argmax(-1), 50).float())
     assert torch.allclose(reg.value(q, 1e-10), q.max(-1).values)
+
+
+def test_the_config_names_exactly_the_implemented_regularizers():
+    """RLConfig validates ``regularizer`` against its own list (no torch when a config is checked)."""
+    from pinbench.methods.rl import config
+    from pinbench.methods.rl.regularizers import REGULARIZERS as IMPLEMENTED
+
+    assert set(config.REGULARIZERS) == set(IMPLEMENTED)

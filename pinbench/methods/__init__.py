@@ -5,6 +5,15 @@
 from __future__ import annotations
 
 from ..presets import PRESETS, Preset, get_preset
-from .base import Method, PromptBook
 
 __all__ = ["Method", "Preset", "PromptBook", "PRESETS", "get_preset"]
+
+
+def __getattr__(name: str):
+    # The base class (torch) on first use: a method's config module, inside this package, is
+    # imported by commands that load no torch (registry.py: ``configs``).
+    if name in ("Method", "PromptBook"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Sequence
-
-import torch
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 from ..errors import ConfigError, PinbenchError
+
+if TYPE_CHECKING:
+    import torch
+# torch is imported where it is used, not here: the light commands (`pinbench --help`, list,
+# datasets, `sweep --dry-run`) read task classes and their configs and never load torch.
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,8 @@ class Task:
         """``pinbench eval``: one row per prompt (and per outputs file, when ``scores_outputs``)
         with the task's metrics on ``split``, and per-example predictions where the task has them.
         The default scores each prompt with ``score`` and reports its scalar metrics."""
+        import torch
+
         scores = checked_scores(self, self.score(list(prompts), split), len(prompts)) if prompts else {}
         names = [m.name for m in self.metrics if m.name in scores and torch.is_tensor(scores[m.name])]
         rows = [(repr(p), {m: float(scores[m][i]) for m in names}) for i, p in enumerate(prompts)]
@@ -336,6 +341,8 @@ class WhiteBox:
     def batch(self, size: int | None, generator: torch.Generator) -> list[int]:
         """Indices of ``size`` items drawn without replacement (None, or as many as there are:
         all of them, in order), for ``loss``."""
+        import torch
+
         n = self.num_items
         if size is None or size >= n:
             return list(range(n))
@@ -350,6 +357,8 @@ def checked_scores(task: "Task", scores, n: int) -> dict:
     """A task's ``score`` result as every caller needs it: a mapping with ``reward``, and each
     value one entry per prompt (a tensor's first dimension, a list's length). A plug-in task that
     breaks this is named, instead of an IndexError or a KeyError in the method."""
+    import torch
+
     name = f"task '{task.name}' ({type(task).__module__})"
     if not isinstance(scores, dict):
         raise PinbenchError(f"{name}: score() returned {type(scores).__name__}, not a mapping of metric -> values")

@@ -8,6 +8,14 @@ from typing import ClassVar
 from ...fields import require
 from ...presets import Preset, register_presets
 
+# The choices of ``regularizer``, ``objective`` and ``policy_input``, named beside the fields so that
+# validating a config loads no torch (`pinbench sweep --dry-run`). regularizers.REGULARIZERS and
+# objectives.OBJECTIVES implement exactly these (tests/test_regularizers.py, test_objectives.py);
+# policy.py reads POLICY_INPUTS from here.
+REGULARIZERS = ("shannon", "sparse_tsallis", "tsallis")
+OBJECTIVES = ("mc", "td", "pcl")
+POLICY_INPUTS = ("ids", "retokenize")
+
 
 @dataclass
 class RLConfig:
@@ -77,10 +85,6 @@ class RLConfig:
     """Target update rate tau: psi' <- (1 - tau) psi' + tau psi every step."""
 
     def __post_init__(self):
-        from .objectives import OBJECTIVES
-        from .policy import POLICY_INPUTS
-        from .regularizers import REGULARIZERS
-
         require([
             (self.regularizer in REGULARIZERS, "regularizer", f"one of {sorted(REGULARIZERS)}"),
             (self.objective in OBJECTIVES, "objective", f"one of {sorted(OBJECTIVES)}"),

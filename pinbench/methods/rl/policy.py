@@ -30,9 +30,7 @@ from torch import nn
 
 from ...errors import ConfigError, NonFiniteError
 from ...models import LoadedModel, context_length
-
-
-POLICY_INPUTS = ("ids", "retokenize")
+from .config import POLICY_INPUTS
 
 
 class MLPHead(nn.Module):

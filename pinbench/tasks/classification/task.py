@@ -5,19 +5,20 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
-
-import torch
+from typing import TYPE_CHECKING, Sequence
 
 from ...fields import require
-from ...models import LoadedModel
 from ...registry import TASKS
 from ..base import DatasetInfo, EvalTable, Metric, Task
-from . import rewards
 from ...errors import ConfigError
 from .data import DatasetSpec, Split, get_dataset, load_dataset_file, read_split
 from .published import DATASET_TITLES, SOURCE as PUBLISHED_SOURCE, published_rows
-from .scoring import Progress, VerbalizerScorer
+
+if TYPE_CHECKING:  # torch and the scorer are imported where they are used (tasks/base.py says why)
+    import torch
+
+    from ...models import LoadedModel
+    from .scoring import Progress
 
 
 @dataclass
@@ -82,6 +83,8 @@ class Evaluation:
     @property
     def example_rewards(self) -> torch.Tensor:
         """[P, E] gap reward per example."""
+        from . import rewards
+
         return rewards.gap_reward_per_example(self.probs, self.labels)
 
     @property
@@ -92,6 +95,8 @@ class Evaluation:
     @property
     def accuracy(self) -> torch.Tensor:
         """[P] accuracy per prompt."""
+        from . import rewards
+
         return rewards.accuracy(self.probs, self.labels)
 
     @property
@@ -105,6 +110,8 @@ def with_demonstrations(spec: DatasetSpec, train: Split, per_class: int, seed: i
     empty prompt, the label's word at the mask), class by class: after the query, separated by the
     task LM's separator token, for masked LMs (RLPrompt's in-context baseline: LM-BFF's
     ``*sep+*``); before it, newline-separated, for causal LMs (their scored token must be last)."""
+    import torch
+
     from .scoring import parse_template
 
     kind = lm.kind
@@ -155,6 +162,8 @@ class FewShotClassification(Task):
     def __init__(self, dataset: str | DatasetSpec, task_lm: LoadedModel, data_dir: str | Path | None,
                  split_seed: int = 13, *, bf16: bool = False, exact_eval: bool = True,
                  max_batch_tokens: int = 4096, max_cached_tokens: int = 16384):
+        from .scoring import VerbalizerScorer
+
         self.spec = get_dataset(dataset) if isinstance(dataset, str) else dataset
         self.task_lm = task_lm
         self.data_dir = data_dir
@@ -304,6 +313,8 @@ class FewShotClassification(Task):
 
     def evaluate(self, prompts: Sequence[str], split: str = "train", *,
                  progress: Progress | None = None) -> Evaluation:
+        import torch
+
         data = self.split(split)
         scorer = self.scorer if split == "train" else self.exact_scorer
         probs = scorer.score(list(prompts), data.texts, progress=progress)

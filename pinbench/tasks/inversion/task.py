@@ -16,16 +16,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
-
-import torch
+from typing import TYPE_CHECKING, Sequence
 
 from ...data_locations import explicit_folder, find, not_found
 from ...errors import ConfigError, DataError
 from ...fields import require
 from ...registry import TASKS
 from ..base import DatasetInfo, EvalTable, Metric, Task, WhiteBox
-from .clip import IMAGE_SUFFIXES, ClipScorer, read_image
+from .images import IMAGE_SUFFIXES, read_image
+
+if TYPE_CHECKING:  # torch and CLIP are imported where they are used (tasks/base.py says why)
+    import torch
+
+    from .clip import ClipScorer
 
 PAPER_CLIP = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 
@@ -188,6 +191,8 @@ class Inversion(Task):
         ``eval_clip_score`` under the second CLIP (NaN without one)."""
         if split not in self.splits:
             raise ConfigError(f"task 'inversion' has no split '{split}'; it has {list(self.splits)}")
+        import torch
+
         prompts = list(prompts)
         out = {"reward": self.clip.cosine(prompts, self.images),
                "clip_tokens": torch.tensor(self.clip.token_counts(prompts), dtype=torch.float32)}
@@ -203,6 +208,7 @@ class Inversion(Task):
 
 def _scorer(name: str, config: InversionConfig, device: str) -> ClipScorer:
     from ...models import load_model
+    from .clip import ClipScorer
 
     clip = load_model(name, "clip", dtype=config.clip_dtype, device=device,
                       trust_remote_code=config.trust_remote_code)
@@ -246,6 +252,7 @@ def _smoke_settings(cls, config: InversionConfig, run, workdir: Path) -> tuple[d
     try:
         paths = image_paths(config.image, config.data_dir)
     except DataError:
+        import torch
         from PIL import Image
 
         path = workdir / "made-up.png"

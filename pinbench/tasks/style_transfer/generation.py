@@ -39,15 +39,14 @@ from __future__ import annotations
 
 import functools
 import math
-import string
 from typing import Sequence
 
 import torch
 
 from ...errors import ConfigError
 from ...models import LoadedModel, cast_model
+from .template import DEFAULT_TEMPLATE, check_template
 
-DEFAULT_TEMPLATE = '{prompt} "{input}" "'
 QUOTE = '"'
 
 
@@ -65,17 +64,6 @@ def clean_output(text: str, lower: bool) -> str:
 def max_new_tokens(n_input_tokens: int) -> int:
     """The authors' length limit: max(1.5 n, n + 10), n = input tokens; 1.5 n rounded up."""
     return max(math.ceil(1.5 * n_input_tokens), n_input_tokens + 10)
-
-
-def check_template(template: str) -> None:
-    """A template must hold exactly the fields {prompt} and {input}."""
-    try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-    except ValueError as exc:
-        raise ConfigError(f"style-transfer template {template!r} is not a valid format string ({exc})") from exc
-    if sorted(set(fields)) != ["input", "prompt"] or any(f not in ("input", "prompt") for f in fields):
-        raise ConfigError(f"style-transfer template {template!r} must contain the fields {{prompt}} and "
-                          f"{{input}} and no others (it has {fields})")
 
 
 _QUOTE_TABLES: dict[int, tuple[object, torch.Tensor]] = {}

@@ -21,9 +21,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
-
-import torch
+from typing import TYPE_CHECKING, Sequence
 
 from ...errors import ConfigError
 from ...fields import require
@@ -31,6 +29,9 @@ from ...io import read_utf8
 from ...registry import TASKS
 from ..base import DatasetInfo, EvalTable, Metric, Task
 from .data import StyleSplit, get_dataset, parse_direction, read_split
+
+if TYPE_CHECKING:  # torch is imported where it is used (tasks/base.py says why)
+    import torch
 
 # The paper's models by name for GPU runs (docs/tasks/style-transfer.md#5): PIN's task LMs, RoBERTa-
 # large BERTScore (layer 17, bert_score's rescale baseline) and the CoLA classifier of the evaluation.
@@ -105,7 +106,7 @@ class StyleTransferConfig:
     """Tokens per generation batch (memory / speed trade-off)."""
 
     def __post_init__(self):
-        from .generation import check_template
+        from .template import check_template
 
         get_dataset(self.dataset)
         parse_direction(self.direction)
@@ -292,6 +293,8 @@ class StyleTransfer(Task):
     def _rng(self, split: str) -> torch.Generator:
         """A generator for the next scoring call on ``split``: seeded by (run seed, split, call
         number), so a run and a resumed run draw the same samples. Test is scored from one seed."""
+        import torch
+
         n = self.calls.get(split, 0)
         if split != "test":
             self.calls[split] = n + 1
@@ -341,6 +344,8 @@ class StyleTransfer(Task):
         raise ConfigError(f"task 'style_transfer' has no split '{split}'; it has {list(self.splits)}")
 
     def _score_train(self, prompts: list[str]) -> dict:
+        import torch
+
         inputs = self.training_inputs(min(self.config.inputs_per_step, len(prompts)))
         groups = pair_inputs(len(prompts), len(inputs))
         _, r = self._sampled([(p, inputs[g]) for p, g in zip(prompts, groups)], "train")
@@ -364,6 +369,8 @@ class StyleTransfer(Task):
 
     def _score_test(self, prompts: list[str]) -> dict:
         """Per prompt: best-of-``test_samples`` outputs by the training reward, then ``evaluate_outputs``."""
+        import torch
+
         data = self.split("test")
         n = self.config.test_samples
         rows: dict[str, list] = {}
@@ -380,6 +387,8 @@ class StyleTransfer(Task):
     def select_outputs(self, samples: list[list[str]], inputs: Sequence[str]) -> tuple[list[str], torch.Tensor]:
         """Per input, the non-empty sample with the highest training reward (RLPrompt's
         ``select_outputs_batch``); an input whose samples are all empty gets ""."""
+        import torch
+
         flat_out, flat_in, owner = [], [], []
         for i, (outs, x) in enumerate(zip(samples, inputs)):
             kept = [o for o in outs if o] or [""]
@@ -397,6 +406,8 @@ class StyleTransfer(Task):
     # -- evaluation ----------------------------------------------------------------------------
 
     def _judges(self):
+        import torch
+
         from ...models import cast_model, load_model
         from .scorers import (HubFluency, HubStyleClassifier, PerplexityFluency, calibrate_threshold,
                               offline_style_classifier)
