@@ -24,19 +24,21 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import TYPE_CHECKING, Callable, Iterator, Literal
 from urllib.parse import urlparse
-
-import torch
 
 from .errors import ModelLoadError
 from .io import one_at_a_time
+
+if TYPE_CHECKING:  # torch is imported where a model is loaded or run: `pinbench models` and the
+    import torch   # config checks that read ALIASES load no torch
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["causal", "masked", "encoder", "classifier", "clip"]
 KINDS: tuple[str, ...] = ("causal", "masked", "encoder", "classifier", "clip")
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES: tuple[str, ...] = ("float32", "bfloat16")
+"""The weight dtypes a model loads in, by torch's name (``getattr(torch, name)``)."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ def _gguf_parsed_once() -> Iterator[None]:
 
 
 def _convert_smollm2(pkg: Path, gguf: Path, target: Path) -> None:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.info("converting %s to safetensors in %s (once)", gguf, target)
@@ -271,7 +274,9 @@ def load_model(
     if kind not in KINDS:
         raise ModelLoadError(f"unknown model kind '{kind}' for model '{name}'; expected one of {KINDS}")
     if dtype not in DTYPES:
-        raise ModelLoadError(f"unknown dtype '{dtype}' for model '{name}'; expected one of {tuple(DTYPES)}")
+        raise ModelLoadError(f"unknown dtype '{dtype}' for model '{name}'; expected one of {DTYPES}")
+    import torch
+
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"device '{device}' was asked for model '{name}' but CUDA is not available")
     key = (kind, name, dtype, device, trust_remote_code)
@@ -331,7 +336,7 @@ def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_c
     if name not in ALIASES and _smoke_models():  # smoke hook (pinbench/random_models.py): random weights
         from .random_models import build
 
-        model, tokenizer, processor = build(name, kind, DTYPES[dtype], device)
+        model, tokenizer, processor = build(name, kind, _torch_dtype(dtype), device)
         return LoadedModel(name=name, kind=kind, model=model, tokenizer=tokenizer, processor=processor)
     path = resolve_path(name, kind)
     if name not in ALIASES:
@@ -357,7 +362,7 @@ def _load_uncached(name: str, kind: str, dtype: str, device: str, trust_remote_c
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = _auto_class(kind).from_pretrained(
-            path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code
+            path, dtype=_torch_dtype(dtype), trust_remote_code=trust_remote_code
         )
         processor = None
         if kind == "clip":
@@ -466,10 +471,32 @@ def encoder_batches(lm: LoadedModel, texts: list[str], batch_size: int, ids: lis
         yield batch, input_ids.to(lm.device), mask.to(lm.device)
 
 
-@torch.no_grad()
+def _torch_dtype(name: str) -> torch.dtype:
+    import torch
+
+    return getattr(torch, name)
+
+
+def _no_grad(fn: Callable) -> Callable:
+    """``torch.no_grad()`` around ``fn``, torch imported at the call (this module loads without it)."""
+    import functools
+
+    @functools.wraps(fn)
+    def without_grad(*args, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return without_grad
+
+
+@_no_grad
 def sentence_embeddings(lm: LoadedModel, texts: list[str], batch_size: int = 64) -> torch.Tensor:
     """Unit-norm sentence embeddings [N, d] from an encoder: attention-masked mean pooling, the
     pooling all-MiniLM-L6-v2 was trained with (its 1_Pooling/config.json)."""
+    import torch
+
     if lm.kind != "encoder":
         raise ModelLoadError(f"model '{lm.name}' is a {lm.kind} model; sentence embeddings need an encoder")
     out = torch.zeros(len(texts), lm.model.config.hidden_size)
@@ -481,7 +508,7 @@ def sentence_embeddings(lm: LoadedModel, texts: list[str], batch_size: int = 64)
     return out
 
 
-@torch.no_grad()
+@_no_grad
 def mean_token_nll(lm: LoadedModel, encoded: list[list[int]], batch_size: int = 32) -> torch.Tensor:
     """[N] mean next-token NLL of each token-id sequence under the causal ``lm`` (tokens 2..n are
     predicted, HF's ``labels=input_ids`` loss); NaN for sequences of fewer than 2 tokens. Batched
@@ -490,6 +517,8 @@ def mean_token_nll(lm: LoadedModel, encoded: list[list[int]], batch_size: int = 
     with it); the NLL is reduced row by row, so no second vocabulary-sized copy is made for the
     batch. The one place perplexities are computed (prompt naturalness, style-transfer fluency
     and output perplexity)."""
+    import torch
+
     from .batching import length_batches, pad_right
 
     nll = torch.full((len(encoded),), float("nan"))

@@ -72,11 +72,11 @@ print(sorted(m for m in ("torch", "transformers", "ray") if m in sys.modules))
 
 
 def test_help_listing_and_dry_runs_load_no_torch(tmp_path):
-    """`pinbench --help`, `list`, `datasets` and `sweep --dry-run` read configs, suites and data
-    files only: 0.1 to 0.7 CPU-seconds instead of 2 with torch (docs/performance.md)."""
+    """`pinbench --help`, `list`, `datasets`, `models` and `sweep --dry-run` read configs, suites
+    and data files only: 0.1 to 0.7 CPU-seconds instead of 2 with torch (docs/performance.md)."""
     import subprocess
 
-    commands = [["--help"], ["train", "--help"], ["eval", "--help"], ["list"], ["datasets"],
+    commands = [["--help"], ["train", "--help"], ["eval", "--help"], ["list"], ["datasets"], ["models"],
                 *(["sweep", name, "--dry-run"] for name in ("quickstart", "paper-fsc", "paper-tst", "paper-inversion"))]
     proc = subprocess.run([sys.executable, "-c", LIGHT.format(commands=commands)], capture_output=True, text=True,
                           cwd=tmp_path, timeout=300)
