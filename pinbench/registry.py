@@ -102,13 +102,16 @@ class Registry:
     def description(self, name: str) -> str:
         """The first paragraph of the class's docstring, on one line (``pinbench list``). A built-in
         not imported yet is read from its source file, not imported: listing loads no torch."""
-        entry = self._entries.get(name)
+        entry, doc = self._entries.get(name), None
         if isinstance(entry, str):
             module, _, attr = entry.partition(":")
             spec = importlib.util.find_spec(module)
-            tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-            doc = next((ast.get_docstring(n) for n in tree.body if isinstance(n, ast.ClassDef) and n.name == attr), None)
-        else:
+            source = Path(spec.origin) if spec is not None and spec.origin else None
+            if source is not None and source.suffix == ".py" and source.is_file():
+                tree = ast.parse(source.read_text(encoding="utf-8"))
+                doc = next((ast.get_docstring(n) for n in tree.body
+                            if isinstance(n, ast.ClassDef) and n.name == attr), None)
+        if doc is None:  # imported already, or installed without its source
             doc = self.get(name).__doc__
         return " ".join((doc or "").strip().split("\n\n")[0].split())
 
