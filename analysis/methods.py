@@ -42,7 +42,7 @@ def fmt_value(v) -> str:
 def _reference(method: str, preset: str | None, task: str) -> dict:
     """The method fields a trial is compared with: its preset's for its task, else the defaults."""
     try:
-        config_class = METHODS.get(method).config_class
+        config_class = METHODS.config_class(method)
     except ConfigError:  # a plug-in method not importable here: compare with nothing
         return {}
     setup = getattr(config_class, "SETUP_FIELDS", ())

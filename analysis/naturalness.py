@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 import wordfreq
 
 from pinbench.models import mean_token_nll
@@ -65,10 +64,12 @@ MAX_PROMPT_CHARS = 10_000  # naturalness of a longer prompt is measured on its s
 MAX_PROMPT_TOKENS = 1024  # and its perplexity on at most this many tokens
 
 
-@torch.no_grad()
 def perplexities(texts: list[str], lm, batch_size: int = 64) -> np.ndarray:
     """Perplexity of each text under the causal ``lm`` (a pinbench LoadedModel); NaN where no token
-    can be scored (an empty prompt, or one token and no context token)."""
+    can be scored (an empty prompt, or one token and no context token). ``mean_token_nll`` runs
+    without gradients; torch is imported here, so a report whose metrics are cached loads none."""
+    import torch
+
     tok = lm.tokenizer
     ctx, _ = context_token(tok)
     config = lm.model.config

@@ -25,8 +25,15 @@ from .errors import ConfigError, NonFiniteError, PinbenchError, yaml_error_line
 from .registry import DEFAULT_METHOD, DEFAULT_TASK
 
 
-def _quiet_transformers() -> None:
+def _quiet_transformers(lazy: bool = False) -> None:
+    """Transformers' warnings and progress bars off. ``lazy``: when transformers is not imported
+    yet, through the environment it reads at import (a command that may never load a model, like a
+    report whose metrics are cached, does not import it just to quiet it)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if lazy and "transformers" not in sys.modules:
+        os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # what disable_progress_bar() sets
+        return
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
@@ -632,7 +639,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .run import check_device
 
     check_device(args.device)  # the reference LM's, before any store is read
-    _quiet_transformers()
+    _quiet_transformers(lazy=True)
     options = ReportOptions(
         metric=args.metric, error=args.error, published=args.published, top_prompts=args.top_prompts,
         baseline=None if args.baseline.lower() == "none" else args.baseline,

@@ -93,6 +93,8 @@ def check_device(device: str, key: str = "--device") -> None:
 def check_device_available(device: str, key: str = "run.device") -> None:
     """Before a model loads on this machine: the device exists here (a suite may name cuda for a
     cluster, so this is checked where a run starts, not when its config is read)."""
+    if _device_type(device) == "cpu":  # every machine has one; no torch needed to say so
+        return
     import torch
 
     d = torch.device(device)

@@ -63,8 +63,12 @@ def test_report_imports_plugins_named_by_plugin_in_a_fresh_process(tmp_path, tin
                  "--out", str(tmp_path / "store")]) == 0
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PLUGINS, os.environ.get("PYTHONPATH")]))}
 
+    # the command, and on its last line which of torch and transformers the process loaded
+    run_cli = ("import sys; from pinbench.cli import main; code = main(sys.argv[1:]); "
+               "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules)); sys.exit(code)")
+
     def report(out: str, *extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pinbench.cli", "report", str(tmp_path / "store"), "--out",
+        return subprocess.run([sys.executable, "-c", run_cli, "report", str(tmp_path / "store"), "--out",
                                str(tmp_path / out), "--reference-lm", tiny_lm_dir, *extra],
                               capture_output=True, text=True, env=env, timeout=300)
 
@@ -72,9 +76,11 @@ def test_report_imports_plugins_named_by_plugin_in_a_fresh_process(tmp_path, tin
     assert without.returncode == 0, without.stderr
     assert "task 'prompt-length' is not registered here" in without.stdout and "--plugin MODULE" in without.stdout
     assert "## Prompt lengths" not in (tmp_path / "without" / "report.md").read_text()
+    assert without.stdout.splitlines()[-1] == "['torch', 'transformers']"  # it computed the perplexities
     with_plugin = report("with", "--plugin", "toy_plugins")
     assert with_plugin.returncode == 0, with_plugin.stderr
     assert "## Prompt lengths" in (tmp_path / "with" / "report.md").read_text()
+    assert "transformers" not in with_plugin.stdout.splitlines()[-1]  # cached: no reference LM loaded
     bad = report("bad", "--plugin", "no_such_plugin_module")
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
         "pinbench: error: plug-in module 'no_such_plugin_module' cannot be imported")
