@@ -474,9 +474,8 @@ from pathlib import Path
 
 from pinbench import io
 from pinbench.results import ResultsStore
-from test_storage import checkpoint_dir
 
-root, scratch, cut, marker = sys.argv[1:5]
+root, finished, cut, marker = sys.argv[1:5]  # finished: a trial's checkpoint, written before the fault
 parquet = io._TABLE_WRITERS[".parquet"]
 
 
@@ -492,9 +491,8 @@ def write_half_then_hang(frame, path):
         time.sleep(10**6)
 
 
-finished = checkpoint_dir(Path(scratch), "t2", 2)  # a trial's checkpoint, written before the fault
 io._TABLE_WRITERS[".parquet"] = write_half_then_hang
-ResultsStore(root, "s").add_completed(finished)
+ResultsStore(root, "s").add_completed(Path(finished))
 """
 
 
@@ -510,8 +508,8 @@ def test_a_driver_killed_mid_write_leaves_the_previous_store_intact(cut, tmp_pat
     files = {p.name: p.read_bytes() for p in (root / "s").glob("*.parquet")}
     script, marker = tmp_path / "writer.py", tmp_path / "cut"
     script.write_text(WRITER)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, str(script), str(root), str(tmp_path), cut, str(marker)], env=env,
+    finished = checkpoint_dir(tmp_path / "finished", "t2", 2)  # here: the writer imports no test module
+    proc = subprocess.Popen([sys.executable, str(script), str(root), str(finished), cut, str(marker)],
                             start_new_session=True)
     try:
         while not marker.exists():  # the writer is inside its write of `cut`
