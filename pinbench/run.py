@@ -49,7 +49,7 @@ class RunConfig:
     def __post_init__(self):
         require([(self.steps >= 1, "steps", ">= 1"), (self.eval_every >= 1, "eval_every", ">= 1"),
                  (self.selection in SELECTIONS, "selection", f"one of {list(SELECTIONS)}"),
-                 (_device_type(self.device) in DEVICE_TYPES, "device", device_expected(self.device))], self)
+                 (device_type(self.device) in DEVICE_TYPES, "device", device_expected(self.device))], self)
 
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
@@ -59,7 +59,7 @@ SELECTIONS = ("metric", "reward")
 _PLAIN_DEVICE = re.compile(r"(cpu|cuda|mps|xpu)(:(0|[1-9][0-9]*))?")
 
 
-def _device_type(name: str) -> str | None:
+def device_type(name: str) -> str | None:
     """The device type torch reads in ``name`` (None: not a device). The plain names (``cuda``,
     ``cuda:1``) are read here, so that validating a config loads no torch; torch reads the rest."""
     match = _PLAIN_DEVICE.fullmatch(name) if isinstance(name, str) else None
@@ -78,14 +78,14 @@ def device_expected(name) -> str:
     hint = ""
     if isinstance(name, str) and name.strip().lower().startswith("gpu"):
         hint = "; 'gpu' is not a torch device name"
-    elif isinstance(name, str) and _device_type(name.strip().lower()) in DEVICE_TYPES:
+    elif isinstance(name, str) and device_type(name.strip().lower()) in DEVICE_TYPES:
         hint = f"; torch names it '{name.strip().lower()}'"
     return f"cpu, cuda or cuda:N, as torch names devices{hint}"
 
 
 def check_device(device: str, key: str = "--device") -> None:
     """A device named as torch names it, and present on this machine: one line naming ``key``."""
-    if _device_type(device) not in DEVICE_TYPES:
+    if device_type(device) not in DEVICE_TYPES:
         raise ConfigError(f"{key} '{device}': expected {device_expected(device)}")
     check_device_available(device, key)
 
@@ -93,7 +93,7 @@ def check_device(device: str, key: str = "--device") -> None:
 def check_device_available(device: str, key: str = "run.device") -> None:
     """Before a model loads on this machine: the device exists here (a suite may name cuda for a
     cluster, so this is checked where a run starts, not when its config is read)."""
-    if _device_type(device) == "cpu":  # every machine has one; no torch needed to say so
+    if device_type(device) == "cpu":  # every machine has one; no torch needed to say so
         return
     import torch
 

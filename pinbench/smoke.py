@@ -200,9 +200,7 @@ class SmokeRow:
 
 def smoke_values(setup: SetUp, workdir: Path, cuda: bool) -> tuple[dict, list[str]]:
     """The representative trial's full config (dotted keys) with the smoke's overrides, and notes."""
-    import torch  # in the functions that use it: cost.py's projection reads this module without torch
-
-    from .run import make_spec
+    from .run import device_type, make_spec
 
     trial = setup.trials[0]
     spec = trial.spec
@@ -214,7 +212,7 @@ def smoke_values(setup: SetUp, workdir: Path, cuda: bool) -> tuple[dict, list[st
     steps = min(spec.run.steps, 2)
     values.update({"run.steps": steps, "run.eval_every": steps, "run.test": True})
     device = spec.run.device
-    if torch.device(device).type == "cuda" and not cuda:
+    if device_type(device) == "cuda" and not cuda:
         values["run.device"] = device = "cpu"
         notes.append(f"run.device {spec.run.device} -> cpu (no CUDA here)")
     if not cuda:
