@@ -151,38 +151,35 @@ def test_unbuildable_setup_is_named_before_anything_runs(tmp_path):
 # ---- the smoke, end to end (Ray) ---------------------------------------------------------------
 
 
-SMOKE_SUITE = """\
-    name: tiny-smoke
-    base:
-      dataset: toy
-      dataset_file: {spec}
-      split_seed: 5
-      task_lm: {model_dir}
-      steps: 50
-      run.device: cuda
-    grid:
-      - preset: [pin, rlprompt]
-        policy_lm: [{model_dir}]
-        mlp_hidden: [16]
-        top_k: [20]
-        replay_batch: [8]
-        seed: [0, 1]
-      - preset: [random-search]
-        policy_lm: [{model_dir}]
-        top_k: [20]
-      - preset: [pin]
-        policy_lm: [someone/unknown-policy]
-    resources: {{cpu: 1, gpu: 0.5}}
-    """
-
-
 @pytest.mark.slow
 def test_smoke_runs_each_setup_once_prints_the_table_and_measures_each_trial(tmp_path, tiny_setup, monkeypatch):
     from rich.console import Console
 
     model_dir, spec = tiny_setup
     path = tmp_path / "tiny.yaml"
-    path.write_text(textwrap.dedent(SMOKE_SUITE).format(spec=spec, model_dir=model_dir))
+    path.write_text(textwrap.dedent(f"""\
+        name: tiny-smoke
+        base:
+          dataset: toy
+          dataset_file: {spec}
+          split_seed: 5
+          task_lm: {model_dir}
+          steps: 50
+          run.device: cuda
+        grid:
+          - preset: [pin, rlprompt]
+            policy_lm: [{model_dir}]
+            mlp_hidden: [16]
+            top_k: [20]
+            replay_batch: [8]
+            seed: [0, 1]
+          - preset: [random-search]
+            policy_lm: [{model_dir}]
+            top_k: [20]
+          - preset: [pin]
+            policy_lm: [someone/unknown-policy]
+        resources: {{cpu: 1, gpu: 0.5}}
+        """))
     monkeypatch.setenv(smoke.SHRINK_ENV, "1")
     printed = io.StringIO()
     code, rows = smoke.run_smoke(load_suite(path), num_cpus=2, console=Console(file=printed, width=200),
