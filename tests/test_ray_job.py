@@ -179,7 +179,9 @@ def ray_head(tmp_path):
 
 def test_ray_job_submit_runs_the_sweep_on_the_running_head(ray_head, tiny_setup, tmp_path):
     model_dir, spec = tiny_setup
-    suite_file = write_suite(tmp_path / "tiny.yaml", model_dir, spec)  # 2 trials x 4 steps
+    # one trial of 4 steps: what is checked is where the job and its trial ran, not how trials share
+    # a node (tests/test_sweep.py runs trials side by side)
+    suite_file = write_suite(tmp_path / "tiny.yaml", model_dir, spec, grid="seed: [0]")
     results = tmp_path / "results"
     address = ["--address", ray_head.url]
 
@@ -210,7 +212,7 @@ def test_ray_job_submit_runs_the_sweep_on_the_running_head(ray_head, tiny_setup,
     assert f"Job '{job_id}' succeeded" in output, output  # printed only for status SUCCEEDED
 
     trials = pd.read_parquet(results / "tiny" / "trials.parquet")
-    assert sorted(trials["run.seed"]) == [0, 1]
+    assert trials["run.seed"].tolist() == [0]
     assert (trials["status"] == "completed").all(), trials[["trial_id", "status", "error"]]
     assert (trials["steps"] == 4).all()
 
