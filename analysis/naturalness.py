@@ -230,7 +230,9 @@ class NaturalnessRun:
     table: pd.DataFrame
     """One row per unique (prompt, reference_lm, policy_lm)."""
     computed: int
-    """How many prompts were scored now (the rest came from the caches)."""
+    """How many prompts were scored now."""
+    cached: int
+    """How many came from the stores' caches."""
     warnings: list[str]
 
 
@@ -262,4 +264,5 @@ def naturalness(results: Results, options: NaturalnessOptions | None = None, use
                 except OSError as exc:
                     warnings.append(f"naturalness cache not saved in {store.display(CACHE_FILE)} "
                                     f"({exc.strerror or exc}); the next report computes these prompts again")
-    return NaturalnessRun(table, len(fresh), warnings)
+    needed = len(wanted.drop_duplicates(subset=["prompt", "policy_lm"]))
+    return NaturalnessRun(table, len(fresh), needed - len(fresh), warnings)

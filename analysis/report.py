@@ -110,6 +110,9 @@ class Report:
     trials: pd.DataFrame
     """Completed trials with method, naturalness of the best prompt, support and entropy."""
     computed_prompts: int
+    """Prompts whose naturalness was computed for this report."""
+    cached_prompts: int
+    """Prompts whose naturalness came from the stores' caches."""
     warnings: list[str]
     sections: list[ReportSection] = field(default_factory=list)
     """The tasks' own sections of report.md (``Task.report_sections``), with their tables and figures."""
@@ -178,6 +181,8 @@ class Prepared:
     warnings: list[str]
     computed: int
     """Prompts whose naturalness was computed now."""
+    cached: int
+    """Prompts whose naturalness came from the stores' caches."""
 
 
 def prepare(results: Results, options: ReportOptions) -> Prepared:
@@ -212,7 +217,7 @@ def prepare(results: Results, options: ReportOptions) -> Prepared:
                           right_on=["prompt", "policy_lm"]).drop(columns=["prompt", "policy_lm", "_tokenizer"])
     trials = trials.merge(_policy_stats(results.history), how="left", on="trial_id")
     trials = trials.merge(settling(results.history), how="left", on="trial_id")
-    return Prepared(trials, methods, baseline, [*notes, *nat.warnings], nat.computed)
+    return Prepared(trials, methods, baseline, [*notes, *nat.warnings], nat.computed, nat.cached)
 
 
 def task_class(name: str, warnings: list[str] | None = None) -> type[Task]:
@@ -438,7 +443,7 @@ def build_report(paths: list[str | Path], out: str | Path, options: ReportOption
                             sections, transfer=transfer, ablations=ablations, provenance=provenance)
     files.append(write_text(text, out / "report.md"))
     _remove_stale_files(out, files)
-    return Report(out, files, comparison, nat_table, trials, prep.computed, warnings, sections)
+    return Report(out, files, comparison, nat_table, trials, prep.computed, prep.cached, warnings, sections)
 
 
 REPORT_FILES = ".pinbench-report-files"  # in --out: what the last report wrote there

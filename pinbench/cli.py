@@ -653,7 +653,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         report = build_report(args.results, args.out, options)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
-    console.print(f"naturalness: {report.computed_prompts} prompt(s) scored now, the rest from the cache")
+    console.print(f"naturalness: {report.computed_prompts} prompt(s) scored now, {report.cached_prompts} from the cache")
     console.print(f"{len(report.files)} files written; the report is {args.out / 'report.md'}")
     return 0
 

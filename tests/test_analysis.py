@@ -287,7 +287,7 @@ def test_load_roots_uris_and_clashing_ids(tmp_path, tiny_lm_dir):
 def test_naturalness_cache_is_reused(store, tmp_path, tiny_lm_dir, monkeypatch):
     first = build_report([store], tmp_path / "r1", options(tiny_lm_dir))
     unique = first.trials["best_prompt"].nunique()
-    assert first.computed_prompts == unique
+    assert first.computed_prompts == unique and first.cached_prompts == 0
     cache = pd.read_parquet(store / "naturalness.parquet")
     assert len(cache) == unique and cache["perplexity"].gt(1).all()
 
@@ -295,7 +295,7 @@ def test_naturalness_cache_is_reused(store, tmp_path, tiny_lm_dir, monkeypatch):
         raise AssertionError("perplexity computed again despite the cache")
     monkeypatch.setattr(nat, "perplexities", fail)
     second = build_report([store], tmp_path / "r2", options(tiny_lm_dir))
-    assert second.computed_prompts == 0
+    assert second.computed_prompts == 0 and second.cached_prompts == unique
     pd.testing.assert_series_equal(first.trials["perplexity"], second.trials["perplexity"])
     # another reference LM is another cache key: it has to be computed
     with pytest.raises(AssertionError, match="computed again"):
@@ -304,7 +304,8 @@ def test_naturalness_cache_is_reused(store, tmp_path, tiny_lm_dir, monkeypatch):
     assert build_report([store], tmp_path / "r3", options(tiny_lm_dir + "/")).computed_prompts == unique
     assert len(pd.read_parquet(store / "naturalness.parquet")) == 2 * unique  # both reference LMs cached
     # --no-cache recomputes, and keeps the other reference LM's rows
-    assert build_report([store], tmp_path / "r4", options(tiny_lm_dir, use_cache=False)).computed_prompts == unique
+    fourth = build_report([store], tmp_path / "r4", options(tiny_lm_dir, use_cache=False))
+    assert fourth.computed_prompts == unique and fourth.cached_prompts == 0
     assert len(pd.read_parquet(store / "naturalness.parquet")) == 2 * unique
 
 

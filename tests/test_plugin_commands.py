@@ -77,10 +77,12 @@ def test_report_imports_plugins_named_by_plugin_in_a_fresh_process(tmp_path, tin
     assert "task 'prompt-length' is not registered here" in without.stdout and "--plugin MODULE" in without.stdout
     assert "## Prompt lengths" not in (tmp_path / "without" / "report.md").read_text()
     assert without.stdout.splitlines()[-1] == "['torch', 'transformers']"  # it computed the perplexities
+    assert "naturalness: 1 prompt(s) scored now, 0 from the cache" in without.stdout
     with_plugin = report("with", "--plugin", "toy_plugins")
     assert with_plugin.returncode == 0, with_plugin.stderr
     assert "## Prompt lengths" in (tmp_path / "with" / "report.md").read_text()
     assert "transformers" not in with_plugin.stdout.splitlines()[-1]  # cached: no reference LM loaded
+    assert "naturalness: 0 prompt(s) scored now, 1 from the cache" in with_plugin.stdout
     bad = report("bad", "--plugin", "no_such_plugin_module")
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
         "pinbench: error: plug-in module 'no_such_plugin_module' cannot be imported")
