@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 # pinbench's own modules compiled to bytecode (a no-op when it is up to date). An editable install
-# compiles nothing, and where PYTHONDONTWRITEBYTECODE is set (CI's environment sets it) Python
+# compiles nothing, and where PYTHONDONTWRITEBYTECODE is set (as on the machines we test on) Python
 # never writes what it compiles: every process then compiles the pinbench modules it imports, each
 # Ray trial worker and each CLI subprocess of the tests among them (docs/performance.md).
 bytecode: $(STAMP)
