@@ -61,10 +61,10 @@ test: $(STAMP) bytecode
 
 # Every command of README.md and docs/ run, shortened (tests/test_docs_commands.py says how);
 # `make test` runs the quick ones and parses the rest.
-test-docs: $(STAMP)
+test-docs: $(STAMP) bytecode
 	PINBENCH_DOCS=all $(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests/test_docs_commands.py
 
-bench: $(STAMP)
+bench: $(STAMP) bytecode
 	$(BIN)/python bench/score_throughput.py --data-dir $(DATA)/few-shot
 	$(BIN)/python bench/train_step.py --data-dir $(DATA)/few-shot
 	$(BIN)/python bench/report.py

@@ -56,7 +56,7 @@ DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 SELECTIONS = ("metric", "reward")
 
 
-_PLAIN_DEVICE = re.compile(r"(cpu|cuda|mps|xpu)(:(0|[1-9][0-9]*))?")
+_PLAIN_DEVICE = re.compile(rf"({'|'.join(DEVICE_TYPES)})(:(0|[1-9][0-9]*))?")  # cuda, cuda:1
 
 
 def device_type(name: str) -> str | None:

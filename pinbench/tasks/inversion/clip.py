@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from ...models import LoadedModel
 from .images import read_image
 
+
 class ClipScorer:
     """Cosines between prompts and target images under one CLIP model.
 
