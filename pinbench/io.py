@@ -18,8 +18,17 @@ if TYPE_CHECKING:  # tables are pandas frames; reading a config or a data file n
     import pandas as pd
 
 
-def _umask() -> int:
-    mask = os.umask(0)  # the only way to read it is to set it
+def process_umask() -> int:
+    """The umask. Linux shows it in /proc; elsewhere reading it means setting it, which races with
+    files that other threads create meanwhile (Tune copies files on several threads)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0)
     os.umask(mask)
     return mask
 
@@ -36,7 +45,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         # mkstemp makes the file private (0600), and so do some writers (safetensors' save_file):
         # the result gets the mode a plain open() would give it
-        os.chmod(tmp_path, 0o666 & ~_umask())
+        os.chmod(tmp_path, 0o666 & ~process_umask())
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import io
 import os
 import re
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from .errors import ConfigError
-from .io import stale_temp_files, write_table, write_text
+from .io import process_umask, stale_temp_files, write_table, write_text
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -145,6 +147,98 @@ def resolve(where: str | os.PathLike | Location) -> Location:
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError or ValueError for unusable URIs
         raise ConfigError(f"cannot open results location '{uri}': {_one_line(exc)}") from exc
     return Location(uri, fs, path)
+
+
+class _ReplaceOnClose(io.FileIO):
+    """A file written as ``.<name>.*.tmp`` beside its target and renamed onto it by ``close``."""
+
+    def __init__(self, target: str):
+        parent, name = os.path.split(target)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=parent or ".")
+        super().__init__(fd, "wb", closefd=True)
+        self._target = target
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        super().close()
+        os.chmod(self._tmp, 0o666 & ~process_umask())  # mkstemp's 0600 would make Tune's files private
+        os.replace(self._tmp, self._target)
+
+
+class AtomicLocalFiles(pafs.FileSystemHandler):
+    """pyarrow's local filesystem, except that a file opened for writing replaces its target only
+    when it is closed. Tune copies its experiment state (the trial table, the Optuna searcher's
+    pickle) and trial checkpoints into local storage with ``pyarrow.fs.copy_files``, which
+    truncates the target and then writes it: a driver killed mid-copy left an empty searcher
+    state, and ``--resume`` failed on it. Through this handler a killed copy leaves the previous
+    file whole and a ``.<name>.*.tmp`` beside it (Tune reads ``*.json`` and ``*.pkl`` only)."""
+
+    def __init__(self):
+        self._fs = pafs.LocalFileSystem()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, AtomicLocalFiles)
+
+    def __hash__(self) -> int:
+        return hash(AtomicLocalFiles)
+
+    def get_type_name(self) -> str:
+        return "pinbench-local"
+
+    def normalize_path(self, path):
+        return self._fs.normalize_path(path)
+
+    def get_file_info(self, paths):
+        return self._fs.get_file_info(paths)
+
+    def get_file_info_selector(self, selector):
+        return self._fs.get_file_info(selector)
+
+    def create_dir(self, path, recursive):
+        self._fs.create_dir(path, recursive=recursive)
+
+    def delete_dir(self, path):
+        self._fs.delete_dir(path)
+
+    def delete_dir_contents(self, path, missing_dir_ok=False):
+        self._fs.delete_dir_contents(path, missing_dir_ok=missing_dir_ok)
+
+    def delete_root_dir_contents(self):
+        raise OSError("pinbench does not delete the contents of the root directory")
+
+    def delete_file(self, path):
+        self._fs.delete_file(path)
+
+    def move(self, src, dest):
+        self._fs.move(src, dest)
+
+    def copy_file(self, src, dest):
+        with self._fs.open_input_stream(src) as source, self.open_output_stream(dest, None) as out:
+            while chunk := source.read(1 << 24):
+                out.write(chunk)
+
+    def open_input_stream(self, path):
+        return self._fs.open_input_stream(path)
+
+    def open_input_file(self, path):
+        return self._fs.open_input_file(path)
+
+    def open_output_stream(self, path, metadata):
+        return pa.PythonFile(_ReplaceOnClose(path), mode="w")
+
+    def open_append_stream(self, path, metadata):
+        return self._fs.open_append_stream(path)
+
+
+def tune_storage(where: str | os.PathLike | Location) -> tuple[str, pafs.FileSystem | None]:
+    """Tune's ``storage_path`` and ``storage_filesystem`` for ``where``: a local directory is
+    written through ``AtomicLocalFiles``; an object store already replaces an object whole on
+    upload, so a URI goes to Tune as it is (Tune builds its own filesystem from it)."""
+    location = resolve(where)
+    if location.local is None:
+        return location.uri, None
+    return str(location.local), pafs.PyFileSystem(AtomicLocalFiles())
 
 
 def _fail_fast(fs: pafs.FileSystem) -> pafs.FileSystem:

@@ -273,10 +273,11 @@ def run_config_for(suite: Suite, *, results_dir: str | Path = "results", storage
     """Tune's RunConfig: the results-store callback, the trackers' callbacks, and either the
     pinbench console (``progress``, Tune silent: verbose=0) or, with ``verbose``, Tune's own
     progress reporter (verbose=2) instead. Tune's storage defaults to ``<results>/_ray``: a local
-    directory as a path, a bucket's as its URI (Tune writes through pyarrow, query included)."""
+    directory written through ``storage.AtomicLocalFiles``, a bucket's as its URI (Tune writes
+    through pyarrow, query included)."""
     from ray import tune
 
-    from .storage import resolve
+    from .storage import resolve, tune_storage
     from .trackers import tracker_callbacks
 
     callbacks = [make_callback(results_dir, suite), *tracker_callbacks(trackers, suite)]
@@ -284,9 +285,9 @@ def run_config_for(suite: Suite, *, results_dir: str | Path = "results", storage
         from .console import SweepConsole
 
         callbacks.append(SweepConsole(suite))
-    ray_dir = resolve(results_dir).join("_ray")
+    storage_path, storage_filesystem = tune_storage(storage or resolve(results_dir).join("_ray"))
     return tune.RunConfig(
-        name=suite.name, storage_path=storage or (str(ray_dir.local) if ray_dir.local else ray_dir.uri),
+        name=suite.name, storage_path=storage_path, storage_filesystem=storage_filesystem,
         verbose=2 if verbose else 0,
         failure_config=tune.FailureConfig(max_failures=max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS),
@@ -506,10 +507,11 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
                         suite.name, len(gone), first_few(sorted(gone)),
                         aside.uri)
         _write_fingerprint(store, fingerprint)
-        if resume and tune.Tuner.can_restore(experiment_path) and not changed:
+        filesystem = run_config.storage_filesystem
+        if resume and tune.Tuner.can_restore(experiment_path, storage_filesystem=filesystem) and not changed:
             trainable = tune.with_resources(_skip_completed(trainable, _stored_metrics(store)), resources)
             tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True,
-                                       param_space=None)
+                                       param_space=None, storage_filesystem=filesystem)
             # The restored run config is the one pickled when the sweep started: this run's console,
             # trackers and verbosity replace its own (its checkpoint settings stay, as its trials have them).
             restored = getattr(tuner, "_local_tuner", None)

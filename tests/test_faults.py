@@ -291,10 +291,15 @@ run_sweep(load_suite(sys.argv[1]), results_dir=sys.argv[2], verbose=0, num_cpus=
 """
 
 
-def _state_after(experiment: Path, path: Path) -> bool:
-    """Tune's experiment state was written after ``path`` appeared (so it knows that checkpoint)."""
-    states = list(experiment.glob("experiment_state-*.json"))
-    return bool(states) and max(s.stat().st_mtime for s in states) > path.stat().st_mtime
+def _state_after(experiment: Path, path: Path, *files: str) -> bool:
+    """Tune's experiment state (and each of ``files``, such as the searcher's state, which Tune
+    copies into storage one file after another) was written after ``path`` appeared, so the
+    snapshot knows that checkpoint."""
+    for pattern in ("experiment_state-*.json", *files):
+        written = [s.stat().st_mtime for s in experiment.glob(pattern)]
+        if not written or max(written) <= path.stat().st_mtime:
+            return False
+    return True
 
 
 @pytest.mark.slow
@@ -437,7 +442,7 @@ def test_a_killed_optuna_search_resumes_the_same_study(tiny_setup, tmp_path):
     try:
         # wait (on files, no deadline) until the third trial hangs and Tune's state, the searcher's
         # included, was saved after that: the snapshot knows two finished trials and a running one
-        while not (hung.exists() and _state_after(experiment, hung)):
+        while not (hung.exists() and _state_after(experiment, hung, "searcher-state-*.pkl")):
             ended = "the sweep ended before it could be killed:\n"
             assert proc.poll() is None, ended + _printed(outputs["interrupted"])
             time.sleep(0.1)

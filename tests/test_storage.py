@@ -167,6 +167,91 @@ def test_atomic_writes_get_the_mode_of_a_plain_write(tmp_path, umask):
     assert mode("atomic.txt") == mode("plain.txt") == 0o666 & ~umask
 
 
+# ---- Tune's local storage ---------------------------------------------------------------------
+
+KILLED_COPY = """\
+import sys, time
+import pyarrow.fs as pafs
+from pinbench.storage import tune_storage
+_, fs = tune_storage(sys.argv[1])
+out = fs.open_output_stream(sys.argv[1] + "/searcher-state-x.pkl")
+out.write(b"new, half written")
+out.flush()
+print("written", flush=True)
+time.sleep(60)
+"""
+
+
+def test_tune_storage_replaces_a_local_file_only_when_its_copy_is_complete(tmp_path):
+    """Tune copies its state into local storage with pyarrow (truncate, then write): through
+    tune_storage's filesystem a driver killed mid-copy leaves the previous file whole (a killed
+    Optuna driver left an empty searcher state that --resume could not load)."""
+    import signal
+    import subprocess
+    import sys
+
+    state = tmp_path / "searcher-state-x.pkl"
+    state.write_bytes(b"old, whole")
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_COPY, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "written\n"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert state.read_bytes() == b"old, whole"
+    (left,) = [p.name for p in tmp_path.iterdir() if p != state]
+    # what Tune downloads to restore: *.json and *.pkl; the killed copy is neither
+    assert left.startswith(".searcher-state-x.pkl.") and left.endswith(".tmp")
+
+
+def test_tune_storage_writes_what_tune_copies_with_a_plain_files_mode(tmp_path):
+    """The copy Tune makes (pyarrow's copy_files, the call Ray's upload uses) arrives whole, with the
+    mode a plain write gives; the filesystem survives pickling (Tune sends it to every trial); an
+    object store is Tune's own URI."""
+    import pickle
+
+    import pyarrow.fs as pafs
+
+    from pinbench.storage import tune_storage
+
+    source = tmp_path / "staging"
+    (source / "trial").mkdir(parents=True)
+    (source / "experiment_state-x.json").write_text('{"trials": 3}')
+    (source / "trial" / "state.pt").write_bytes(b"\0" * 100_000)
+    path, fs = tune_storage(tmp_path / "ray")
+    assert path == str(tmp_path / "ray")
+    fs = pickle.loads(pickle.dumps(fs))
+    pafs.copy_files(str(source), path, destination_filesystem=fs)
+    copied = tmp_path / "ray"
+    assert (copied / "experiment_state-x.json").read_text() == '{"trials": 3}'
+    assert (copied / "trial" / "state.pt").read_bytes() == b"\0" * 100_000
+    assert sorted(p.name for p in copied.rglob("*")) == ["experiment_state-x.json", "state.pt", "trial"]
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    assert stat.S_IMODE((copied / "experiment_state-x.json").stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    fs.copy_file(f"{path}/experiment_state-x.json", f"{path}/copy.json")
+    assert (copied / "copy.json").read_text() == '{"trials": 3}'
+    bucket = "s3://bucket/prefix?endpoint_override=127.0.0.1:1&scheme=http"
+    assert tune_storage(bucket) == (bucket, None)
+
+
+def test_a_sweeps_tune_storage_on_a_local_disk_replaces_files_whole(tmp_path, monkeypatch):
+    """The sweep's RunConfig: Tune's state under <results>/_ray (or --storage) on a local disk goes
+    through AtomicLocalFiles; a bucket is Tune's own URI."""
+    from pinbench.storage import AtomicLocalFiles
+    from pinbench.sweep import run_config_for
+
+    monkeypatch.chdir(tmp_path)
+    suite = parse_suite({"name": "s", "base": {"dataset": "mr", "steps": 1}, "grid": {"seed": [0]}})
+    for config, where in ((run_config_for(suite, results_dir="out"), tmp_path / "out" / "_ray"),
+                          (run_config_for(suite, storage="ckpt"), tmp_path / "ckpt")):
+        assert config.storage_path == str(where)
+        assert isinstance(config.storage_filesystem.handler, AtomicLocalFiles)
+    bucket = "s3://bucket/prefix?endpoint_override=127.0.0.1:1&scheme=http"
+    config = run_config_for(suite, storage=bucket)
+    assert (config.storage_path, config.storage_filesystem) == (bucket, None)
+
+
 # ---- stores on a local disk -----------------------------------------------------------------
 
 
