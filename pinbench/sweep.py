@@ -440,6 +440,37 @@ def _skip_completed(trainable: Callable[[dict], None], completed: dict[str, dict
     return trainable_or_skip
 
 
+def _broken_tune_state(experiment_path: str, filesystem) -> str | None:
+    """What makes Tune's saved state unusable, or None: the newest ``experiment_state-*.json`` must
+    parse, and ``tuner.pkl`` and each ``searcher-state-*.pkl`` must be whole pickles (their opcodes
+    are scanned, not run). Written by a pinbench older than ``AtomicLocalFiles``, or copied by hand, a driver killed
+    mid-copy left such files truncated, and Tune's restore failed on them with a traceback."""
+    import json
+    import pickletools
+
+    import pyarrow.fs as pafs
+
+    fs, path = (filesystem, experiment_path) if filesystem is not None else pafs.FileSystem.from_uri(experiment_path)
+    found = fs.get_file_info(pafs.FileSelector(path))
+    states = sorted((i for i in found if i.base_name.startswith("experiment_state-") and i.base_name.endswith(".json")),
+                    key=lambda i: i.base_name)
+    pickles = [i for i in found if i.base_name == "tuner.pkl"
+               or (i.base_name.startswith("searcher-state-") and i.base_name.endswith(".pkl"))]
+    for info in states[-1:] + pickles:
+        with fs.open_input_stream(info.path) as stream:
+            data = stream.read()
+        try:
+            if info.base_name.endswith(".json"):
+                json.loads(data)
+            else:
+                for _ in pickletools.genops(data):
+                    pass
+        except Exception as exc:  # JSONDecodeError, ValueError("pickle exhausted before seeing STOP"), ...
+            why = "is empty" if not data else f"cannot be read ({' '.join(str(exc).split())})"
+            return f"Tune's saved state '{info.path}' {why}"
+    return None
+
+
 def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str | None = None,
               address: str | None = None, resume: bool = False, max_failures: int = 0,
               num_cpus: int | None = None, verbose: bool = False, trackers=(), progress: bool = True,
@@ -475,6 +506,16 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
             raise ConfigError(f"--resume: the search of suite '{suite.name}' changed since its sweep started "
                               f"in {store.uri} (the Optuna study belongs to the old one); run it under another "
                               "name, or without --resume to start the search again")
+        filesystem = run_config.storage_filesystem
+        restorable = resume and not changed and tune.Tuner.can_restore(experiment_path, storage_filesystem=filesystem)
+        broken = _broken_tune_state(experiment_path, filesystem) if restorable else None
+        if broken and suite.search is not None:
+            raise ConfigError(f"--resume: {broken}; the Optuna study cannot go on from it: run without --resume "
+                              "to start the search again")
+        if broken:
+            log.warning("--resume: %s; the sweep goes on from the results store instead: its completed trials "
+                        "are kept, unfinished trials start from their first step", broken)
+            restorable = False
         if check_data:
             check_trial_data(suite)
         started = not ray.is_initialized()
@@ -507,8 +548,7 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
                         suite.name, len(gone), first_few(sorted(gone)),
                         aside.uri)
         _write_fingerprint(store, fingerprint)
-        filesystem = run_config.storage_filesystem
-        if resume and tune.Tuner.can_restore(experiment_path, storage_filesystem=filesystem) and not changed:
+        if restorable:
             trainable = tune.with_resources(_skip_completed(trainable, _stored_metrics(store)), resources)
             tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True,
                                        param_space=None, storage_filesystem=filesystem)

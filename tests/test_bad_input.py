@@ -16,6 +16,7 @@ the CLI's argv, or a callable whose exception message is the row's error) decora
 from __future__ import annotations
 
 import inspect
+import pickle
 import re
 import shutil
 import socket
@@ -1467,6 +1468,15 @@ def _(no_ray_left):
     bad = launchable()
     store("results/s")
     Path("results/s/history.parquet").unlink()
+    return ["sweep", bad, "--results", "results", "--resume"]
+
+
+@case("sweep-tune-state-truncated")
+def _(no_ray_left):
+    bad = launchable("search:\n  num_samples: 2\n  space:\n    alpha: {type: loguniform, low: 0.1, high: 10.0}\n")
+    write("results/_ray/s/tuner.pkl", pickle.dumps({"run_config": None}))
+    write("results/_ray/s/experiment_state-2026-12-07_05-00-00.json", "{}")
+    write("results/_ray/s/searcher-state-2026-12-07_05-00-00.pkl", b"")
     return ["sweep", bad, "--results", "results", "--resume"]
 
 

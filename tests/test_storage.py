@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import socket
 import stat
 import uuid
@@ -446,3 +447,52 @@ def test_a_search_trial_whose_sampled_values_are_refused_is_recorded_failed_not_
     row = pd.read_parquet(tmp_path / "s" / "trials.parquet").iloc[0]
     assert row["status"] == "failed" and row["method.replay_size"] == 64
     assert "replay" in row["error"]
+
+
+# ---- Tune's state, read before --resume restores it -------------------------------------------
+
+SEARCH = {"name": "s", "base": {"dataset": "mr", "steps": 1},
+          "search": {"num_samples": 2, "seed": 3, "space": {"alpha": {"type": "loguniform", "low": 0.1, "high": 10.0}}}}
+
+
+def _tune_state(tmp_path, state: bytes, searcher: bytes) -> Path:
+    experiment = tmp_path / "results" / "_ray" / "s"
+    experiment.mkdir(parents=True)
+    (experiment / "experiment_state-2026-12-07_05-00-00.json").write_bytes(state)
+    (experiment / "searcher-state-2026-12-07_05-00-00.pkl").write_bytes(searcher)
+    (experiment / "tuner.pkl").write_bytes(pickle.dumps({"run_config": None}))  # what can_restore looks for
+    return experiment
+
+
+@pytest.mark.parametrize("state, searcher, why", [
+    (b'{"trial_data": []}', b"", r"searcher-state-2026-12-07_05-00-00.pkl' is empty"),
+    (b'{"trial_data": []}', pickle.dumps({"trials": list(range(50))})[:-9],
+     r"searcher-state-2026-12-07_05-00-00.pkl' cannot be read \(.*STOP"),
+    (b'{"trial_data": [', pickle.dumps({}), r"experiment_state-2026-12-07_05-00-00.json' cannot be read"),
+])
+def test_resume_from_a_truncated_tune_state_is_one_line_before_ray_starts(tmp_path, no_ray, state, searcher, why):
+    """A searcher state or trial table cut short (a driver killed mid-copy by a pinbench before
+    AtomicLocalFiles) made Tune's restore fail with an IndexError traceback after Ray started."""
+    from pinbench.sweep import run_sweep
+
+    experiment = _tune_state(tmp_path, state, searcher)
+    with pytest.raises(ConfigError, match=rf"^--resume: Tune's saved state '{experiment}/.*{why}.*"
+                                          "run without --resume to start the search again$"):
+        run_sweep(parse_suite(SEARCH), results_dir=tmp_path / "results", resume=True, check_data=False)
+    assert no_ray == []
+
+
+def test_a_grid_resumes_from_its_store_when_tunes_state_is_truncated(tmp_path, no_ray, caplog):
+    """A grid needs no searcher: with Tune's state unreadable, --resume says so and goes on from
+    the results store (Ray starts); whole state files are not flagged."""
+    from pinbench.sweep import _broken_tune_state, run_sweep
+
+    experiment = _tune_state(tmp_path, b'{"trial_data": []}', pickle.dumps({"trials": list(range(50))}))
+    assert _broken_tune_state(str(experiment), None) is None
+    (experiment / "experiment_state-2026-12-07_05-00-00.json").write_bytes(b'{"trial_data": [{"')
+    grid = {"name": "s", "base": {"dataset": "mr", "steps": 1}, "grid": {"seed": [0]}}
+    with pytest.raises(AssertionError, match="Ray started"):
+        run_sweep(parse_suite(grid), results_dir=tmp_path / "results", resume=True, check_data=False)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "--resume" in r.getMessage()]
+    assert warning.startswith(f"--resume: Tune's saved state '{experiment}/experiment_state-2026-12-07_05-00-00.json' "
+                              "cannot be read") and "goes on from the results store" in warning
