@@ -494,11 +494,13 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
     check_writable(results_dir)
     if storage:
         check_writable(storage, "Tune's checkpoints")
-    # One driver per store: a second sweep into it is refused naming the first (a lock file on
-    # disks; a store in a bucket is not locked).
-    with exclusive_writer(resolve(results_dir).join(suite.name), "results store"):
+    experiment_path = resolve(run_config.storage_path).join(suite.name).uri  # a bucket's query stays at the end
+    # One driver per store and per Tune experiment: a second sweep into either is refused naming
+    # the first (a lock file on disks; a bucket is not locked). Two stores can share one --storage,
+    # where two drivers of one suite would interleave Tune's state, and --resume would read both.
+    with exclusive_writer(resolve(results_dir).join(suite.name), "results store"), \
+            exclusive_writer(experiment_path, "Tune's checkpoints"):
         store = ResultsStore(results_dir, suite.name)
-        experiment_path = f"{run_config.storage_path.rstrip('/')}/{suite.name}"
         fingerprint = suite_fingerprint(suite)
         edited = _suite_changed(store, fingerprint)
         changed = resume and edited

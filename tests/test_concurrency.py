@@ -68,3 +68,29 @@ def test_a_second_sweep_into_one_store_is_refused_before_ray_starts(tiny_setup, 
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_second_sweep_into_one_tune_storage_is_refused_before_ray_starts(tiny_setup, tmp_path):
+    """Two results stores, one --storage: the second driver of the suite would write the first's
+    Tune experiment (its trial table, searcher state, checkpoints), which --resume then reads."""
+    import ray
+
+    from pinbench.errors import ConfigError
+    from pinbench.suite import load_suite
+    from pinbench.sweep import run_sweep
+
+    model_dir, spec = tiny_setup
+    suite = load_suite(write_suite(tmp_path / "tiny.yaml", model_dir, spec))
+    storage = tmp_path / "checkpoints"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(storage / "tiny")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "HELD"
+        if ray.is_initialized():
+            ray.shutdown()
+        with pytest.raises(ConfigError, match=rf"^Tune's checkpoints '{storage}/tiny' is being written by another "
+                                              rf"pinbench process \(pid {holder.pid} "):
+            run_sweep(suite, results_dir=tmp_path / "other-results", storage=str(storage), verbose=0, check_data=False)
+        assert not ray.is_initialized()  # refused before Ray started
+    finally:
+        holder.kill()
+        holder.wait()

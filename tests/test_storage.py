@@ -413,6 +413,11 @@ def test_sweep_with_s3_results_keeps_store_and_checkpoints_in_the_bucket(ray_s3,
                 and k.endswith("/state.pt")], f"no checkpoint of {trial.trial_id} in {found}"
     assert not [k for k in found if ".pinbench-probe-" in k]
     assert not (tmp_path / "sweep").exists()  # nothing went to a local directory of that name
+    # --resume restores Tune's experiment from the bucket (the URI's query stays at its end)
+    before = load_results(f"s3://{name}/sweep/tiny{query}").trials
+    assert main(["sweep", str(suite_file), "--results", f"s3://{name}/sweep{query}", "--resume"]) == 0
+    after = load_results(f"s3://{name}/sweep/tiny{query}").trials
+    assert after.set_index("trial_id")["wall_time_s"].to_dict() == before.set_index("trial_id")["wall_time_s"].to_dict()
 
 
 def test_a_rerun_that_fails_keeps_the_completed_row_of_an_earlier_run(tmp_path):
