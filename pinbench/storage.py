@@ -150,20 +150,44 @@ def resolve(where: str | os.PathLike | Location) -> Location:
 
 
 class _ReplaceOnClose(io.FileIO):
-    """A file written as ``.<name>.*.tmp`` beside its target and renamed onto it by ``close``."""
+    """A file written as ``.<name>.*.tmp`` beside its target and renamed onto it by ``close``; a
+    failed write (a full disk) or a file dropped unclosed removes the temporary file instead."""
 
     def __init__(self, target: str):
         parent, name = os.path.split(target)
         fd, self._tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=parent or ".")
         super().__init__(fd, "wb", closefd=True)
-        self._target = target
+        self._target, self._failed = target, False
+
+    def write(self, data) -> int:
+        # a raw write may take part of the data (at a file-size limit, on a nearly full disk), and
+        # pyarrow's PythonFile ignores the count: write the rest, which raises if it cannot go on
+        view, done = memoryview(data).cast("B"), 0
+        try:
+            while done < len(view):
+                written = super().write(view[done:])
+                if not written:
+                    raise OSError(f"writing '{self._target}' made no progress")
+                done += written
+        except BaseException:
+            self._failed = True
+            raise
+        return done
 
     def close(self) -> None:
         if self.closed:
             return
         super().close()
+        if self._failed:
+            os.unlink(self._tmp)
+            return
         os.chmod(self._tmp, 0o666 & ~process_umask())  # mkstemp's 0600 would make Tune's files private
         os.replace(self._tmp, self._target)
+
+    def __del__(self) -> None:
+        if not self.closed:
+            self._failed = True  # garbage, not a finished copy
+        super().__del__()
 
 
 class AtomicLocalFiles(pafs.FileSystemHandler):

@@ -501,3 +501,34 @@ def test_a_grid_resumes_from_its_store_when_tunes_state_is_truncated(tmp_path, n
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "--resume" in r.getMessage()]
     assert warning.startswith(f"--resume: Tune's saved state '{experiment}/experiment_state-2026-12-07_05-00-00.json' "
                               "cannot be read") and "goes on from the results store" in warning
+
+
+DISK_FULL_COPY = """\
+import resource, signal, sys
+import pyarrow.fs as pafs
+from pinbench.storage import tune_storage
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+path, fs = tune_storage(sys.argv[1])
+try:
+    pafs.copy_files(sys.argv[2], path + "/searcher-state-x.pkl", destination_filesystem=fs)
+except OSError as exc:
+    print("failed:", exc)
+"""
+
+
+def test_tune_storage_keeps_the_previous_file_when_a_copy_fails(tmp_path):
+    """A write that fails (a full disk, here a file-size limit) leaves the previous file and no
+    temporary one: the half-written copy is not renamed onto the target when pyarrow closes it."""
+    import subprocess
+    import sys
+
+    storage, source = tmp_path / "ray", tmp_path / "new.pkl"
+    storage.mkdir()
+    (storage / "searcher-state-x.pkl").write_bytes(b"old, whole")
+    source.write_bytes(b"n" * 100_000)
+    done = subprocess.run([sys.executable, "-c", DISK_FULL_COPY, str(storage), str(source)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith("failed:"), done.stdout + done.stderr
+    assert [p.name for p in storage.iterdir()] == ["searcher-state-x.pkl"]
+    assert (storage / "searcher-state-x.pkl").read_bytes() == b"old, whole"
