@@ -442,25 +442,29 @@ def _skip_completed(trainable: Callable[[dict], None], completed: dict[str, dict
 
 def _broken_tune_state(experiment_path: str, filesystem) -> str | None:
     """What makes Tune's saved state unusable, or None: the newest ``experiment_state-*.json`` must
-    parse, and ``tuner.pkl`` and each ``searcher-state-*.pkl`` must be whole pickles (their opcodes
-    are scanned, not run). Written by a pinbench older than ``AtomicLocalFiles``, or copied by hand, a driver killed
+    parse, and ``tuner.pkl`` and the search's state (``searcher-state-*.pkl``,
+    ``search_gen_state-*.json``, ``basic-variant-state-*.json``) must be whole pickles (their
+    opcodes are scanned, not run). Written by a pinbench older than ``AtomicLocalFiles``, or copied by hand, a driver killed
     mid-copy left such files truncated, and Tune's restore failed on them with a traceback."""
     import json
     import pickletools
+    import re
 
     import pyarrow.fs as pafs
 
     fs, path = (filesystem, experiment_path) if filesystem is not None else pafs.FileSystem.from_uri(experiment_path)
     found = fs.get_file_info(pafs.FileSelector(path))
-    states = sorted((i for i in found if i.base_name.startswith("experiment_state-") and i.base_name.endswith(".json")),
-                    key=lambda i: i.base_name)
-    pickles = [i for i in found if i.base_name == "tuner.pkl"
-               or (i.base_name.startswith("searcher-state-") and i.base_name.endswith(".pkl"))]
+    # what Tune's restore reads: the newest trial table (JSON), tuner.pkl and the search's state,
+    # pickles all of them, though two of Tune's names end in .json
+    files = sorted((i for i in found if i.type == pafs.FileType.File), key=lambda i: i.base_name)
+    states = [i for i in files if i.base_name.startswith("experiment_state-") and i.base_name.endswith(".json")]
+    pickles = [i for i in files if i.base_name == "tuner.pkl" or re.fullmatch(
+        r"(searcher-state-.*\.pkl|search_gen_state-.*\.json|basic-variant-state-.*\.json)", i.base_name)]
     for info in states[-1:] + pickles:
         with fs.open_input_stream(info.path) as stream:
             data = stream.read()
         try:
-            if info.base_name.endswith(".json"):
+            if info in states:
                 json.loads(data)
             else:
                 for _ in pickletools.genops(data):

@@ -493,7 +493,14 @@ def test_a_grid_resumes_from_its_store_when_tunes_state_is_truncated(tmp_path, n
     from pinbench.sweep import _broken_tune_state, run_sweep
 
     experiment = _tune_state(tmp_path, b'{"trial_data": []}', pickle.dumps({"trials": list(range(50))}))
+    (experiment / "experiment_state-2026-12-06_05-00-00.json").write_bytes(b'{"trial_')  # older: Tune reads the newest
     assert _broken_tune_state(str(experiment), None) is None
+    grid_state = experiment / "basic-variant-state-2026-12-07_05-00-00.json"  # a pickle, whatever its name says
+    grid_state.write_bytes(pickle.dumps({"iterations": list(range(20))}))
+    assert _broken_tune_state(str(experiment), None) is None
+    grid_state.write_bytes(pickle.dumps({"iterations": list(range(20))})[:-5])
+    assert "basic-variant-state-2026-12-07_05-00-00.json' cannot be read" in _broken_tune_state(str(experiment), None)
+    grid_state.write_bytes(pickle.dumps({}))
     (experiment / "experiment_state-2026-12-07_05-00-00.json").write_bytes(b'{"trial_data": [{"')
     grid = {"name": "s", "base": {"dataset": "mr", "steps": 1}, "grid": {"seed": [0]}}
     with pytest.raises(AssertionError, match="Ray started"):
