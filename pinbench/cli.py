@@ -118,7 +118,8 @@ def _add_field_flags(parser: argparse.ArgumentParser, argv: list[str] | None,
         for name in (f.name for f in dataclasses.fields(cls) if f.name not in skip):
             flag = name.replace("_", "-") if counts[name] == 1 else f"{section}.{name}"
             group.add_argument(f"--{flag}", dest=f"cfg__{section}__{name}", default=None,
-                               metavar=type_name(cls, name).upper().replace(" ", "_"), help=docs.get(name, ""))
+                               metavar=type_name(cls, name).upper().replace(" ", "_"),
+                               help=docs.get(name, "").replace("%", "%%"))  # argparse formats help with %
 
 
 def _field_values(args: argparse.Namespace) -> dict[str, str]:

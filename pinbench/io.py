@@ -244,7 +244,8 @@ def check_output_path(target: str | os.PathLike, option: str, *, inputs: tuple =
                       input_dirs: dict | None = None, directory: bool = False) -> Path:
     """Refuse, before any work, an output path that cannot be written or would destroy an input:
     below a regular file, in a directory that cannot be written, the same file as an input of the
-    command, inside a data directory, or inside the installed pinbench package. ``option`` names
+    command, a table of a results store or run, inside a data directory, or inside the installed
+    pinbench package. ``option`` names
     it in the error (``--out``, ``--predictions``); ``directory``: the output is a directory."""
     target = Path(target)
     resolved = target.resolve()
@@ -264,6 +265,12 @@ def check_output_path(target: str | os.PathLike, option: str, *, inputs: tuple =
             pass
     except OSError as exc:
         raise ConfigError(f"{option} '{target}': directory '{ancestor}' is not writable ({exc.strerror})") from None
+    if not directory:
+        from .results import STORE_FILES
+
+        if resolved.name in STORE_FILES and any((resolved.parent / name).is_file() for name in STORE_FILES):
+            raise ConfigError(f"{option} '{target}' would replace a table of the results in '{target.parent}' "
+                              "(a sweep's store or a run's --out); write it elsewhere")
     for file in inputs:
         if file is not None and Path(file).resolve() == resolved:
             raise ConfigError(f"{option} '{target}' is an input of this command ('{file}'); "

@@ -28,7 +28,7 @@ import pandas as pd
 
 from . import signals
 from .errors import ConfigError, NonFiniteError, PinbenchError, first_few
-from .results import ResultsStore, frames
+from .results import FINGERPRINT, ResultsStore, frames
 from .run import make_spec
 from .suite import Suite, resolve_params, suite_fingerprint, trial_params
 
@@ -383,9 +383,6 @@ def check_resources(suite: Suite, nodes: list[dict[str, float]] | None = None,
                 f"{suite.source}: resources.{key} = {asked:g} per trial, but the largest node of the Ray cluster "
                 f"has {largest:g} {name}(s) ({len(nodes)} node(s)); no trial could start. Lower resources.{key}, "
                 f"add a node with more, or pass --wait-for-resources (an autoscaling cluster adds it later)")
-
-
-FINGERPRINT = "suite-trials.json"  # in the store: what the sweep that first wrote it ran (suite_fingerprint)
 
 
 def _suite_changed(store: ResultsStore, fingerprint: dict) -> bool:

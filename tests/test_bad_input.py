@@ -811,6 +811,20 @@ def _(tiny_lm_dir):
     return evaluate(tiny_lm_dir, "--predictions", "data/reviews/predictions.csv")
 
 
+@case("predictions-into-store")
+def _(tiny_lm_dir):
+    reviews()
+    store("results/s")
+    return evaluate(tiny_lm_dir, "--predictions", "results/s/trials.parquet")
+
+
+@case("manifest-into-store")
+def _():
+    store("results/s")
+    write("data/few-shot/sst-2/16-13/train.tsv", "sentence\tlabel\ngood\t1\n")
+    return ["data", "manifest", "data", "--out", "results/s/suite-trials.json"]
+
+
 @case("predictions-in-data-root")
 def _(tiny_lm_dir, monkeypatch):
     reviews()

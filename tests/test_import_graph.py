@@ -76,7 +76,12 @@ def test_help_listing_and_dry_runs_load_no_torch(tmp_path):
     and data files only: 0.1 to 0.7 CPU-seconds instead of 2 with torch (docs/performance.md)."""
     import subprocess
 
+    from pinbench.registry import METHODS, TASKS
+
+    # each task's and method's fields in the help (a '%' in a field's docstring crashed argparse)
     commands = [["--help"], ["train", "--help"], ["eval", "--help"], ["list"], ["datasets"], ["models"],
+                *([command, "--task", task, "--help"] for task in TASKS.names() for command in ("train", "eval")),
+                *(["train", "--method", method, "--help"] for method in METHODS.names()),
                 *(["sweep", name, "--dry-run"] for name in ("quickstart", "paper-fsc", "paper-tst", "paper-inversion"))]
     proc = subprocess.run([sys.executable, "-c", LIGHT.format(commands=commands)], capture_output=True, text=True,
                           cwd=tmp_path, timeout=300)
