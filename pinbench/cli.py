@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import os
 import sys
 from pathlib import Path
@@ -785,6 +786,15 @@ def main(argv: list[str] | None = None) -> int:
         except BrokenPipeError:  # `pinbench list | head`: the reader has what it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
             return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            # a path the user gave (--out, --results, --predictions, a data file): the first
+            # check that touches it fails, before any work, wherever in pinbench or pyarrow it is
+            from .io import name_too_long
+
+            print(f"pinbench: error: {name_too_long(exc)}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

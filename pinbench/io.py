@@ -96,6 +96,17 @@ def stale_temp_files(target: str | os.PathLike) -> list[Path]:
     return sorted(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
 
 
+def name_too_long(exc: OSError) -> str:
+    """The message for ENAMETOOLONG: the path, shortened, and its over-long name."""
+    import re
+
+    path = exc.filename or next(iter(re.findall(r"'([^']{256,})'", str(exc))), "")
+    long = max(re.split(r"[/\\]", path), key=lambda part: len(part.encode()), default="")
+    shown = lambda text: text if len(text) <= 60 else f"{text[:28]}…{text[-28:]}"  # noqa: E731
+    return (f"path '{shown(path)}' has a name of {len(long.encode())} bytes ('{shown(long)}'); "
+            "this file system allows 255: choose a shorter name")
+
+
 def read_utf8(path: Path, what: str, error: type[Exception] = ConfigError) -> str:
     """A text file's contents; one that is not UTF-8 is an ``error`` naming it (``what``: "suite
     file", ...) and the first bad byte, not a decoder traceback."""
@@ -295,6 +306,7 @@ def check_output_path(target: str | os.PathLike, option: str, *, inputs: tuple =
 # ---------------------------------------------------------------------------------------------
 
 MAX_YAML_ALIASES = 100  # a suite needs none; a "billion laughs" document needs thousands
+MAX_YAML_DEPTH = 50  # a suite nests ~5 levels (grid blocks of lists of mappings)
 
 
 def load_yaml(text: str, source: str):
@@ -306,6 +318,7 @@ def load_yaml(text: str, source: str):
 
     class StrictLoader(yaml.SafeLoader):
         aliases = 0
+        depth = 0
 
         def compose_node(self, parent, index):
             if self.check_event(yaml.AliasEvent):
@@ -314,7 +327,15 @@ def load_yaml(text: str, source: str):
                     mark = self.peek_event().start_mark
                     raise ConfigError(f"{source}: line {mark.line + 1}: more than {MAX_YAML_ALIASES} YAML aliases "
                                       "(*name); write the values out")
-            return super().compose_node(parent, index)
+            StrictLoader.depth += 1
+            try:
+                if StrictLoader.depth > MAX_YAML_DEPTH:  # PyYAML recurses per level: a RecursionError at ~300
+                    mark = self.peek_event().start_mark
+                    raise ConfigError(f"{source}: line {mark.line + 1}, column {mark.column + 1}: values nested "
+                                      f"more than {MAX_YAML_DEPTH} deep; a pinbench file needs a few levels")
+                return super().compose_node(parent, index)
+            finally:
+                StrictLoader.depth -= 1
 
         def construct_mapping(self, node, deep=False):
             seen = {}

@@ -762,6 +762,18 @@ def _():
     return sweep("search:\n  space:\n    preset: {type: choice, values: [pin, rlprompt]}\n")
 
 
+@case("suite-nested-too-deep")
+def _():
+    write("bad.yaml", "name: s\nbase: " + "[" * 400 + "]" * 400 + "\n")
+    return ["sweep", "bad.yaml", "--dry-run"]
+
+
+@case("out-name-too-long")
+def _():
+    store("results/s")
+    return ["report", "results/s", "--out", "r" * 300]
+
+
 @case("suite-yaml-bomb")
 def _():
     lines = ["name: s", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
