@@ -251,6 +251,13 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+# A results store's files (results.py writes them; a sweep adds the fingerprint of what it ran):
+# check_output_path refuses to replace them. Here, below results.py, so that io imports nothing of it.
+STORE_TABLES = ("trials", "history", "prompts")
+STORE_FINGERPRINT = "suite-trials.json"
+STORE_FILES = (*(f"{t}.parquet" for t in STORE_TABLES), STORE_FINGERPRINT)
+
+
 def check_output_path(target: str | os.PathLike, option: str, *, inputs: tuple = (), data_dirs: tuple = (),
                       input_dirs: dict | None = None, directory: bool = False) -> Path:
     """Refuse, before any work, an output path that cannot be written or would destroy an input:
@@ -277,8 +284,6 @@ def check_output_path(target: str | os.PathLike, option: str, *, inputs: tuple =
     except OSError as exc:
         raise ConfigError(f"{option} '{target}': directory '{ancestor}' is not writable ({exc.strerror})") from None
     if not directory:
-        from .results import STORE_FILES
-
         if resolved.name in STORE_FILES and any((resolved.parent / name).is_file() for name in STORE_FILES):
             raise ConfigError(f"{option} '{target}' would replace a table of the results in '{target.parent}' "
                               "(a sweep's store or a run's --out); write it elsewhere")

@@ -25,6 +25,7 @@ import pandas as pd
 
 from .errors import ConfigError
 from .fields import same_value
+from .io import STORE_TABLES as TABLES
 from .provenance import PROVENANCE_COLUMNS, environment, utc_now
 from .run import RunResult, RunSpec, config_hash
 from .storage import Location, resolve
@@ -34,9 +35,6 @@ log = logging.getLogger(__name__)
 STATUSES = frozenset({"completed", "failed", "interrupted", "stopped"})  # a trials row's status
 SCHEMA_VERSION = 3
 KNOWN_SCHEMA_VERSIONS = frozenset({1, 2, 3})
-TABLES = ("trials", "history", "prompts")
-FINGERPRINT = "suite-trials.json"  # in a sweep's store: what the sweep that first wrote it ran (sweep.suite_fingerprint)
-STORE_FILES = (*(f"{t}.parquet" for t in TABLES), FINGERPRINT)  # what an output file must not replace
 # Readers start from trials.parquet: it is written last, so every trial it lists already has its
 # history and prompts (a reader between two writes sees history rows of trials it does not list yet).
 WRITE_ORDER = ("history", "prompts", "trials")

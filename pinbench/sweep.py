@@ -28,7 +28,8 @@ import pandas as pd
 
 from . import signals
 from .errors import ConfigError, NonFiniteError, PinbenchError, first_few
-from .results import FINGERPRINT, ResultsStore, frames
+from .io import STORE_FINGERPRINT
+from .results import ResultsStore, frames
 from .run import make_spec
 from .suite import Suite, resolve_params, suite_fingerprint, trial_params
 
@@ -391,7 +392,7 @@ def _suite_changed(store: ResultsStore, fingerprint: dict) -> bool:
     same suite, as before."""
     import json
 
-    location = store.location.join(FINGERPRINT)
+    location = store.location.join(STORE_FINGERPRINT)
     if not location.is_file():
         return False
     try:
@@ -404,7 +405,7 @@ def _suite_changed(store: ResultsStore, fingerprint: dict) -> bool:
 def _write_fingerprint(store: ResultsStore, fingerprint: dict) -> None:
     import json
 
-    store.location.join(FINGERPRINT).write_text(json.dumps(fingerprint, sort_keys=True, indent=1) + "\n")
+    store.location.join(STORE_FINGERPRINT).write_text(json.dumps(fingerprint, sort_keys=True, indent=1) + "\n")
 
 
 def _stored_metrics(store: ResultsStore) -> dict[str, dict]:
