@@ -1180,6 +1180,12 @@ def _(tiny_lm_dir):
     return evaluate(tiny_lm_dir)
 
 
+@case("verbalizer-same-token")
+def _(tiny_lm_dir):
+    reviews(verbalizers='[" bad", " good", "good"]')  # the tiny model's word-level tokenizer drops the space
+    return evaluate(tiny_lm_dir)
+
+
 @case("verbalizer-unknown-token")
 def _(tiny_lm_dir):
     reviews(verbalizers='[" bad", " superb", " okay"]')

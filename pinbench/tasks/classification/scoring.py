@@ -68,7 +68,8 @@ def _special_tokens(tokenizer) -> tuple[list[int], list[int]]:
 
 
 def verbalizer_ids(lm: LoadedModel, words: Sequence[str], dataset: str = "?") -> list[int]:
-    """One token id per verbalizer word; a word that is not exactly one token is an error."""
+    """One token id per verbalizer word; a word that is not exactly one token, or the same token as
+    another class's word, is an error."""
     ids = []
     for word in words:
         toks = lm.tokenizer(word, add_special_tokens=False).input_ids
@@ -83,6 +84,13 @@ def verbalizer_ids(lm: LoadedModel, words: Sequence[str], dataset: str = "?") ->
             raise ConfigError(
                 f"verbalizer word {word!r} of dataset '{dataset}' is not in the vocabulary of task model "
                 f"'{lm.name}' (it becomes the unknown token {lm.tokenizer.unk_token!r}); choose another word"
+            )
+        if toks[0] in ids:  # two classes scored by one logit: the later class could never win
+            first = words[ids.index(toks[0])]
+            raise ConfigError(
+                f"verbalizer words {first!r} and {word!r} of dataset '{dataset}' are the same token "
+                f"{lm.tokenizer.convert_ids_to_tokens(toks)[0]!r} (id {toks[0]}) for task model '{lm.name}'; "
+                "choose words that are different tokens for this model"
             )
         ids.append(toks[0])
     return ids
