@@ -148,6 +148,12 @@ def read_table(store: Store, name: str) -> pd.DataFrame:
     else:  # an empty table (a store whose trials all failed early) keeps its documented columns
         frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *REQUIRED_COLUMNS[name]])))
     _check_types(frame, display)
+    for column in NOT_NULL.get(name, ()):
+        empty = frame[column].isna()
+        if empty.any():  # a row the tables would drop silently (no status: neither completed nor failed)
+            where = f" (trial {frame.loc[empty, 'trial_id'].iloc[0]!r})" if column != "trial_id" else ""
+            raise ResultsError(f"results file '{display}': column '{column}' is empty in {int(empty.sum())} "
+                               f"row(s){where}; every row needs it")
     if name == "trials" and len(frame):
         repeated = repeated_trials(frame)
         if repeated:  # counted twice, it would be two samples of one run
@@ -163,7 +169,10 @@ def read_table(store: Store, name: str) -> pd.DataFrame:
 
 # Columns whose type the report computes with: numbers (means, t-tests) and text (ids, status).
 NUMERIC_SUFFIXES = ("_accuracy", "_reward", "_s")
+NUMERIC_COLUMNS = ("step", "steps", "run.seed", "schema_version", "support", "entropy", "reward_mean")
 TEXT_COLUMNS = ("trial_id", "status", "task", "method", "dataset", "best_prompt")
+# Columns every row must fill: what a trial is (its row is grouped and filtered by them) and when.
+NOT_NULL = {"trials": ("trial_id", "status", "task", "method", "dataset"), "history": ("trial_id", "step")}
 
 
 def _check_types(frame: pd.DataFrame, display: str) -> None:
@@ -173,13 +182,18 @@ def _check_types(frame: pd.DataFrame, display: str) -> None:
         values = frame[column].dropna()
         if not len(values):
             continue
-        numeric = column in ("step", "steps", "run.seed", "schema_version") or (
+        numeric = column in NUMERIC_COLUMNS or (
             column.startswith(("dev_", "test_", "train_", "best_")) and column.endswith(NUMERIC_SUFFIXES))
         if numeric and not pd.api.types.is_numeric_dtype(values):
             bad = values[pd.to_numeric(values, errors="coerce").isna()]
             example = bad.iloc[0] if len(bad) else values.iloc[0]
             raise ResultsError(f"results file '{display}': column '{column}' should hold numbers, "
                                f"has {type(example).__name__} values such as {example!r}")
+        if numeric and column.endswith("_accuracy"):
+            outside = values[(values < 0) | ((values > 1) & (values != float("inf")))]
+            if len(outside):  # 50.0 written as a percent would be reported as 5000% (inf: a warning, left out)
+                raise ResultsError(f"results file '{display}': column '{column}' holds {float(outside.iloc[0])!r}; "
+                                   "accuracies are fractions between 0 and 1")
         if column in TEXT_COLUMNS and not all(isinstance(v, str) for v in values):
             example = next(v for v in values if not isinstance(v, str))
             raise ResultsError(f"results file '{display}': column '{column}' should hold text, "
@@ -198,6 +212,7 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
     merged = {name: pd.concat(parts, ignore_index=True) for name, parts in tables.items()}
     if not len(merged["trials"]):
         raise ResultsError(f"no trials in {', '.join(s.display('trials.parquet') for s in stores)}")
+    _check_config_types(merged["trials"], stores)
     notes = _drop_copies(merged)
     # Trial ids must be unique across stores: qualify them with the store where they clash.
     owners = merged["trials"].groupby("trial_id")["store"].nunique()
@@ -207,6 +222,23 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
             hit = frame["trial_id"].isin(clashing)
             frame.loc[hit, "trial_id"] = frame.loc[hit, "store"] + "/" + frame.loc[hit, "trial_id"].astype(str)
     return Results(merged["trials"], merged["history"], merged["prompts"], stores, notes)
+
+
+def _check_config_types(trials: pd.DataFrame, stores: list[Store]) -> None:
+    """A setting (``method.alpha``) held as text in some rows and as a number in others, such as
+    a hand-edited ``"1.0"``, would make two methods of one: refused, naming the store."""
+    display = {s.label: s.display("trials.parquet") for s in stores}
+    for column in (c for c in trials.columns if c.startswith(("run.", "task.", "method."))):
+        values = trials[column].dropna()
+        text = values.map(lambda v: isinstance(v, str))
+        number = values.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
+        if text.any() and number.any():
+            odd = text if text.sum() <= number.sum() else number  # the fewer rows are the odd ones
+            row = trials.loc[odd[odd].index[0]]
+            raise ResultsError(f"results file '{display.get(row['store'], row['store'])}': column '{column}' holds "
+                               f"{row[column]!r} for trial {row['trial_id']!r}, a {type(row[column]).__name__} "
+                               "where other trials hold a " + ("number" if odd is text else "text") +
+                               "; one setting has one type")
 
 
 def _drop_copies(merged: dict[str, pd.DataFrame]) -> list[str]:

@@ -1519,6 +1519,46 @@ def _():
     return ["report", "results/s", "--out", "report"]
 
 
+@case("results-status-empty")
+def _():
+    trials = pd.read_parquet(store() / "trials.parquet")
+    trials.assign(status=None).to_parquet("results/s/trials.parquet", index=False)
+    return ["report", "results/s", "--out", "report"]
+
+
+@case("results-accuracy-percent")
+def _():
+    trials = pd.read_parquet(store() / "trials.parquet")
+    trials.assign(test_accuracy=90.0).to_parquet("results/s/trials.parquet", index=False)
+    return ["report", "results/s", "--out", "report"]
+
+
+@case("results-history-step-empty")
+def _():
+    history = pd.read_parquet(store() / "history.parquet")
+    history.assign(step=float("nan")).to_parquet("results/s/history.parquet", index=False)
+    return ["report", "results/s", "--out", "report"]
+
+
+@case("results-history-text-metric")
+def _():
+    history = pd.read_parquet(store() / "history.parquet")
+    history.assign(reward_mean="x").to_parquet("results/s/history.parquet", index=False)
+    return ["report", "results/s", "--out", "report"]
+
+
+@case("results-setting-two-types")
+def _():
+    store("results/a")
+    trials = pd.read_parquet(store("results/b") / "trials.parquet")
+    trials.assign(trial_id="t1", **{"method.alpha": "1.0"}).to_parquet("results/b/trials.parquet", index=False)
+    history = pd.read_parquet("results/b/history.parquet")
+    history.assign(trial_id="t1").to_parquet("results/b/history.parquet", index=False)
+    prompts = pd.read_parquet("results/b/prompts.parquet")
+    prompts.assign(trial_id="t1").to_parquet("results/b/prompts.parquet", index=False)
+    return ["report", "results/a", "results/b", "--out", "report"]
+
+
 @case("results-unknown-status")
 def _():
     trials = pd.read_parquet(store() / "trials.parquet")
