@@ -400,6 +400,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for name, row in result.rows:
         table.add_row(Text(name), *(result.cell(m, row.get(m)) for m in metrics))  # a prompt's brackets: not markup
     console.print(table)
+    for warning in result.warnings:
+        console.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)  # one line: paths unbroken
     if args.predictions is not None and result.predictions is not None:
         write_table(result.predictions, args.predictions)
         console.print(f"{result.predictions_label} written to {args.predictions}")

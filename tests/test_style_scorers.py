@@ -498,6 +498,17 @@ def test_perplexity_fluency_on_a_model(tiny_gpt2):
     assert fluency.fluent(texts).tolist() == [True, True, False]  # 1 token: no perplexity
 
 
+def test_perplexity_of_an_output_longer_than_the_models_context(tiny_gpt2):
+    """An output longer than the reference LM's positions (a small GPT-2) is scored on its first
+    tokens: it was cut at 1024 whatever the model, and an IndexError ended the evaluation."""
+    from pinbench.models import context_length
+
+    context = context_length(tiny_gpt2)
+    assert context is not None and context < 1024
+    nll, lengths = S.sentence_nll(tiny_gpt2, ["it was great", " ".join(["good"] * 3 * context)])
+    assert lengths.tolist()[1] == context and torch.isfinite(nll).all()
+
+
 def test_sentence_bleu_mean():
     import sacrebleu
 

@@ -314,7 +314,7 @@ def tiny_dirs(tmp_path_factory, quote_lm):
     return dirs
 
 
-def test_eval_scores_output_files_and_prompts_from_the_command_line(yelp_dir, tiny_dirs, tmp_path):
+def test_eval_scores_output_files_and_prompts_from_the_command_line(yelp_dir, tiny_dirs, tmp_path, capsys):
     import pandas as pd
 
     from pinbench.cli import main
@@ -329,6 +329,8 @@ def test_eval_scores_output_files_and_prompts_from_the_command_line(yelp_dir, ti
                  "--data-dir", str(yelp_dir), "--task-lm", str(tiny_dirs["lm"]), "--outputs", str(outputs),
                  "--prompt", "great", "--set", "task.test_samples=2", "--predictions", str(preds), *models])
     assert code == 0
+    # an empty output is judged (style 100% for a classifier that likes empty text): said under the table
+    assert f"warning: outputs file '{outputs}': 1 of 3 output(s) are empty;" in capsys.readouterr().out
     frame = pd.read_csv(preds, keep_default_na=False)
     assert list(frame["source"].unique()) == ["'great'", str(outputs)]  # prompts, then files
     mine = frame[frame["source"] == str(outputs)]

@@ -7,7 +7,7 @@ here as a class attribute, and recorded with each result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
@@ -289,6 +289,8 @@ class EvalTable:
     predictions: object = None
     """Per-example rows (a pandas DataFrame) for ``--predictions``; None when there are none."""
     predictions_label: str = "per-example predictions"
+    warnings: list[str] = field(default_factory=list)
+    """What the table alone would not tell (printed under it): empty outputs, for instance."""
 
     def cell(self, metric: str, value) -> str:
         if not isinstance(value, float):

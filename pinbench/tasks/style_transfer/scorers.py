@@ -39,7 +39,8 @@ import torch.nn.functional as F
 
 from ...errors import ConfigError, ModelLoadError
 from ...io import atomic_path, one_at_a_time
-from ...models import LoadedModel, cache_dir, encoder_batches, load_model, mean_token_nll, sentence_embeddings
+from ...models import (LoadedModel, cache_dir, context_length, encoder_batches, load_model, mean_token_nll,
+                       sentence_embeddings)
 from .data import YELP_DEV_SIZE, dataset_dir, read_lines, read_tsv, style_root
 
 log = logging.getLogger(__name__)
@@ -640,10 +641,12 @@ def sentence_nll(lm: LoadedModel, texts: Sequence[str], batch_size: int = 32,
     Tokens are ``lm.tokenizer(text)["input_ids"]`` with the tokenizer's default special tokens
     (GPT-2 and SmolLM2 add none; OPT and Llama prepend a BOS, which then conditions the first
     word). The NLL averages the predictions of tokens 2..n (HF's ``labels=input_ids`` loss), so
-    the first token is never scored; a text of fewer than 2 tokens has NLL NaN."""
+    the first token is never scored; a text of fewer than 2 tokens has NLL NaN. A text is cut to
+    ``max_length`` tokens, or to the model's context where that is shorter."""
     if lm.kind != "causal":
         raise ModelLoadError(f"model '{lm.name}' is a {lm.kind} model; perplexity needs a causal LM")
-    ids = lm.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    limit = min(max_length, context_length(lm) or max_length)  # a small GPT-2 has 128 or 512 positions
+    ids = lm.tokenizer(list(texts), truncation=True, max_length=limit)["input_ids"]
     lengths = torch.tensor([len(i) for i in ids], dtype=torch.long)
     nll = mean_token_nll(lm, ids, batch_size)
     return nll, lengths

@@ -263,13 +263,19 @@ class StyleTransfer(Task):
                     "output": metrics["outputs"], "reference": list(data.references) if data.references else None,
                     "content": metrics["content_each"], "style_correct": metrics["style_correct_each"],
                     "fluent": metrics["fluent_each"]}))
+        warnings = []
+        for file, lines in given.items():
+            empty = sum(not line for line in lines)
+            if empty:  # a system that returned nothing for an input, or lines lost from the file
+                warnings.append(f"outputs file '{file}': {empty} of {len(lines)} output(s) are empty; each is judged "
+                                "as an output (the style classifier reads empty text) and has no perplexity")
         c = self.config
         names = [m.name for m in self.metrics if any(isinstance(r.get(m.name), float) for _, r in rows)]
         return EvalTable(title=f"style transfer {c.dataset} {c.direction} ({split}, n={len(data.inputs)}) "
                                f"with task LM {c.task_lm}",
                          rows=[(n, {m: r.get(m) for m in names}) for n, r in rows], formats={m: ".1f" for m in names},
                          predictions=pd.concat(frames, ignore_index=True) if frames else None,
-                         predictions_label="per-example outputs")
+                         predictions_label="per-example outputs", warnings=warnings)
 
     @classmethod
     def list_datasets(cls, dataset_files=()) -> list[DatasetInfo]:
