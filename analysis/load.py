@@ -135,6 +135,10 @@ def read_table(store: Store, name: str) -> pd.DataFrame:
     frame = store.read(f"{name}.parquet")
     if "schema_version" not in frame.columns and len(frame):
         raise ResultsError(f"results file '{display}' has no 'schema_version' column; is it a pinbench results table?")
+    if len(frame) and not pd.api.types.is_integer_dtype(frame["schema_version"].dropna()):
+        example = next((v for v in frame["schema_version"] if not isinstance(v, int)), None)
+        raise ResultsError(f"results file '{display}': column 'schema_version' should hold whole numbers, "
+                           f"has {type(example).__name__} values such as {example!r}")
     versions = set(pd.unique(frame["schema_version"].dropna()).tolist()) if len(frame) else set()
     unknown = sorted(v for v in versions if v not in KNOWN_SCHEMA_VERSIONS)
     if unknown:
@@ -154,6 +158,14 @@ def read_table(store: Store, name: str) -> pd.DataFrame:
             where = f" (trial {frame.loc[empty, 'trial_id'].iloc[0]!r})" if column != "trial_id" else ""
             raise ResultsError(f"results file '{display}': column '{column}' is empty in {int(empty.sum())} "
                                f"row(s){where}; every row needs it")
+    keys = {"history": ["trial_id", "step"], "prompts": ["trial_id", "step", "source", "prompt"]}.get(name)
+    if keys and len(frame):
+        twice = frame.duplicated(subset=keys)
+        if twice.any():  # a table appended to itself: each step would weigh twice in the means
+            first = frame.loc[twice].iloc[0]
+            raise ResultsError(f"results file '{display}' holds {int(twice.sum())} row(s) twice (trial "
+                               f"{first['trial_id']!r}, step {first['step']}); a store has one row per "
+                               + ("step of a trial" if name == "history" else "prompt found"))
     if name == "trials" and len(frame):
         repeated = repeated_trials(frame)
         if repeated:  # counted twice, it would be two samples of one run

@@ -151,7 +151,7 @@ def build_manifest(root: str | Path, names: list[str] | None = None) -> dict:
     set of ``SOURCES`` (all, or ``names``); checksums and sizes from those files."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"data directory '{root}' does not exist")
+        raise DataError(f"data directory '{root}' " + ("is a file, not a directory" if root.exists() else "does not exist"))
     unknown = sorted(set(names or ()) - set(SOURCES))
     if unknown:
         raise ConfigError(f"unknown data set(s) {unknown}; known: {', '.join(SOURCES)}")
@@ -434,7 +434,8 @@ def download(names: list[str] | None = None, *, manifest: dict[str, ManifestData
     if from_dir is not None:
         source_dir = Path(from_dir).expanduser()
         if not source_dir.is_dir():
-            raise DataError(f"--from directory '{from_dir}' does not exist")
+            raise DataError(f"--from directory '{from_dir}' "
+                            + ("is a file, not a directory" if source_dir.exists() else "does not exist"))
     if mirror is not None and urlparse(mirror).scheme not in ("http", "https", "file"):
         raise ConfigError(f"--mirror '{mirror}' is not an http(s):// or file:// URL")
     datasets = select(manifest, names)

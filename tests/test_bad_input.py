@@ -1237,6 +1237,19 @@ def _():
             "--prompt", "x"]
 
 
+@case("style-outputs-directory")
+def _():
+    Path("outputs").mkdir()
+    return ["eval", "--task", "style_transfer", "--dataset", "yelp", "--direction", "0_to_1", "--data-dir", "st",
+            "--split", "test", "--outputs", "outputs"]
+
+
+@case("eval-prompt-twice")
+def _(tiny_lm_dir):
+    reviews()
+    return evaluate(tiny_lm_dir, "--prompt", "it was")
+
+
 @case("style-outputs-not-utf8")
 def _():
     write("outputs.txt", b"great food\nthe caf\xe9 was fine\n")
@@ -1557,6 +1570,20 @@ def _():
     prompts = pd.read_parquet("results/b/prompts.parquet")
     prompts.assign(trial_id="t1").to_parquet("results/b/prompts.parquet", index=False)
     return ["report", "results/a", "results/b", "--out", "report"]
+
+
+@case("results-schema-version-text")
+def _():
+    trials = pd.read_parquet(store() / "trials.parquet")
+    trials.assign(schema_version="3").to_parquet("results/s/trials.parquet", index=False)
+    return ["report", "results/s", "--out", "report"]
+
+
+@case("results-history-twice")
+def _():
+    history = pd.read_parquet(store() / "history.parquet")
+    pd.concat([history, history]).to_parquet("results/s/history.parquet", index=False)
+    return ["report", "results/s", "--out", "report"]
 
 
 @case("results-unknown-status")

@@ -195,6 +195,10 @@ class Task:
         if not prompts and not outputs:
             raise ConfigError("pinbench eval: give at least one --prompt"
                               + (" or --outputs FILE" if cls.scores_outputs else ""))
+        for given, option in ((list(prompts), "--prompt"), ([str(o) for o in outputs], "--outputs")):
+            twice = next((g for i, g in enumerate(given) if g in given[:i]), None)
+            if twice is not None:  # two rows of one name in the table, and --predictions could not tell them apart
+                raise ConfigError(f"pinbench eval: {option} {twice!r} is given twice; give each once")
 
     @classmethod
     def input_files(cls, config, splits: Sequence[str]) -> list:

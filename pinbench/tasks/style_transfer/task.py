@@ -466,7 +466,8 @@ def read_outputs(path: str | Path) -> list[str]:
     """A file of outputs, one per line (``pinbench eval --outputs``); blank lines are empty outputs."""
     file = Path(path)
     if not file.is_file():
-        raise ConfigError(f"outputs file '{file}' does not exist")
+        raise ConfigError(f"outputs file '{file}' " + ("is a directory; give a file, one output per line"
+                                                        if file.is_dir() else "does not exist"))
     size = file.stat().st_size
     if size > MAX_OUTPUTS_BYTES:
         raise ConfigError(f"outputs file '{file}' is {size:,} bytes, over the {MAX_OUTPUTS_BYTES:,}-byte limit")
