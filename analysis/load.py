@@ -196,7 +196,7 @@ def _check_types(frame: pd.DataFrame, display: str) -> None:
             continue
         numeric = column in NUMERIC_COLUMNS or (
             column.startswith(("dev_", "test_", "train_", "best_")) and column.endswith(NUMERIC_SUFFIXES))
-        if numeric and not pd.api.types.is_numeric_dtype(values):
+        if numeric and (not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
             bad = values[pd.to_numeric(values, errors="coerce").isna()]
             example = bad.iloc[0] if len(bad) else values.iloc[0]
             raise ResultsError(f"results file '{display}': column '{column}' should hold numbers, "

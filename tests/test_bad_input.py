@@ -1586,6 +1586,13 @@ def _():
     return ["report", "results/s", "--out", "report"]
 
 
+@case("results-accuracy-bool")
+def _():
+    trials = pd.read_parquet(store() / "trials.parquet")
+    trials.assign(test_accuracy=True).to_parquet("results/s/trials.parquet", index=False)
+    return ["report", "results/s", "--out", "report"]
+
+
 @case("results-unknown-status")
 def _():
     trials = pd.read_parquet(store() / "trials.parquet")
