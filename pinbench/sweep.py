@@ -408,12 +408,18 @@ def _write_fingerprint(store: ResultsStore, fingerprint: dict) -> None:
     store.location.join(STORE_FINGERPRINT).write_text(json.dumps(fingerprint, sort_keys=True, indent=1) + "\n")
 
 
-def _stored_metrics(store: ResultsStore) -> dict[str, dict]:
+def _stored_metrics(store: ResultsStore, hashes: dict[str, str] | None = None) -> dict[str, dict]:
     """Per completed trial in the store, the metrics its final report gave a searcher: the best
-    prompt's selection-split values, under their own names and as ``best_<name>``."""
+    prompt's selection-split values, under their own names and as ``best_<name>``. With ``hashes``
+    (the suite's trial id -> settings hash), only trials completed with those settings: a row of
+    a trial whose settings were edited since is not a result of this suite (an edited suite's
+    resume, interrupted and resumed again, kept such rows)."""
     out = {}
     trials = store.table("trials")
+    current = store.completed_as(hashes) if hashes else None
     for row in trials[trials["status"] == "completed"].to_dict("records") if len(trials) else []:
+        if current is not None and row["trial_id"] not in current:
+            continue
         split = f"{row.get('selection_split') or 'dev'}_"
         values = {k: float(v) for k, v in row.items()
                   if k.startswith(split) and isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -497,6 +503,9 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
     if storage:
         check_writable(storage, "Tune's checkpoints")
     experiment_path = resolve(run_config.storage_path).join(suite.name).uri  # a bucket's query stays at the end
+    if resolve(experiment_path).path == resolve(results_dir).join(suite.name).path:
+        raise ConfigError(f"--storage '{storage}' is the results directory: Tune's checkpoints and the results "
+                          f"store would share '{experiment_path}'; give --storage another directory")
     # One driver per store and per Tune experiment: a second sweep into either is refused naming
     # the first (a lock file on disks; a bucket is not locked). Two stores can share one --storage,
     # where two drivers of one suite would interleave Tune's state, and --resume would read both.
@@ -553,7 +562,8 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
                         aside.uri)
         _write_fingerprint(store, fingerprint)
         if restorable:
-            trainable = tune.with_resources(_skip_completed(trainable, _stored_metrics(store)), resources)
+            completed = _stored_metrics(store, fingerprint.get("trials"))
+            trainable = tune.with_resources(_skip_completed(trainable, completed), resources)
             tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True,
                                        param_space=None, storage_filesystem=filesystem)
             # The restored run config is the one pickled when the sweep started: this run's console,

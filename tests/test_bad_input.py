@@ -1516,6 +1516,11 @@ def _(no_ray_left):
     return ["sweep", bad, "--results", "results", "--resume"]
 
 
+@case("sweep-storage-is-results")
+def _(no_ray_left):
+    return ["sweep", launchable(), "--results", "results", "--storage", "results"]
+
+
 @case("sweep-tune-state-truncated")
 def _(no_ray_left):
     bad = launchable("search:\n  num_samples: 2\n  space:\n    alpha: {type: loguniform, low: 0.1, high: 10.0}\n")

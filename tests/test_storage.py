@@ -539,3 +539,20 @@ def test_tune_storage_keeps_the_previous_file_when_a_copy_fails(tmp_path):
     assert done.stdout.startswith("failed:"), done.stdout + done.stderr
     assert [p.name for p in storage.iterdir()] == ["searcher-state-x.pkl"]
     assert (storage / "searcher-state-x.pkl").read_bytes() == b"old, whole"
+
+
+def test_a_restored_sweep_skips_only_trials_completed_with_the_suites_settings(tmp_path):
+    """An edited suite's --resume, interrupted, then resumed again: the second resume restores
+    Tune's state (the suite is no longer 'edited') and skipped every trial the store held as
+    completed, a row computed with the old settings among them. Only rows whose recorded
+    settings hash is the suite's count as done."""
+    from pinbench.sweep import _stored_metrics
+
+    store = ResultsStore(tmp_path / "results", "s")
+    store.add_completed(checkpoint_dir(tmp_path / "a", "t0", 0))
+    store.add_completed(checkpoint_dir(tmp_path / "b", "t2", 2))
+    recorded = store.table("trials").set_index("trial_id")["config_hash"].to_dict()
+    assert set(_stored_metrics(store)) == {"t0", "t2"}  # a search suite: no per-trial hashes
+    current = {"t0": recorded["t0"], "t2": "0" * 16, "t3": "1" * 16}  # t2's settings edited since
+    done = _stored_metrics(store, current)
+    assert set(done) == {"t0"} and done["t0"]["best_dev_accuracy"] == done["t0"]["dev_accuracy"]
