@@ -118,6 +118,16 @@ def test_figure_without_the_image_files_warns_with_their_name(tmp_path):
     assert "'2.png' not found in " + str(tmp_path) in warnings[0]
 
 
+def test_figure_with_an_image_that_is_no_longer_an_image_warns_with_its_name(tmp_path):
+    """An image replaced since training (here a Git LFS pointer) ended the whole report with a PIL
+    traceback; the figure is left out with a warning, as for a missing image."""
+    write_images(tmp_path, ["10.png"])
+    (tmp_path / "2.png").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 9\n")
+    fig, warnings = inversion_figure(trials_frame(("2.png", "10.png"), str(tmp_path)), ["pin", "pez"])
+    assert fig is None and len(warnings) == 1
+    assert f"target image '{tmp_path / '2.png'}' cannot be read as an image" in warnings[0]
+
+
 # ---------------------------------------------------------------------------------------------
 # `pinbench report` on a store of inversion runs
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pinbench.analysis.sections import ReportContext, ReportSection, files_line
 from pinbench.analysis.tables import Column, SummaryTable, summarise, to_markdown
 from pinbench.errors import DataError
 
+from .images import read_image
 from .task import Inversion, image_paths
 
 COSINE_DECIMALS = 3
@@ -146,7 +147,6 @@ def inversion_figure(trials: pd.DataFrame, methods: list[str], max_images: int =
     None without inversion trials, or when an image file cannot be found (the report may run
     where the images are not), with a warning naming it."""
     import matplotlib.pyplot as plt
-    from PIL import Image
 
     best = best_per_image(trials, methods)
     if not len(best):
@@ -164,13 +164,12 @@ def inversion_figure(trials: pd.DataFrame, methods: list[str], max_images: int =
     for data_dir, image, _ in targets:
         try:
             path = image_paths(image, data_dir or None)[0]  # several images: the first stands for them
+            im = read_image(path)  # the checks training made (a file replaced since, an LFS pointer)
         except DataError as exc:
             return None, warnings + [f"no inversion figure: {exc} (the report reads the images from where "
                                      "the runs found them)"]
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            im.thumbnail((256, 256))  # keeps the PDF small
-            pictures.append(im)
+        im.thumbnail((256, 256))  # keeps the PDF small
+        pictures.append(im)
     fig, grid = plt.subplots(len(targets), 1 + len(cols), figsize=(1.8 + 2.4 * len(cols), 2.0 * len(targets)),
                              squeeze=False)
     for r, ((data_dir, image, dataset), picture) in enumerate(zip(targets, pictures)):
