@@ -90,6 +90,11 @@ def find_stores(uris: list[str]) -> list[Store]:
             raise ResultsError(f"'{uri}' is not a directory; pass a results directory (with trials.parquet)")
         store = Store(root, Path(root.path).name or str(uri))
         if store.exists("trials.parquet"):
+            below = root.stores_below()
+            if below:  # which did the user mean? reading only the run dropped the sweeps' trials unseen
+                raise ResultsError(f"'{uri}' is a run's store (trials.parquet) with stores below it "
+                                   f"({', '.join(below[:3])}); move one or the other, so that a directory is "
+                                   "a store or a root of stores")
             stores.append(store)
             continue
         found = [s for s in (Store(c, c.name) for c in root.subdirectories()) if s.exists("trials.parquet")]

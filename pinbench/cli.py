@@ -430,6 +430,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = resolve(args.out) if args.out is not None else None  # a path or a URI (s3://...)
     if out is not None and out.is_file():
         raise ConfigError(f"--out '{args.out}' is a file; give a directory (for config.json and the results tables)")
+    below = out.stores_below() if out is not None else []
+    if below:  # a report of the directory would then read the run and not the sweeps' stores
+        raise ConfigError(f"--out '{args.out}' holds sweep results ({', '.join(below[:3])}); give the run a "
+                          "directory of its own")
     if out is not None and out.local is not None:  # before the models load
         from .io import check_output_path
 

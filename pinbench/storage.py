@@ -94,6 +94,14 @@ class Location:
         return [self.join(info.base_name) for info in sorted(found, key=lambda i: i.base_name)
                 if info.type == pafs.FileType.Directory]
 
+    def stores_below(self) -> list[str]:
+        """The names of the results stores directly below this directory (sweep stores in a
+        results root), not counting the rows a sweep set aside inside a store (``superseded-*``)."""
+        if not self.is_dir():
+            return []
+        return [d.name for d in self.subdirectories()
+                if not d.name.startswith("superseded-") and d.join("trials.parquet").is_file()]
+
     def read_parquet(self) -> pd.DataFrame:
         return pq.read_table(self.path, filesystem=self.fs).to_pandas()
 

@@ -639,6 +639,25 @@ def _(tiny_lm_dir):
     return ["train", "--out", "runs/x"]
 
 
+@case("train-out-holds-stores")
+def _():
+    store("results/s")
+    return ["train", "--out", "results"]
+
+
+@case("sweep-results-holds-run")
+def _(no_ray_left):
+    store("runs/x")
+    return ["sweep", launchable(), "--results", "runs/x"]
+
+
+@case("results-run-and-stores")
+def _():
+    store("results")
+    store("results/s")
+    return ["report", "results", "--out", "report"]
+
+
 @case("train-out-holds-config")
 def _():
     write("mine/config.json", '{"lr": 0.1}\n')
