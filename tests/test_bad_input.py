@@ -1322,6 +1322,20 @@ def _():
     return inversion("image=red,blue.png") + ["--data-dir", "targets"]
 
 
+@case("image-only-commas")
+def _():
+    return inversion("image=, ,") + ["--data-dir", "targets"]
+
+
+@case("image-named-twice")
+def _():
+    from PIL import Image
+
+    Path("targets").mkdir()
+    Image.new("RGB", (8, 8), (200, 0, 0)).save("targets/red.png")
+    return inversion("image=red,red.png") + ["--data-dir", "targets"]
+
+
 @case("inversion-unknown-key")
 def _():
     return inversion("image=red", "images=red,blue")

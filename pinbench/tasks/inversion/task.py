@@ -57,7 +57,8 @@ class InversionConfig:
     """Allow the CLIP models' own code from the hub (only for models you trust)."""
 
     def __post_init__(self):
-        require([(bool(self.image.strip()), "image", "a file name or path"),
+        require([(any(e.strip() for e in self.image.split(",")), "image",
+                  "a file name or path (several separated by commas)"),
                  (self.clip_dtype in ("float32", "bfloat16"), "clip_dtype", "float32 or bfloat16"),
                  (self.max_batch_prompts >= 1, "max_batch_prompts", ">= 1")], self)
 
@@ -92,7 +93,11 @@ def image_paths(image: str, data_dir: str | Path | None) -> list[Path]:
                 raise not_found("inversion", entry, "lexica",
                                 f"target image '{entry}' (not in the working directory)")
             raise DataError(f"target image '{entry}' not found in {data_dir}")
+        if found in paths:  # 'red' and 'red.png': one target counted twice, weighed twice in the reward
+            raise DataError(f"target image '{found}' is named twice in task.image ('{image}'); name each image once")
         paths.append(found)
+    if not paths:  # "," or "$A,$B" with both unset: a mean over no image is NaN
+        raise DataError(f"task.image '{image}' names no image; give one or more names, separated by commas")
     return paths
 
 
