@@ -381,8 +381,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
                               f"(see `pinbench datasets`)")
     task_class.check_eval_request(args.prompt, args.outputs, args.split)
     _quiet_transformers()
-    values = {"task": args.task, "plugins": args.plugin, **task_class.eval_values(flags),
-              **_flags_and_sets(_field_values(args), _task_settings(args.set))}
+    if not args.device.strip():
+        raise ConfigError("--device is empty; give cpu, cuda or cuda:N (an unset shell variable?)")
+    shared, sets = task_class.eval_values(flags), _task_settings(args.set)
+    for key in sets:
+        section, _, name = key.partition(".")
+        if section not in ("task", "run") or (section == "run" and name not in ("device", "seed")):
+            raise ConfigError(f"--set {key}: pinbench eval scores prompts with a task's settings (task.*, "
+                              "run.device, run.seed); no method runs, so this would have no effect")
+        if key in shared and (key != "run.device" or args.device != "cpu"):  # cpu: the default, not given
+            flag = {"max_batch_tokens": "batch-tokens", task_class.eval_dtype_field: "dtype",
+                    "exact_eval": "bf16"}.get(name, name.replace("_", "-"))
+            raise ConfigError(f"--set {key}: the flag --{flag} sets {key} too; give one")
+    values = {"task": args.task, "plugins": args.plugin, **shared, **_flags_and_sets(_field_values(args), sets)}
     spec = make_spec(values, "pinbench eval", from_strings=True)
     if args.predictions is not None:  # never over a file this command reads, nor into the data
         inputs = task_class.input_files(spec.task_config, [args.split])

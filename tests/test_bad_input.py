@@ -856,6 +856,18 @@ def _():
     return ["data", "manifest", "data", "--out", "results/s/suite-trials.json"]
 
 
+@case("eval-set-and-flag")
+def _(tiny_lm_dir):
+    reviews()
+    return evaluate(tiny_lm_dir, "--set", "split_seed=6")
+
+
+@case("eval-set-method")
+def _(tiny_lm_dir):
+    reviews()
+    return evaluate(tiny_lm_dir, "--set", "method.lr=0.1")
+
+
 @case("predictions-in-data-root")
 def _(tiny_lm_dir, monkeypatch):
     reviews()
