@@ -599,6 +599,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError(f"--checkpoint-every must be a finite number >= 0, got {args.checkpoint_every}")
     if args.results is not None and not str(args.results).strip():
         raise ConfigError("--results is empty; give a directory (an unset shell variable?)")
+    if args.storage is not None and not str(args.storage).strip():  # it meant the default, silently
+        raise ConfigError("--storage is empty; give a directory or a bucket URI, or leave it out for <results>/_ray")
     _quiet_transformers()
     from .sweep import CHECKPOINT_EVERY_S, run_sweep
 

@@ -1348,6 +1348,16 @@ def _():
     return inversion("image=red,red.png") + ["--data-dir", "targets"]
 
 
+@case("image-stem-ambiguous")
+def _():
+    from PIL import Image
+
+    Path("targets").mkdir()
+    Image.new("RGB", (8, 8), (200, 0, 0)).save("targets/two.jpg")
+    Image.new("RGB", (8, 8), (0, 0, 200)).save("targets/two.png")
+    return inversion("image=two") + ["--data-dir", "targets"]
+
+
 @case("inversion-unknown-key")
 def _():
     return inversion("image=red", "images=red,blue")
@@ -1564,6 +1574,11 @@ def _(no_ray_left):
 @case("sweep-storage-is-results")
 def _(no_ray_left):
     return ["sweep", launchable(), "--results", "results", "--storage", "results"]
+
+
+@case("sweep-storage-empty")
+def _(no_ray_left):
+    return ["sweep", launchable(), "--results", "results", "--storage", ""]
 
 
 @case("sweep-tune-state-truncated")

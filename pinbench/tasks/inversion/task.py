@@ -81,7 +81,13 @@ def image_paths(image: str, data_dir: str | Path | None) -> list[Path]:
         else:
             root = explicit_folder("inversion", data_dir, entry)
             candidates = [root / n for n in names]
-        found = next((c for c in candidates if c.is_file()), None)
+        existing = [c for c in candidates if c.is_file()]
+        found = existing[0] if existing else None
+        same_place = list({(st.st_dev, st.st_ino): c for c in existing if found is not None and c.parent == found.parent
+                           for st in [c.stat()]}.values())  # one file under two spellings (.JPG, .jpg) is one
+        if not given.suffix and len(same_place) > 1:  # 'two' with two.jpg and two.png beside each other
+            raise DataError(f"target image '{entry}' matches {len(same_place)} files "
+                            f"({', '.join(c.name for c in same_place)}) in {found.parent}; name it with its suffix")
         if found is None and "," in image and any((Path(d or ".") / image.strip()).is_file()
                                                   for d in (data_dir, None)):
             raise DataError(f"target image '{image.strip()}' is one file, but a comma separates images in "
