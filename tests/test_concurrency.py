@@ -46,7 +46,9 @@ HOLD = textwrap.dedent("""\
     """)
 
 
-def test_a_second_sweep_into_one_store_is_refused_before_ray_starts(tiny_setup, tmp_path):
+def _second_sweep_refused(tiny_setup, tmp_path, held: str, message: str, **where) -> None:
+    """Another process holds the lock of ``tmp_path/held``: a sweep of suite 'tiny' writing there is
+    refused with ``message`` naming that process, before Ray starts."""
     import ray
 
     from pinbench.errors import ConfigError
@@ -55,42 +57,27 @@ def test_a_second_sweep_into_one_store_is_refused_before_ray_starts(tiny_setup, 
 
     model_dir, spec = tiny_setup
     suite = load_suite(write_suite(tmp_path / "tiny.yaml", model_dir, spec))
-    results = tmp_path / "results"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(results / "tiny")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / held)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "HELD"
         if ray.is_initialized():
             ray.shutdown()
-        with pytest.raises(ConfigError, match=rf"results store '.*tiny' is being written by another pinbench "
-                                              rf"process \(pid {holder.pid} "):
-            run_sweep(suite, results_dir=results, verbose=0, check_data=False)
+        with pytest.raises(ConfigError, match=rf"{message} is being written by another pinbench process "
+                                              rf"\(pid {holder.pid} "):
+            run_sweep(suite, verbose=0, check_data=False, **where)
         assert not ray.is_initialized()  # refused before Ray started
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_second_sweep_into_one_store_is_refused_before_ray_starts(tiny_setup, tmp_path):
+    _second_sweep_refused(tiny_setup, tmp_path, "results/tiny", "results store '.*tiny'",
+                          results_dir=tmp_path / "results")
 
 
 def test_a_second_sweep_into_one_tune_storage_is_refused_before_ray_starts(tiny_setup, tmp_path):
     """Two results stores, one --storage: the second driver of the suite would write the first's
     Tune experiment (its trial table, searcher state, checkpoints), which --resume then reads."""
-    import ray
-
-    from pinbench.errors import ConfigError
-    from pinbench.suite import load_suite
-    from pinbench.sweep import run_sweep
-
-    model_dir, spec = tiny_setup
-    suite = load_suite(write_suite(tmp_path / "tiny.yaml", model_dir, spec))
-    storage = tmp_path / "checkpoints"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(storage / "tiny")], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "HELD"
-        if ray.is_initialized():
-            ray.shutdown()
-        with pytest.raises(ConfigError, match=rf"^Tune's checkpoints '{storage}/tiny' is being written by another "
-                                              rf"pinbench process \(pid {holder.pid} "):
-            run_sweep(suite, results_dir=tmp_path / "other-results", storage=str(storage), verbose=0, check_data=False)
-        assert not ray.is_initialized()  # refused before Ray started
-    finally:
-        holder.kill()
-        holder.wait()
+    _second_sweep_refused(tiny_setup, tmp_path, "checkpoints/tiny",
+                          f"^Tune's checkpoints '{tmp_path}/checkpoints/tiny'", results_dir=tmp_path / "other-results", storage=str(tmp_path / "checkpoints"))
