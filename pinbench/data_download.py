@@ -151,7 +151,8 @@ def build_manifest(root: str | Path, names: list[str] | None = None) -> dict:
     set of ``SOURCES`` (all, or ``names``); checksums and sizes from those files."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"data directory '{root}' " + ("is a file, not a directory" if root.exists() else "does not exist"))
+        raise DataError(f"data directory '{root}' "
+                        + ("is a file, not a directory" if root.exists() else "does not exist"))
     unknown = sorted(set(names or ()) - set(SOURCES))
     if unknown:
         raise ConfigError(f"unknown data set(s) {unknown}; known: {', '.join(SOURCES)}")

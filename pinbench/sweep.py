@@ -448,8 +448,9 @@ def _broken_tune_state(experiment_path: str, filesystem) -> str | None:
     """What makes Tune's saved state unusable, or None: the newest ``experiment_state-*.json`` must
     parse, and ``tuner.pkl`` and the search's state (``searcher-state-*.pkl``,
     ``search_gen_state-*.json``, ``basic-variant-state-*.json``) must be whole pickles (their
-    opcodes are scanned, not run). Written by a pinbench older than ``AtomicLocalFiles``, or copied by hand, a driver killed
-    mid-copy left such files truncated, and Tune's restore failed on them with a traceback."""
+    opcodes are scanned, not run). Before ``AtomicLocalFiles`` (or in a copy made by hand), a
+    driver killed mid-copy left such files truncated, and Tune's restore failed on them with a
+    traceback."""
     import json
     import pickletools
     import re

@@ -80,4 +80,5 @@ def test_a_second_sweep_into_one_tune_storage_is_refused_before_ray_starts(tiny_
     """Two results stores, one --storage: the second driver of the suite would write the first's
     Tune experiment (its trial table, searcher state, checkpoints), which --resume then reads."""
     _second_sweep_refused(tiny_setup, tmp_path, "checkpoints/tiny",
-                          f"^Tune's checkpoints '{tmp_path}/checkpoints/tiny'", results_dir=tmp_path / "other-results", storage=str(tmp_path / "checkpoints"))
+                          f"^Tune's checkpoints '{tmp_path}/checkpoints/tiny'",
+                          results_dir=tmp_path / "other-results", storage=str(tmp_path / "checkpoints"))
