@@ -178,17 +178,24 @@ class _ReplaceOnClose(io.FileIO):
                     raise OSError(f"writing '{self._target}' made no progress")
                 done += written
         except BaseException:
-            self._failed = True
+            self._discard()  # now, not when (or if) pyarrow closes or drops the stream
             raise
         return done
+
+    def _discard(self) -> None:
+        self._failed = True
+        if not self.closed:
+            super().close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)
 
     def close(self) -> None:
         if self.closed:
             return
-        super().close()
         if self._failed:
-            os.unlink(self._tmp)
+            self._discard()
             return
+        super().close()
         os.chmod(self._tmp, 0o666 & ~process_umask())  # mkstemp's 0600 would make Tune's files private
         os.replace(self._tmp, self._target)
 
