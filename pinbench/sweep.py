@@ -502,8 +502,8 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
     # Storage that cannot be written is one line now, not an error when the first trial ends.
     check_writable(results_dir)
     if resolve(results_dir).join("trials.parquet").is_file():  # a report of it would read the run only
-        raise ConfigError(f"--results '{results_dir}' holds a training run (its trials.parquet); give the sweep "
-                          "a results directory of its own")
+        raise ConfigError(f"--results '{results_dir}' is itself a store (a run's --out, or a sweep's store: it has "
+                          "trials.parquet); give the directory that holds the sweeps' stores")
     if storage:
         check_writable(storage, "Tune's checkpoints")
     experiment_path = resolve(run_config.storage_path).join(suite.name).uri  # a bucket's query stays at the end
