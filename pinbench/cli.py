@@ -390,8 +390,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise ConfigError(f"--set {key}: pinbench eval scores prompts with a task's settings (task.*, "
                               "run.device, run.seed); no method runs, so this would have no effect")
         if key in shared and (key != "run.device" or args.device != "cpu"):  # cpu: the default, not given
-            flag = {"max_batch_tokens": "batch-tokens", task_class.eval_dtype_field: "dtype",
-                    "exact_eval": "bf16"}.get(name, name.replace("_", "-"))
+            flags_of = {field: flag for flag, field in task_class.eval_flag_fields().items()} | {"exact_eval": "bf16"}
+            flag = flags_of.get(name, name).replace("_", "-")
             raise ConfigError(f"--set {key}: the flag --{flag} sets {key} too; give one")
     values = {"task": args.task, "plugins": args.plugin, **shared, **_flags_and_sets(_field_values(args), sets)}
     spec = make_spec(values, "pinbench eval", from_strings=True)

@@ -33,20 +33,32 @@ def process_umask() -> int:
     return mask
 
 
+def temp_beside(target: str | os.PathLike) -> tuple[int, Path]:
+    """An open descriptor and the path of a new ``.<name>.*.tmp`` in the target's directory (the
+    name ``stale_temp_files`` looks for)."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    return fd, Path(tmp)
+
+
+def replace_with(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Rename the finished temporary file onto ``target``. mkstemp makes the file private (0600),
+    and so do some writers (safetensors' save_file): the result gets the mode a plain open() would
+    give it."""
+    os.chmod(tmp, 0o666 & ~process_umask())
+    os.replace(tmp, target)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; on success rename it onto ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_path = temp_beside(target)
     os.close(fd)
-    tmp_path = Path(tmp)
     try:
         yield tmp_path
-        # mkstemp makes the file private (0600), and so do some writers (safetensors' save_file):
-        # the result gets the mode a plain open() would give it
-        os.chmod(tmp_path, 0o666 & ~process_umask())
-        os.replace(tmp_path, target)
+        replace_with(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -263,8 +275,8 @@ def check_output_path(target: str | os.PathLike, option: str, *, inputs: tuple =
     """Refuse, before any work, an output path that cannot be written or would destroy an input:
     below a regular file, in a directory that cannot be written, the same file as an input of the
     command, a table of a results store or run, inside a data directory, or inside the installed
-    pinbench package. ``option`` names
-    it in the error (``--out``, ``--predictions``); ``directory``: the output is a directory."""
+    pinbench package. ``option`` names it in the error (``--out``, ``--predictions``);
+    ``directory``: the output is a directory."""
     target = Path(target)
     resolved = target.resolve()
     if directory and resolved.is_file():

@@ -19,7 +19,6 @@ import datetime
 import io
 import os
 import re
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from .errors import ConfigError
-from .io import process_umask, stale_temp_files, write_table, write_text
+from .io import replace_with, stale_temp_files, temp_beside, write_table, write_text
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -162,8 +161,7 @@ class _ReplaceOnClose(io.FileIO):
     failed write (a full disk) or a file dropped unclosed removes the temporary file instead."""
 
     def __init__(self, target: str):
-        parent, name = os.path.split(target)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=parent or ".")
+        fd, self._tmp = temp_beside(target)
         super().__init__(fd, "wb", closefd=True)
         self._target, self._failed = target, False
 
@@ -196,8 +194,7 @@ class _ReplaceOnClose(io.FileIO):
             self._discard()
             return
         super().close()
-        os.chmod(self._tmp, 0o666 & ~process_umask())  # mkstemp's 0600 would make Tune's files private
-        os.replace(self._tmp, self._target)
+        replace_with(self._tmp, self._target)
 
     def __del__(self) -> None:
         if not self.closed:

@@ -157,6 +157,12 @@ class Task:
     """What ``pinbench datasets`` and reports call the task ("few-shot classification"); default: its name."""
 
     @classmethod
+    def eval_flag_fields(cls) -> dict[str, str]:
+        """``pinbench eval``'s shared flags whose task field has another name (flag -> field);
+        every other flag sets the field of its own name."""
+        return {"dtype": cls.eval_dtype_field, "batch_tokens": "max_batch_tokens"}
+
+    @classmethod
     def eval_values(cls, flags: dict) -> dict:
         """``pinbench eval``'s shared flags as this task's dotted keys. ``flags``: ``dataset``,
         ``data_dir``, ``split_seed``, ``dataset_file`` (a list), ``task_lm``, ``task_lm_kind``,
@@ -168,8 +174,7 @@ class Task:
         import dataclasses as dc
 
         fields = {f.name for f in dc.fields(cls.config_class)}
-        rename = {"dtype": cls.eval_dtype_field, "batch_tokens": "max_batch_tokens",
-                  "dataset_file": "dataset_file"}
+        rename = cls.eval_flag_fields()
         values = {"run.device": flags.get("device") or "cpu"}
         for flag, value in flags.items():
             if flag == "device" or value is None or value == [] or (flag == "trust_remote_code" and value is False):
