@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from . import signals
-from .errors import ConfigError, NonFiniteError, PinbenchError, yaml_error_line
+from .errors import ConfigError, PinbenchError, allocation_failure, yaml_error_line
 from .registry import DEFAULT_METHOD, DEFAULT_TASK
 
 
@@ -495,11 +495,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                                              f"{metric} {row.get(metric, float('nan')):.4f} {source} {prompt!r}")
                 bar.update(job, advance=1, **fields)
 
-            error = ""
+            error, crash = "", None
             try:
                 result = trainer.train(on_step)
-            except (KeyboardInterrupt, NonFiniteError) as exc:  # keep what was computed
-                status, error = ("interrupted", "") if isinstance(exc, KeyboardInterrupt) else ("failed", str(exc))
+            except (KeyboardInterrupt, Exception) as exc:  # keep what was computed
+                status, error = ("interrupted", "") if isinstance(exc, KeyboardInterrupt) else \
+                    ("failed", allocation_failure(exc) or str(exc) or type(exc).__name__)
+                if not isinstance(exc, (KeyboardInterrupt, PinbenchError)) and not allocation_failure(exc):
+                    crash = exc  # a bug: its traceback follows, once the run is written
                 result = trainer.result
                 result.steps_done = trainer.step_count
         best, test = result.best, result.test
@@ -519,6 +522,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                     stale.fs.delete_file(stale.path)
                 write_run(args.out, result, status=status, error=error)
             console.print(f"results written to {args.out}/")
+        if crash is not None:
+            raise crash
         if error:
             _print_line(console, f"error: {error}")  # one line in a log, however long
         return {"completed": 0, "interrupted": signals.exit_code()}.get(status, 1)
@@ -798,6 +803,12 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
         except PinbenchError as exc:
             print(f"pinbench: error: {exc}", file=sys.stderr)
+            return 2
+        except (MemoryError, RuntimeError) as exc:  # a size setting the machine cannot hold
+            message = allocation_failure(exc)
+            if message is None:
+                raise
+            print(f"pinbench: error: {message}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print(f"pinbench: interrupted ({signals.signal_name()})", file=sys.stderr)

@@ -65,6 +65,15 @@ class Place:
         return f"{self.label} ({self.folder(kind)})"
 
 
+def absolute_data_root_env() -> dict[str, str]:
+    """``PINBENCH_DATA_DIR`` made absolute, for processes that start elsewhere (a sweep's local
+    Ray workers run in Tune's trial directories); empty when it is unset or already absolute."""
+    env = os.environ.get(ENV_DATA_DIR)
+    if not env or os.path.isabs(os.path.expanduser(env)):
+        return {}
+    return {ENV_DATA_DIR: os.path.abspath(env)}
+
+
 def implicit_places() -> list[Place]:
     """The places looked in when no directory is given, in order (see the module docstring)."""
     env = os.environ.get(ENV_DATA_DIR)

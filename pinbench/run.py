@@ -237,21 +237,29 @@ def make_spec(values: dict, where: str = "config", *, from_strings: bool = False
 PATH_FIELD_SUFFIXES = ("_dir", "_file", "_lm", "_model", "_classifier")  # fields that may name a local path
 
 
-def with_absolute_paths(spec: RunSpec) -> RunSpec:
-    """The spec with each task or method setting that names an existing relative path (a data
-    directory, a dataset file, a local model directory) made absolute: what a run records must
-    read the same files from any working directory (``pinbench transfer`` elsewhere, a report)."""
+def absolute_path_values(values: dict, task_class) -> dict:
+    """The task and method settings in ``values`` (a spec's dotted keys) that name an existing
+    relative path (a data directory, a dataset file, a local model directory, and what the task's
+    ``local_path_values`` names), made absolute; only the changed keys."""
     import os
 
     from .models import ALIASES
 
-    values = spec.to_dict()
     # a built-in model name stays a name even where a folder of that name is beside the user (the
     # loader reads the alias); any other existing path is read as a path, so it is recorded as one
     changed = {k: os.path.abspath(os.path.expanduser(v)) for k, v in values.items()
                if k.startswith(("task.", "method.")) and k.endswith(PATH_FIELD_SUFFIXES)
                and isinstance(v, str) and v and v not in ALIASES and "://" not in v
                and (v.startswith("~") or not os.path.isabs(v)) and os.path.exists(os.path.expanduser(v))}
+    return changed | task_class.local_path_values({**values, **changed})
+
+
+def with_absolute_paths(spec: RunSpec) -> RunSpec:
+    """The spec with each setting that names an existing relative path made absolute
+    (``absolute_path_values``): what a run records must read the same files from any working
+    directory (``pinbench transfer`` elsewhere, a report), and a sweep's trials run in Tune's trial
+    directories, not where the suite was started."""
+    changed = absolute_path_values(spec.to_dict(), spec.task_class)
     if not changed:
         return spec
     return spec.with_values(changed, "run")

@@ -48,7 +48,7 @@ from .errors import ConfigError, yaml_error_line
 from .fields import check_value, field_types, yaml_float_hint
 from .io import load_yaml, read_utf8
 from .registry import DEFAULT_METHOD, DEFAULT_TASK
-from .run import NAMES, RunSpec, config_hash, make_spec, resolve_key, section_classes
+from .run import NAMES, RunSpec, config_hash, make_spec, resolve_key, section_classes, with_absolute_paths
 
 SUITE_KEYS = {"name", "description", "extends", "plugins", "base", "grid", "search", "scheduler", "resources",
               "max_concurrent"}
@@ -180,7 +180,7 @@ def make_trial(suite: Suite, point: dict) -> TrialSpec:
     if suite.plugins:
         values["plugins"] = list(suite.plugins)
     where = f"{suite.source}: trial {point or '(base)'}"
-    spec = make_spec(values, where)
+    spec = with_absolute_paths(make_spec(values, where))  # trials run in Tune's trial directories
     return TrialSpec(trial_id(suite.name, canonical_point(point, spec.task, spec.method)), point, spec)
 
 

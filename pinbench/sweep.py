@@ -216,6 +216,17 @@ def _distribution(spec: dict):
     return (tune.loguniform if kind == "loguniform" else tune.uniform)(spec["low"], spec["high"])
 
 
+def _absolute_choices(key: str, dist: dict, base: dict, task_class) -> dict:
+    """A ``choice`` over paths relative to the working directory, as absolute paths (the trials
+    run in Tune's trial directories; see ``run.absolute_path_values``)."""
+    from .run import absolute_path_values
+
+    if dist["type"] != "choice":
+        return dist
+    values = [absolute_path_values({**base, key: v}, task_class).get(key, v) for v in dist["values"]]
+    return {**dist, "values": values}
+
+
 def tune_setup(suite: Suite, skip: set[str] = frozenset(),
                checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> tuple[dict, dict]:
     """Tune's param space and TuneConfig arguments for the suite (grid or Optuna search); the
@@ -239,8 +250,10 @@ def tune_setup(suite: Suite, skip: set[str] = frozenset(),
         from ray.tune.search.optuna import OptunaSearch
 
         search = suite.search
-        base = suite.trials()[0].spec.to_dict()  # search suites have no grid: one base config
-        space = {"sampled": {k: _distribution(v) for k, v in search.space.items()}, "base": base, "suite": suite.name,
+        base_spec = suite.trials()[0].spec  # search suites have no grid: one base config
+        base = base_spec.to_dict()
+        space = {"sampled": {k: _distribution(_absolute_choices(k, v, base, base_spec.task_class))
+                             for k, v in search.space.items()}, "base": base, "suite": suite.name,
                  "checkpoint_every_s": checkpoint_every_s}
         kwargs.update(search_alg=OptunaSearch(sampler=TPESampler(seed=search.seed)), num_samples=search.num_samples)
         return space, kwargs
@@ -546,9 +559,15 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
             # sweep, and the line above a pre-launch error (the README covers auth for clusters)
             logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         if started:
-            ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-                     log_to_driver=bool(verbose), logging_level=logging.INFO if verbose else logging.WARNING,
-                     **local_ray_settings(address))
+            # a local Ray's workers inherit this environment, but run in Tune's trial directories:
+            # a relative PINBENCH_DATA_DIR would name another folder there
+            from .data_locations import absolute_data_root_env
+            from .io import environment
+
+            with environment(absolute_data_root_env()):
+                ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                         log_to_driver=bool(verbose), logging_level=logging.INFO if verbose else logging.WARNING,
+                         **local_ray_settings(address))
             signals.reinstall()  # Ray's own SIGTERM handler aborts the driver: SIGTERM stops the sweep as Ctrl-C does
         if not wait_for_resources:
             try:

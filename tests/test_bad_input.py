@@ -942,6 +942,13 @@ def _(tiny_setup):
     return train_argv(tiny_setup, "out", steps=2)[:-2] + ["--prompt-length", "20000"]
 
 
+@case("size-past-memory")
+def _(tiny_setup):
+    from conftest import train_argv
+
+    return train_argv(tiny_setup, "out", steps=2)[:-2] + ["--mlp-hidden", str(10 ** 12)]
+
+
 @case("argv-not-utf8")
 def _(tiny_lm_dir):
     reviews()

@@ -328,6 +328,26 @@ def test_train_records_absolute_paths_so_the_run_reads_the_same_files_from_anywh
     assert config["task.template"] == "dataset"  # a setting that is not a path stays as it was
 
 
+def test_recorded_inversion_images_are_absolute_where_they_are_files_of_the_working_directory(tmp_path,
+                                                                                              monkeypatch):
+    """``task.image`` entries that are files where the run starts are recorded as absolute paths
+    (from a report's or a trial's directory the same name would find another file, or a Lexica
+    image of that name); a name that is not a file here (a Lexica name) and every name inside an
+    explicit ``task.data_dir`` stay as written."""
+    from pinbench.run import make_spec, with_absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    for name in ("red.png", "sub/b.png"):
+        (tmp_path / name).write_bytes(b"")
+    spec = with_absolute_paths(make_spec({"task": "inversion", "task.image": "red.png, sub/b.png,0.jpg"}))
+    assert spec.task_config.image == f"{tmp_path / 'red.png'},{tmp_path / 'sub' / 'b.png'},0.jpg"
+    for image in ("0.jpg", str(tmp_path / "red.png")):  # nothing to change
+        assert with_absolute_paths(make_spec({"task": "inversion", "task.image": image})).task_config.image == image
+    inside = with_absolute_paths(make_spec({"task": "inversion", "task.image": "red.png", "task.data_dir": "sub"}))
+    assert (inside.task_config.image, inside.task_config.data_dir) == ("red.png", str(tmp_path / "sub"))
+
+
 def test_recorded_paths_keep_builtin_names_expand_home_and_outputs_may_go_beside_split_files(tmp_path, monkeypatch):
     """Three false refusals of the absolute-path and data-folder checks: a folder named like a
     built-in model beside the user turned the name into that (empty) folder's path; '~/models/x'

@@ -177,6 +177,39 @@ def test_train_with_a_nan_reward_writes_what_it_computed_as_failed(tiny_setup, t
     assert pd.read_parquet(out / "history.parquet")["step"].tolist() == [1, 2, 3]
 
 
+def test_train_that_runs_out_of_memory_or_crashes_midway_writes_what_it_computed(tiny_setup, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """An allocation that fails at step 3 (a size setting the machine cannot hold) and a bug that
+    raises at step 3: either way --out holds steps 1-2 as a failed run. The first is one line
+    naming the size; the second keeps its traceback, for the bug report."""
+    from pinbench.cli import main
+    from pinbench.methods.rl.trainer import RLMethod
+
+    original, calls, error = RLMethod.train_rewards, [], []
+
+    def train_rewards(self, texts):
+        calls.append(1)
+        if len(calls) == 3:
+            raise error[0]
+        return original(self, texts)
+
+    monkeypatch.setattr(RLMethod, "train_rewards", train_rewards)
+    error.append(RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                              "memory: you tried to allocate 4000000000000 bytes. Error code 12"))
+    assert main(train_argv(tiny_setup, tmp_path / "oom", steps=6)) == 1
+    assert "error: out of memory allocating 4,000,000,000,000 bytes: a size setting" in capsys.readouterr().out
+    calls.clear()
+    error[0] = ValueError("a bug at step 3")
+    with pytest.raises(ValueError, match="a bug at step 3"):
+        main(train_argv(tiny_setup, tmp_path / "bug", steps=6))
+    for out, message in ((tmp_path / "oom", "out of memory allocating 4,000,000,000,000 bytes"),
+                         (tmp_path / "bug", "a bug at step 3")):
+        trials = pd.read_parquet(out / "trials.parquet")
+        assert trials.loc[0, "status"] == "failed" and trials.loc[0, "steps"] == 2
+        assert trials.loc[0, "error"].startswith(message)
+        assert pd.read_parquet(out / "history.parquet")["step"].tolist() == [1, 2]
+
+
 def test_a_diverged_q_network_fails_the_run_naming_the_cause_and_keeps_the_steps_done(tiny_setup, tmp_path, capsys,
                                                                                       monkeypatch):
     """Q values that become NaN while prompts are sampled (an lr or alpha too large for the run):

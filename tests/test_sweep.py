@@ -1,6 +1,7 @@
 """Sweeps on a local Ray with tiny models (the models are saved as local directories)."""
 
 import glob
+import os
 import importlib.util
 import pickle
 import re
@@ -367,6 +368,33 @@ def test_resources_a_local_ray_would_lack_are_refused_before_it_starts(monkeypat
     assert "_system_config" not in inits[-1] and local_ray_settings(None) == {}
 
 
+def test_a_local_ray_starts_with_a_relative_data_root_made_absolute(monkeypatch, tiny_setup, tmp_path):
+    """Tune runs each trial in its trial directory: a relative PINBENCH_DATA_DIR reaches the
+    workers of the local Ray the sweep starts (they inherit its environment) as the folder it
+    named where the sweep started; the driver's own environment is left as it was."""
+    import ray
+
+    from pinbench.sweep import run_sweep
+
+    seen = []
+
+    def init(*args, **kwargs):
+        seen.append(os.environ.get("PINBENCH_DATA_DIR"))
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PINBENCH_DATA_DIR", "data")
+    model_dir, spec = tiny_setup
+    suite = load_suite(write_suite(tmp_path / "tiny.yaml", model_dir, spec))
+    with pytest.raises(AssertionError, match="Ray started"):
+        run_sweep(suite, results_dir=tmp_path / "results", num_cpus=2)
+    assert seen == [str(tmp_path / "data")] and os.environ["PINBENCH_DATA_DIR"] == "data"
+
+
 def test_tracker_params_are_the_grid_point_and_trial_id():
     from pinbench.trackers import tracker_params
 
@@ -433,12 +461,16 @@ def ray_local():
 
 @pytest.mark.slow
 def test_two_trial_sweep_writes_the_store_prints_one_line_per_report_and_logs_to_tensorboard(
-        ray_local, tiny_setup, tmp_path, capfd, caplog):
+        ray_local, tiny_setup, tmp_path, capfd, caplog, monkeypatch):
     """One sweep, every product of it: the console, Tune's checkpoints, the store, and (where
     tensorboardX is installed) a TensorBoard run per trial with the grid values as hparams, the
-    one-valued ``alpha`` among them (it is not a console column: it does not vary)."""
+    one-valued ``alpha`` among them (it is not a console column: it does not vary). The suite
+    names its model and dataset file relative to where the sweep starts: the trials, which run in
+    Tune's trial directories, read them, and the store records them as absolute paths."""
     model_dir, spec = tiny_setup
-    suite_file = write_suite(tmp_path / "tiny.yaml", model_dir, spec, grid="{seed: [0, 1], alpha: [0.5]}")
+    monkeypatch.chdir(tmp_path)
+    suite_file = write_suite(tmp_path / "tiny.yaml", os.path.relpath(model_dir), os.path.relpath(spec),
+                             grid="{seed: [0, 1], alpha: [0.5]}")
     suite = load_suite(suite_file)
     tensorboard = importlib.util.find_spec("tensorboardX") is not None
     capfd.readouterr()
@@ -471,6 +503,8 @@ def test_two_trial_sweep_writes_the_store_prints_one_line_per_report_and_logs_to
     assert sorted(trials["run.seed"]) == [0, 1]
     assert {"best_prompt", "best_token_ids", "dev_accuracy", "test_accuracy", "wall_time_s"} <= set(trials.columns)
     assert (trials["suite"] == "tiny").all()
+    assert set(trials["method.policy_lm"]) == set(trials["task.task_lm"]) == {str(model_dir)}
+    assert set(trials["task.dataset_file"]) == {str(spec)}
     assert (trials["wall_time_s"] > 0).all() and (trials["steps"] == 4).all()
     assert history.groupby("trial_id")["step"].apply(list).tolist() == [[1, 2, 3, 4]] * 2
     assert (prompts.groupby("trial_id")["source"].apply(lambda s: (s == "best").sum()) == 1).all()
@@ -484,11 +518,15 @@ def test_two_trial_sweep_writes_the_store_prints_one_line_per_report_and_logs_to
 
 
 @pytest.mark.slow
-def test_an_inversion_suite_grids_pin_and_pez_over_images(ray_local, tiny_setup, tiny_clip_dir, image_dir, tmp_path):
-    """Grid blocks with different methods' fields, a grid over target images, through Ray."""
+def test_an_inversion_suite_grids_pin_and_pez_over_images(ray_local, tiny_setup, tiny_clip_dir, image_dir, tmp_path,
+                                                          monkeypatch):
+    """Grid blocks with different methods' fields, a grid over target images, through Ray. PIN's
+    image is a name in ``task.data_dir``; PEZ's are files of the folder the sweep starts in, which
+    the trials (in Tune's trial directories) read and the store records as absolute paths."""
     from pinbench.sweep import run_sweep
 
     model_dir, _ = tiny_setup
+    monkeypatch.chdir(image_dir)
     suite_file = tmp_path / "inv.yaml"
     suite_file.write_text(textwrap.dedent(f"""\
         name: inv
@@ -500,16 +538,17 @@ def test_an_inversion_suite_grids_pin_and_pez_over_images(ray_local, tiny_setup,
             method.mlp_hidden: [16]
             method.replay_batch: [32]
             task.image: [red.png]
+            task.data_dir: ["{image_dir}"]
           - preset: [pez]
             method.prompt_length: [3]
             task.image: [red.png, stripes.png]
         """))
-    suite = load_suite(suite_file, {"task.data_dir": str(image_dir)})
+    suite = load_suite(suite_file)
     run_sweep(suite, results_dir=tmp_path / "results", verbose=0)
     trials = pd.read_parquet(tmp_path / "results" / "inv" / "trials.parquet")
     assert (trials["status"] == "completed").all() and len(trials) == 3
     assert sorted(zip(trials["preset"], trials["task.image"])) == [
-        ("pez", "red.png"), ("pez", "stripes.png"), ("pin", "red.png")]
+        ("pez", str(image_dir / "red.png")), ("pez", str(image_dir / "stripes.png")), ("pin", "red.png")]
     assert set(trials["dataset"]) == {"targets"} and trials["test_reward"].notna().all()
     # the same targets, re-scored from text (in another batch: float rounding only)
     assert np.allclose(trials["train_reward"], trials["test_reward"], atol=1e-5)

@@ -157,6 +157,14 @@ class Task:
     """What ``pinbench datasets`` and reports call the task ("few-shot classification"); default: its name."""
 
     @classmethod
+    def local_path_values(cls, values: dict) -> dict:
+        """Settings of this task (``values``: a spec's dotted keys, generic path fields already
+        absolute) that name existing files relative to the working directory but are not plain
+        ``*_dir``/``*_file``/``*_model`` fields (``pinbench.run.absolute_path_values``), made
+        absolute; only the changed keys. Default: none."""
+        return {}
+
+    @classmethod
     def eval_flag_fields(cls) -> dict[str, str]:
         """``pinbench eval``'s shared flags whose task field has another name (flag -> field);
         every other flag sets the field of its own name."""

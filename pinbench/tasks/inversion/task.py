@@ -14,6 +14,7 @@ only fools the reward's encoder shows there), and its CLIP token count.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -141,6 +142,19 @@ class Inversion(Task):
     def check_data(cls, config: InversionConfig, run, splits=None) -> None:
         for path in image_paths(config.image, config.data_dir):
             read_image(path)
+
+    @classmethod
+    def local_path_values(cls, values: dict) -> dict:
+        """``task.image`` entries that are files relative to the working directory (read there
+        first when ``data_dir`` is unset), made absolute: elsewhere (a trial's directory, a report
+        run from another folder) the same name would find another file or a Lexica image."""
+        image = values.get("task.image")
+        if not isinstance(image, str) or values.get("task.data_dir") is not None:
+            return {}
+        entries = [e.strip() for e in image.split(",")]
+        absolute = [os.path.abspath(os.path.expanduser(e)) if e and Path(e).expanduser().is_file()
+                    and not Path(e).is_absolute() else e for e in entries]
+        return {} if absolute == entries else {"task.image": ",".join(absolute)}
 
     @classmethod
     def build(cls, config: InversionConfig, run) -> "Inversion":
