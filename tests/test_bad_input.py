@@ -1067,6 +1067,79 @@ def _():
         """)]
 
 
+@case("dataset-name-not-string")
+def _():
+    return ["datasets", "--dataset-file", write("reviews.yaml", """\
+        yes:
+          verbalizers: [" bad", " good"]
+          template: "{input} {prompt} {mask} ."
+        """)]
+
+
+@case("dataset-name-empty")
+def _():
+    return ["datasets", "--dataset-file", write("reviews.yaml", """\
+        "":
+          verbalizers: [" bad", " good"]
+          template: "{input} {prompt} {mask} ."
+        """)]
+
+
+@case("dataset-path-no-split")
+def _():
+    return ["datasets", "--dataset-file", write("reviews.yaml", """\
+        reviews:
+          verbalizers: [" bad", " good"]
+          template: "{input} {prompt} {mask} ."
+          path: "{name}/16-{split_seed}/test.tsv"
+        """)]
+
+
+@case("dataset-template-format-spec")
+def _():
+    return ["datasets", "--dataset-file", write("reviews.yaml", """\
+        reviews:
+          verbalizers: [" bad", " good"]
+          template: "{input!r} {prompt} {mask} ."
+        """)]
+
+
+@case("dataset-verbalizer-empty")
+def _():
+    return ["datasets", "--dataset-file", write("reviews.yaml", """\
+        reviews:
+          verbalizers: ["", " good"]
+          template: "{input} {prompt} {mask} ."
+        """)]
+
+
+@case("dataset-text-is-label-column")
+def _():
+    return ["datasets", "--dataset-file", write("reviews.yaml", """\
+        reviews:
+          verbalizers: [" bad", " good"]
+          template: "{input} {prompt} {mask} ."
+          text_column: label
+        """)]
+
+
+@case("dataset-file-is-directory")
+def _():
+    Path("reviews.yaml").mkdir()
+    return ["datasets", "--dataset-file", "reviews.yaml"]
+
+
+@case("dataset-defined-twice")
+def _(tiny_lm_dir):
+    reviews()
+    write("more.yaml", """\
+        reviews:
+          verbalizers: [" bad", " good"]
+          template: "{input} {prompt} {mask} ."
+        """)
+    return evaluate(tiny_lm_dir, "--dataset-file", "more.yaml")
+
+
 @case("dataset-label-names-repeated")
 def _():
     return ["datasets", "--dataset-file", write("reviews.yaml", """\
@@ -1125,6 +1198,38 @@ def _(tiny_lm_dir, monkeypatch):
 def _(tiny_lm_dir):
     reviews()
     return evaluate(tiny_lm_dir, "--split-seed", "13")
+
+
+@case("split-file-is-directory")
+def _(tiny_lm_dir):
+    reviews()
+    Path("data/reviews/16-5/test.tsv").unlink()
+    Path("data/reviews/16-5/test.tsv").mkdir()
+    return evaluate(tiny_lm_dir)
+
+
+@case("tsv-named-text-column-missing")
+def _(tiny_lm_dir):
+    reviews()
+    write("reviews.yaml", """\
+        reviews:
+          verbalizers: [" bad", " good", " okay"]
+          template: "{input} {prompt} {mask} ."
+          text_column: review
+        """)
+    return evaluate(tiny_lm_dir)
+
+
+@case("tsv-text-is-label-column")
+def _(tiny_lm_dir):
+    reviews()
+    write("reviews.yaml", """\
+        reviews:
+          verbalizers: [" bad", " good", " okay"]
+          template: "{input} {prompt} {mask} ."
+          label_column: sentence
+        """)
+    return evaluate(tiny_lm_dir)
 
 
 @case("tsv-broken-row")

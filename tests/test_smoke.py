@@ -314,3 +314,31 @@ def test_gpu_shape_script_dry_run(tmp_path):
     assert doc["projection"]["paper-inversion"]["measured_setups"] == "2/2"
     by = next(e for e in doc["setups"] if e["suite"] == "paper-fsc" and e["method"] == "rl")["step_s_by_dataset"]
     assert by["yahoo"] > by["agnews"] > by["sst-2"]  # 10, 4 and 2 classes of 16 examples
+
+
+def test_smoke_data_never_overwrites_the_users_split_files(tmp_path):
+    """A path pattern with enough '..' to reach the filesystem's root names the same files from the
+    smoke run's work folder as from the data folder: the trimmed copies would overwrite the user's
+    splits. The smoke trial reads those full splits instead, and the files stay as they were."""
+    from pinbench.run import make_spec
+    from pinbench.tasks.classification.task import FewShotClassification
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = "sentence\tlabel\n" + "".join(f"real row {i}\t{i % 2}\n" for i in range(7))
+    for split in ("train", "dev", "test"):
+        (data / f"{split}.tsv").write_text(rows)
+    up = "../" * (len(tmp_path.parts) + 4)  # more than any folder's depth: '..' stops at '/'
+    (tmp_path / "mine.yaml").write_text(textwrap.dedent(f"""\
+        mine:
+          verbalizers: [" bad", " good"]
+          template: "{{input}} {{prompt}} {{mask}} ."
+          path: "{up}{str(data).lstrip('/')}/{{split}}.tsv"
+        """))
+    spec = make_spec({"task.dataset": "mine", "task.dataset_file": str(tmp_path / "mine.yaml")})
+    work = tmp_path / "work"
+    work.mkdir()
+    overrides, notes = FewShotClassification.smoke_settings(spec.task_config, spec.run, work)
+    assert overrides == {} and notes == ["mine: full splits (its path pattern leaves the data folder)"]
+    assert [(data / f"{s}.tsv").read_text() for s in ("train", "dev", "test")] == [rows] * 3
+    assert not any(work.rglob("*.tsv"))

@@ -144,6 +144,12 @@ def _template_fields(template: str) -> list[str]:
 PATH_FIELDS = ("name", "split_seed", "split")  # what a dataset's ``path`` pattern may hold
 
 
+def _formatted_fields(pattern: str) -> list[str]:
+    """The placeholders of ``pattern`` written with a format or conversion (``{split:d}``, ``{input!r}``)."""
+    return [f"{{{f}{'!' + c if c else ''}{':' + spec if spec else ''}}}"
+            for _, f, spec, c in string.Formatter().parse(pattern) if f is not None and (spec or c)]
+
+
 def parse_spec(name: str, raw: object, source: str) -> DatasetSpec:
     """Validate one registry entry into a ``DatasetSpec``; errors name the dataset, key and source."""
     where = f"dataset '{name}' in {source}"
@@ -168,6 +174,16 @@ def parse_spec(name: str, raw: object, source: str) -> DatasetSpec:
             raise ConfigError(f"{where}: '{key}' must be a string, got {values[key]!r}")
     if len(values["verbalizers"]) < 2:
         raise ConfigError(f"{where}: 'verbalizers' needs at least two classes")
+    for key in ("verbalizers", "causal_verbalizers"):
+        blank = [w for w in values.get(key) or () if not w.strip()]
+        if blank:  # no token to score: found only once a model has loaded
+            raise ConfigError(f"{where}: '{key}' has an empty word {blank[0]!r}; each class needs a word")
+    for key in ("text_column", "label_column"):
+        if key in values and values[key] is not None and not values[key].strip():
+            raise ConfigError(f"{where}: '{key}' is empty; name a column of the split files, or leave it out")
+    if values.get("text_column") is not None and values["text_column"] == values.get("label_column", "label"):
+        raise ConfigError(f"{where}: 'text_column' and 'label_column' are both '{values['text_column']}': "
+                          "the model would read the labels")
     for key in ("verbalizers", "label_names"):
         if values.get(key) is not None and len(set(values[key])) != len(values[key]):
             raise ConfigError(f"{where}: '{key}' has a repeated {'word' if key == 'verbalizers' else 'name'}: "
@@ -190,6 +206,10 @@ def parse_spec(name: str, raw: object, source: str) -> DatasetSpec:
                 f"{where}: '{key}' {values[key]!r} must contain each of {{input}}, {{prompt}}, "
                 f"{{mask}} exactly once and nothing else in braces (found {fields})"
             )
+        specs = _formatted_fields(values[key])
+        if specs:  # rendering replaces the placeholders whole: a format or conversion would be ignored
+            raise ConfigError(f"{where}: '{key}' {values[key]!r}: placeholders take no format or conversion "
+                              f"({', '.join(specs)}); write them bare, as {{input}}")
     if values.get("path") is not None:
         try:
             unknown = sorted(set(_template_fields(values["path"])) - set(PATH_FIELDS))
@@ -198,11 +218,13 @@ def parse_spec(name: str, raw: object, source: str) -> DatasetSpec:
         if unknown:
             raise ConfigError(f"{where}: 'path' {values['path']!r} has unknown placeholder(s) {unknown}; "
                               f"it may use {', '.join('{' + f + '}' for f in PATH_FIELDS)}")
-        specs = [f"{{{f}{'!' + c if c else ''}{':' + spec if spec else ''}}}"
-                 for _, f, spec, c in string.Formatter().parse(values["path"]) if f is not None and (spec or c)]
+        specs = _formatted_fields(values["path"])
         if specs:  # {split:d} fails when read, {split_seed:x} reads another folder
             raise ConfigError(f"{where}: 'path' {values['path']!r}: placeholders take no format or conversion "
                               f"({', '.join(specs)}); write them bare, as {{split_seed}}")
+        if "split" not in _template_fields(values["path"]):
+            raise ConfigError(f"{where}: 'path' {values['path']!r} has no {{split}}: train, dev and test would be "
+                              "one file (the prompt chosen and reported on its own training data)")
     causal = values.get("causal_template")
     if causal is not None and _template_fields(causal)[-1] != "mask":
         raise ConfigError(f"{where}: 'causal_template' {causal!r} must end with {{mask}} (the next token)")
@@ -224,7 +246,14 @@ def _parse_registry(text: str, source: str) -> dict[str, DatasetSpec]:
         raise ConfigError(f"{source} is not valid YAML: {yaml_error_line(exc)}") from None
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{source}: expected a mapping of dataset name -> settings")
-    return {str(name): parse_spec(str(name), entry, source) for name, entry in raw.items()}
+    for name in raw:
+        if not isinstance(name, str):  # yes/no/on/off, ~ and numbers are YAML's booleans, null and numbers
+            raise ConfigError(f"{source}: dataset name {name!r} ({type(name).__name__}) must be a string; quote it")
+        if not name.strip() or name in (".", "..") or any(c in name for c in "/\\") \
+                or not name.isprintable():
+            raise ConfigError(f"{source}: dataset name {name!r} must be a non-empty name without '/', '\\' or "
+                              "control characters (it is a folder of the data layout and a column of results)")
+    return {name: parse_spec(name, entry, source) for name, entry in raw.items()}
 
 
 def builtin_datasets() -> dict[str, DatasetSpec]:
@@ -248,7 +277,8 @@ def load_dataset_file(path: str | Path, register: bool = True) -> dict[str, Data
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise ConfigError(f"dataset file '{path}' does not exist")
+        raise ConfigError(f"dataset file '{path}' " + ("is a directory; give a dataset YAML file" if path.is_dir()
+                          else "is not a regular file" if path.exists() else "does not exist"))
     specs = _parse_registry(read_utf8(path, "dataset file"), str(path))
     resolved = {}
     for name, spec in specs.items():
@@ -264,6 +294,19 @@ def load_dataset_file(path: str | Path, register: bool = True) -> dict[str, Data
                                   "(a run's results name the dataset, and must not mix with the built-in's)")
         registry().update(resolved)
     return resolved
+
+
+def load_dataset_files(paths) -> None:
+    """Register the datasets of every file (``--dataset-file`` given more than once); a name that
+    two of the files define is an error naming both, not the one that happens to be read last."""
+    defined: dict[str, Path] = {}
+    for path in paths:
+        for name in load_dataset_file(path):
+            here = Path(path).expanduser().resolve()
+            if name in defined and defined[name] != here:
+                raise ConfigError(f"dataset '{name}' is defined in both '{defined[name]}' and '{here}'; "
+                                  "give each definition its own name")
+            defined[name] = here
 
 
 def get_dataset(name: str) -> DatasetSpec:
@@ -289,12 +332,14 @@ def read_split(spec: DatasetSpec | str, split: str, split_seed: int = 13,
         root = explicit_folder("few-shot", data_dir) if data_dir is not None else spec.data_dir
         if root is not None and not Path(spec.path).is_absolute() and not Path(root).is_dir():
             raise DataError(f"dataset '{spec.name}': data directory '{root}' does not exist")
-        raise DataError(f"dataset '{spec.name}': split file '{file}' does not exist")
+        what = "is a directory" if file.is_dir() else "is not a regular file" if file.exists() else "does not exist"
+        raise DataError(f"dataset '{spec.name}': split file '{file}' {what}")
     # Quotes are text (SST has unbalanced ones); a file whose lines only parse with CSV quoting (a
     # quoted field holding a tab, as in dbpedia) is read with quoting, line by line, exactly.
     columns, rows = read_tsv_rows(file, f"dataset '{spec.name}': split file", "auto", DataError)
     # The preferred column first, then the LM-BFF names (agnews train says `text`, test `sentence`).
-    candidates = ([spec.text_column] if spec.text_column else []) + ["sentence", "text"]
+    # A column the dataset names is the only one read: a typo must not read another column.
+    candidates = [spec.text_column] if spec.text_column else ["sentence", "text"]
     text_col = next((c for c in candidates if c in columns), None)
     if text_col is None:
         raise DataError(f"dataset '{spec.name}': '{file}' has no text column "
@@ -302,6 +347,9 @@ def read_split(spec: DatasetSpec | str, split: str, split_seed: int = 13,
     if spec.label_column not in columns:
         raise DataError(f"dataset '{spec.name}': '{file}' has no label column "
                         f"'{spec.label_column}' (columns: {columns})")
+    if text_col == spec.label_column:  # label_column 'sentence' with the text read from 'sentence'
+        raise DataError(f"dataset '{spec.name}': '{file}': the text column '{text_col}' is the label column; "
+                        "set text_column to the column of the texts")
     if not rows:
         raise DataError(f"dataset '{spec.name}': split file '{file}' has a header but no examples")
     t, y_at = columns.index(text_col), columns.index(spec.label_column)

@@ -11,7 +11,7 @@ from ...fields import require
 from ...registry import TASKS
 from ..base import DatasetInfo, EvalTable, Metric, Task
 from ...errors import ConfigError
-from .data import DatasetSpec, Split, get_dataset, load_dataset_file, read_split
+from .data import DatasetSpec, Split, get_dataset, load_dataset_file, load_dataset_files, read_split
 from .published import DATASET_TITLES, SOURCE as PUBLISHED_SOURCE, published_rows
 
 if TYPE_CHECKING:  # torch and the scorer are imported where they are used (tasks/base.py says why)
@@ -230,8 +230,7 @@ class FewShotClassification(Task):
     @classmethod
     def eval_values(cls, flags: dict) -> dict:
         """The shared flags; every ``--dataset-file`` is registered (the first is the task's own)."""
-        for f in flags.get("dataset_file") or ():
-            load_dataset_file(f)
+        load_dataset_files(flags.get("dataset_file") or ())
         return super().eval_values(flags)
 
     @classmethod
@@ -276,8 +275,7 @@ class FewShotClassification(Task):
     def list_datasets(cls, dataset_files=()) -> list[DatasetInfo]:
         from .data import registry
 
-        for f in dataset_files:
-            load_dataset_file(f)
+        load_dataset_files(dataset_files)
         return [DatasetInfo(name, f"{spec.num_classes:2d} classes  {spec.template!r:32s} {list(spec.verbalizers)}",
                             f"user dataset, files under {spec.data_dir}" if spec.data_dir else None)
                 for name, spec in sorted(registry().items())]
@@ -336,6 +334,12 @@ class FewShotClassification(Task):
         if Path(spec.path).is_absolute():
             return {}, [f"{spec.name}: full splits (its path pattern is absolute)"]
         root, per_class, made_up = workdir / "few-shot", max(2, config.demonstrations + 1), []
+        files = {split: root / spec.path.format(name=spec.name, split_seed=config.split_seed, split=split)
+                 for split in SPLITS}
+        if not all(f.resolve().is_relative_to(root.resolve()) for f in files.values()):
+            # '../../..' in the pattern reaches the same files from the work folder as from the
+            # data folder: the copies would overwrite the user's own splits
+            return {}, [f"{spec.name}: full splits (its path pattern leaves the data folder)"]
         for split in SPLITS:
             try:
                 examples = read_split(spec, split, config.split_seed, config.data_dir).examples
@@ -346,7 +350,7 @@ class FewShotClassification(Task):
                 texts = [e.text for e in examples if e.label == label][:per_class]
                 texts += [f"made-up example {i} of class {label} ." for i in range(per_class - len(texts))]
                 rows += [f"{t.replace(chr(9), ' ')}\t{label}" for t in texts]
-            file = root / spec.path.format(name=spec.name, split_seed=config.split_seed, split=split)
+            file = files[split]
             file.parent.mkdir(parents=True, exist_ok=True)
             file.write_text(f"{spec.text_column or 'sentence'}\t{spec.label_column}\n" + "\n".join(rows) + "\n",
                             encoding="utf-8")
