@@ -211,7 +211,12 @@ def make_spec(values: dict, where: str = "config", *, from_strings: bool = False
     names = {"task": task, "method": method}
     chosen: dict[str, dict] = {s: {} for s in SECTIONS}
     for key, value in (preset.values_for(task, where) if preset else {}).items():
-        section, name = resolve_key(key, sections, f"preset '{preset_name}'", names)
+        try:
+            section, name = resolve_key(key, sections, f"preset '{preset_name}'", names)
+        except ConfigError:  # the user never wrote the key: the recipe does not fit this task
+            raise ConfigError(f"{where}: preset '{preset_name}' sets '{key}', which task '{task}' and method "
+                              f"'{method}' do not have: the preset is not a recipe for task '{task}'; pick "
+                              "another preset, or leave it out and set the fields") from None
         chosen[section][name] = value
     for key, value in values.items():
         section, name = resolve_key(key, sections, where, names)

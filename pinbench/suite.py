@@ -248,9 +248,14 @@ def _parse_search(source: str, raw, base: RunSpec, max_trials: int = 100_000) ->
         if kind == "choice":
             if not isinstance(dist["values"], list) or not dist["values"]:
                 raise ConfigError(f"{source}: search.space.{name}.values: a non-empty list is required")
+            made: dict[str, object] = {}
             for v in dist["values"]:
                 check_value(sections[section], field_name, v, f"{source}: search.space.{name}")
-                base.with_values({f"{section}.{field_name}": v}, f"{source}: search.space.{name}")
+                key = config_hash(base.with_values({f"{section}.{field_name}": v}, f"{source}: search.space.{name}"))
+                if key in made:  # 0 twice, or 1 and 1.0: one trial under two ids, or one row for two samples
+                    raise ConfigError(f"{source}: search.space.{name}.values: {made[key]!r} and {v!r} are the same "
+                                      "setting; list each value once")
+                made[key] = v
         else:
             for bound in ("low", "high"):
                 value = dist[bound]
@@ -303,8 +308,9 @@ def _parse_scheduler(source: str, raw) -> Scheduler:
     if raw.get("mode", "max") not in ("max", "min"):
         raise ConfigError(f"{source}: scheduler.mode: expected max or min, got {raw['mode']!r}")
     for key in ("grace_period", "reduction_factor", "max_t"):
-        if key in raw and raw[key] is not None and (not isinstance(raw[key], int) or isinstance(raw[key], bool)
-                                                    or raw[key] < 1):
+        # max_t alone may be null (no cap); a null grace period or factor reached Ray's assertions
+        if key in raw and (raw[key] is not None or key != "max_t") and \
+                (not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 1):
             raise ConfigError(f"{source}: scheduler.{key}: expected an integer >= 1, got {raw[key]!r}")
     if "metric" in raw:
         _metric_name(source, "scheduler", raw["metric"])
@@ -527,10 +533,17 @@ def _apply_extends(raw, path: Path, chain: tuple[Path, ...] = ()):
         raise ConfigError(f"{path}: extends: more than {MAX_EXTENDS_DEPTH} suites in the chain")
     parent = _apply_extends(_read_suite_file(parent_path), parent_path, chain)
     parent = _mapping(str(parent_path), "suite", parent, SUITE_KEYS)
+    if raw["name"] == parent.get("name"):
+        raise ConfigError(f"{path}: name: '{raw['name']}' is the name of the suite it extends ({parent_path}); "
+                          "give it its own (results are stored under the suite's name)")
     merged = {k: v for k, v in parent.items() if k != "extends"}
     for key, value in raw.items():
         if key == "extends":
             continue
+        if key in ("base", "resources", "search", "scheduler") and value is None and parent.get(key) is not None:
+            # 'base:' with every line commented out: merging nothing would have dropped the parent's
+            raise ConfigError(f"{path}: {key}: is empty (null); it would replace the whole {key} of "
+                              f"'{ref}': leave the key out to keep it, or give the settings to change")
         if key == "base" and isinstance(value, dict) and isinstance(parent.get("base"), dict):
             merged["base"] = _merge_base(parent["base"], value, str(path))
         elif key in ("resources", "search", "scheduler") and isinstance(value, dict) and \

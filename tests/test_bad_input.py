@@ -130,9 +130,10 @@ ROWS = ["the movie was great\t1", "i hated the plot\t0", "it is okay\t2", "fun f
 
 
 def reviews(rows=ROWS, header: str = "sentence\tlabel", verbalizers: str = '[" bad", " good", " okay"]',
-            test: str | bytes | None = None) -> None:
+            test: str | bytes | None = None, extra: str = "") -> None:
     """Dataset ``reviews`` in ``reviews.yaml``, its split seed 5 under ``data/`` (words of the tiny
-    models' vocabulary); ``test``: the test split's file content instead."""
+    models' vocabulary); ``test``: the test split's file content instead; ``extra``: one more
+    setting of the dataset (``"text_column: review"``)."""
     for split in ("train", "dev", "test"):
         content = "\n".join([header, *rows]) + "\n"
         write(f"data/reviews/16-5/{split}.tsv", test if split == "test" and test is not None else content)
@@ -140,7 +141,7 @@ def reviews(rows=ROWS, header: str = "sentence\tlabel", verbalizers: str = '[" b
         reviews:
           verbalizers: {verbalizers}
           template: "{{input}} {{prompt}} {{mask}} ."
-        """)
+        """ + (f"  {extra}\n" if extra else ""))
 
 
 def evaluate(model: str, *extra: str, data_dir: str = "data") -> list[str]:
@@ -211,6 +212,21 @@ def _():
 @case("suite-extends-not-string")
 def _():
     return sweep("extends: [quickstart]\n")
+
+
+@case("suite-extends-same-name")
+def _():
+    return ["sweep", write("bad.yaml", "name: quickstart\nextends: quickstart\nbase: {run.steps: 4}\n"), "--dry-run"]
+
+
+@case("suite-preset-wrong-task")
+def _():
+    return sweep("base: {preset: manual, task: inversion}\n")
+
+
+@case("suite-extends-null-base")
+def _():
+    return ["sweep", write("bad.yaml", "name: q2\nextends: quickstart\nbase:\n  # run.steps: 4\n"), "--dry-run"]
 
 
 @case("suite-unknown-key")
@@ -388,6 +404,11 @@ def _():
     return sweep("search:\n  num_samples: 4\n  space:\n    seed: {type: choice, values: [0, 1]}\n")
 
 
+@case("search-choice-repeated")
+def _():
+    return sweep("search:\n  num_samples: 2\n  space:\n    method.alpha: {type: choice, values: [1, 1.0]}\n")
+
+
 @case("search-bound-out-of-range")
 def _():
     return sweep("search:\n  space:\n    method.alpha: {type: uniform, low: -1.0, high: -0.5}\n")
@@ -436,6 +457,11 @@ def _():
 @case("scheduler-metric-not-a-name")
 def _():
     return sweep("scheduler:\n  metric: 5\n")
+
+
+@case("scheduler-null-grace-period")
+def _():
+    return sweep("base: {preset: pin}\nscheduler: {grace_period: null, max_t: 3}\n")
 
 
 @case("scheduler-metric-method-quantity")
@@ -1210,25 +1236,13 @@ def _(tiny_lm_dir):
 
 @case("tsv-named-text-column-missing")
 def _(tiny_lm_dir):
-    reviews()
-    write("reviews.yaml", """\
-        reviews:
-          verbalizers: [" bad", " good", " okay"]
-          template: "{input} {prompt} {mask} ."
-          text_column: review
-        """)
+    reviews(extra="text_column: review")
     return evaluate(tiny_lm_dir)
 
 
 @case("tsv-text-is-label-column")
 def _(tiny_lm_dir):
-    reviews()
-    write("reviews.yaml", """\
-        reviews:
-          verbalizers: [" bad", " good", " okay"]
-          template: "{input} {prompt} {mask} ."
-          label_column: sentence
-        """)
+    reviews(extra="label_column: sentence")
     return evaluate(tiny_lm_dir)
 
 
