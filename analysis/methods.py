@@ -36,7 +36,9 @@ def fmt_value(v) -> str:
         return "off"
     if isinstance(v, float) and v.is_integer():
         v = int(v)
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):  # short, unless that would give two settings one label
+        return f"{v:g}" if float(f"{v:g}") == v else repr(v)
+    return str(v)
 
 
 def _reference(method: str, preset: str | None, task: str) -> dict:

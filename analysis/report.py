@@ -155,6 +155,26 @@ def default_metric(trials: pd.DataFrame) -> str:
     return picks.pop()
 
 
+SETUP_SUFFIXES = ("_lm", "_model", "_classifier")  # the models a run uses (task.task_lm, method.policy_lm, ...)
+
+
+def mixed_setups(trials: pd.DataFrame) -> list[str]:
+    """A warning per table cell (method label x dataset) whose runs used different models or step
+    counts: a method label names the recipe, not the models, so such runs would be averaged as
+    seeds of one setting."""
+    columns = [c for c in trials.columns if c.startswith(("task.", "method.")) and c.endswith(SETUP_SUFFIXES)]
+    columns += [c for c in ("run.steps",) if c in trials.columns]
+    warnings = []
+    for (method, dataset), cell in trials.groupby(["method", "dataset"], sort=True):
+        differ = {c: sorted({str(v) for v in cell[c].dropna()}) for c in columns
+                  if cell[c].astype(str).nunique(dropna=False) > 1}
+        if differ:
+            what = "; ".join(f"{c}: {first_few(v)}" for c, v in differ.items())
+            warnings.append(f"{method} on {dataset}: the cell averages {len(cell)} runs of different settings "
+                            f"({what}); report them apart (--method-by, or one report per setting)")
+    return warnings
+
+
 def metric_direction(trials: pd.DataFrame, metric: str) -> str:
     """'higher' or 'lower' is better, from the trials' recorded selection mode for that metric."""
     name = metric.split("_", 1)[1] if "_" in metric else metric
@@ -208,6 +228,7 @@ def prepare(results: Results, options: ReportOptions) -> Prepared:
         trials = trials.assign(**{options.metric: values.where(finite)})
     trials["method_name"] = trials["method"]  # the registry name; "method" becomes the row label
     trials["method"] = label_methods(trials, options.method_by).to_numpy()
+    notes += mixed_setups(trials)
     methods = order_methods(trials["method"].tolist())
     baseline = _baseline(options.baseline, methods)
     nat = naturalness(results, options.naturalness, use_cache=options.use_cache)
@@ -319,7 +340,7 @@ def prompts_frame(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
             *[c for c in trials.columns if c.startswith(("dev_", "test_"))],
             *[c.key for c in NATURALNESS_COLUMNS if c.key in trials.columns]]
     frame = trials[[c for c in dict.fromkeys(cols) if c in trials.columns]]
-    frame = frame.sort_values(["method", metric], ascending=[True, False])
+    frame = frame.sort_values(["method", metric], ascending=[True, metric_direction(trials, metric) == "lower"])
     return frame.rename(columns={"task.split_seed": "split_seed", "run.seed": "seed"})
 
 
@@ -337,6 +358,7 @@ def _num(x, fmt: str = ".1f") -> str:
 
 def top_prompts_markdown(trials: pd.DataFrame, methods: list[str], metric: str, k: int) -> str:
     classes: dict[str, type[Task]] = {}
+    lower = metric_direction(trials, metric) == "lower"  # the best first, whichever way is better
 
     def where(row) -> str:  # the task's words after the dataset and split seed (an image)
         name = row.get("task")
@@ -348,7 +370,7 @@ def top_prompts_markdown(trials: pd.DataFrame, methods: list[str], metric: str, 
 
     lines = []
     for method in methods:
-        part = trials[trials["method"] == method].sort_values(metric, ascending=False).head(k)
+        part = trials[trials["method"] == method].sort_values(metric, ascending=lower).head(k)
         lines.append(f"**{method}**\n")
         for _, r in part.iterrows():
             acc = _pct(r[metric]) if metric.endswith("accuracy") else _num(r[metric], ".4f")

@@ -193,19 +193,23 @@ def ablation_table(frame: pd.DataFrame, param: str, columns: list[Column], *, er
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+# < > | in text print as other glyphs under pdflatex's default OT1 encoding (¡ ¿ —): math mode
 _LATEX_SYMBOLS = {"α": r"$\alpha$", "±": r"$\pm$", "†": r"$^\dagger$", "×": r"$\times$", "–": "--",
-                  "·": r"$\cdot$", "→": r"$\rightarrow$"}
+                  "·": r"$\cdot$", "→": r"$\rightarrow$", "<": r"$<$", ">": r"$>$", "|": r"$|$"}
 
 
 def latex_text(text: str) -> str:
-    """Escape text for pdflatex: specials escaped, known symbols as math, other non-ASCII as '?'."""
+    """Escape text for pdflatex: specials escaped, known symbols as math, other non-ASCII and
+    control characters (which stop pdflatex) as '?', a tab or line break as a space."""
     out = []
     for ch in str(text):
         if ch in _LATEX_SPECIALS:
             out.append(_LATEX_SPECIALS[ch])
         elif ch in _LATEX_SYMBOLS:
             out.append(_LATEX_SYMBOLS[ch])
-        elif ord(ch) > 127:
+        elif ch in "\t\n\r":
+            out.append(" ")
+        elif ord(ch) > 127 or ord(ch) < 32 or ord(ch) == 127:
             out.append("?")
         else:
             out.append(ch)

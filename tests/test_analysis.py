@@ -209,6 +209,9 @@ def test_method_labels_come_from_the_recorded_preset_and_its_changes():
     assert method_label(row("pin", top_k=5000)) == "pin top-k=5000"
     assert method_label(row("rlprompt", reward_scale=1.0)) == "rlprompt scale=1"
     assert method_label(row(regularizer="tsallis", q=1.2)) == "rl regularizer=tsallis q=1.2"
+    # two settings never share a label (6 significant digits made these one row, averaged)
+    assert method_label(row("pin", alpha=0.1234561)) == "pin α=0.1234561"
+    assert method_label(row("pin", alpha=0.1234564)) == "pin α=0.1234564"
     frame = pd.DataFrame([row("pin", alpha=0.3), row("pin", alpha=2.0)])
     assert label_methods(frame, ["alpha"]).tolist() == ["method.alpha=0.3", "method.alpha=2"]
     with pytest.raises(Exception, match="no such column"):
@@ -394,6 +397,11 @@ def test_latex_escapes_method_names():
     samples = pd.DataFrame({"row": ["sparse_tsallis 50%"], "column": ["x"], "value": [1.0]})
     tex = to_latex(summarise(samples, [Column("x", "a & b")], title="t"), "tab:x")
     assert "sparse\\_tsallis 50\\%" in tex and "a \\& b" in tex
+    # < > | print as other glyphs in OT1 text; a control character stops pdflatex
+    from pinbench.analysis.tables import latex_text
+
+    assert latex_text("p < 0.05 | a>b") == "p $<$ 0.05 $|$ a$>$b"
+    assert latex_text("bell\x07 tab\tline\nend\x7f") == "bell? tab line end?"
 
 
 def test_figures(store, tmp_path, tiny_lm_dir):
@@ -439,6 +447,35 @@ def test_figures(store, tmp_path, tiny_lm_dir):
     ppl = sst2[sst2["method"].isin(["pin", "pin α=0.5"])].groupby("method.alpha")["perplexity"].mean()
     assert perplexity.get_lines()[0].get_ydata() == pytest.approx(ppl.loc[[0.5, 1.0]].to_numpy())
     assert plots.ablation(report.trials, "method.q", columns) is None
+
+
+def test_a_cell_of_runs_with_different_models_or_steps_is_named_in_the_warnings(store, tmp_path, tiny_lm_dir):
+    """A method label names the recipe, not the models: runs of one preset with another task LM
+    (or step count) would be averaged as seeds of one setting. The report says which cell and
+    which settings; the seeds, split seeds and alpha rows of a clean store raise nothing."""
+    from pinbench.analysis.report import mixed_setups
+
+    trials = pd.read_parquet(store / "trials.parquet")
+    labelled = trials[trials["status"] == "completed"].assign(method=lambda t: label_methods(t).to_numpy())
+    assert mixed_setups(labelled) == []
+    first = trials.index[(trials["preset"] == "rlprompt") & (trials["dataset"] == "mr")][0]
+    trials.loc[first, "task.task_lm"] = "roberta-large"
+    trials.to_parquet(store / "trials.parquet", index=False)
+    report = build_report([store], tmp_path / "report", options(tiny_lm_dir))
+    assert [w for w in report.warnings if "averages" in w] == [
+        f"rlprompt on mr: the cell averages 2 runs of different settings (task.task_lm: "
+        f"{', '.join(sorted([tiny_lm_dir, 'roberta-large']))}); report them apart (--method-by, or one report per "
+        "setting)"]
+
+
+def test_top_prompts_come_best_first_when_lower_is_better():
+    from pinbench.analysis.report import top_prompts_markdown
+
+    trials = pd.DataFrame({"method": ["m", "m", "m"], "test_distance": [0.5, 0.1, 0.9],
+                           "best_prompt": ["middle", "best", "worst"], "dataset": "d", "run.seed": [0, 1, 2],
+                           "task": "classification", "selection_metric": "distance", "selection_mode": "min"})
+    text = top_prompts_markdown(trials, ["m"], "test_distance", 2)
+    assert text.index('"best"') < text.index('"middle"') and '"worst"' not in text
 
 
 @pytest.mark.slow
