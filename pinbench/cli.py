@@ -582,8 +582,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         import pandas as pd
 
-        from .sweep import describe
+        from .sweep import check_trial_devices, describe
 
+        check_trial_devices(suite)  # as the sweep itself would, before its table
         frame = describe(suite)
         table = Table(title=f"suite {suite.name}: {len(frame)} trial(s)"
                             + (f", Optuna search of {suite.search.num_samples} samples" if suite.search else ""))

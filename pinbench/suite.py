@@ -331,6 +331,9 @@ def parse_suite(raw, source: str = "<memory>", max_trials: int = MAX_TRIALS) -> 
     name = raw.get("name")
     if not isinstance(name, str) or not name or "/" in name:
         raise ConfigError(f"{source}: 'name' must be a non-empty string without '/', got {name!r}")
+    if name.startswith(("_", ".")):  # <results>/_ray holds Tune's checkpoints; a dot hides the store
+        raise ConfigError(f"{source}: 'name' {name!r} starts with '{name[0]}': the results directory keeps such "
+                          "names for itself (Tune's checkpoints in _ray); give another name")
     # the name is a directory of the results store and a prefix of every trial id (Parquet, Tune's
     # experiment folder, bucket keys): nothing a filesystem or an object store refuses or reads otherwise
     if name in (".", "..") or len(name.encode("utf-8")) > 100 or any(c in name for c in '\\:*?"<>|') or \

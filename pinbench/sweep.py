@@ -331,6 +331,19 @@ def check_trial_data(suite: Suite) -> None:
             raise type(exc)(f"{suite.source}: trial {name}: {exc}") from exc
 
 
+def check_trial_devices(suite: Suite) -> None:
+    """A trial on a CUDA device needs a GPU share in ``resources``: Ray hides the GPUs from a
+    trial that reserved none (every trial would fail on its device), and were they visible, the
+    trials would crowd GPUs that Ray counts as free."""
+    if suite.resources["gpu"] > 0:
+        return
+    for trial in suite.trials():
+        if trial.spec.run.device.startswith("cuda"):
+            raise ConfigError(f"{suite.source}: trial {trial.trial_id}: run.device is '{trial.spec.run.device}' but "
+                              "resources.gpu is 0; give each trial a GPU share (resources: {gpu: 1}, or 0.5 for two "
+                              "per GPU), or run on cpu")
+
+
 def _joins_cluster(address: str | None) -> bool | None:
     """Whether ``ray.init(address)`` joins a running cluster (``address``, ``RAY_ADDRESS``, or one
     started on this machine with ``ray start``) rather than starting a local Ray; None when Ray's
@@ -548,6 +561,7 @@ def run_sweep(suite: Suite, *, results_dir: str | Path = "results", storage: str
             restorable = False
         if check_data:
             check_trial_data(suite)
+        check_trial_devices(suite)
         started = not ray.is_initialized()
         if started and not wait_for_resources:
             # a local Ray to start: what it will have is known now, before seconds of start-up

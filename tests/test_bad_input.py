@@ -224,6 +224,16 @@ def _():
     return sweep("base: {preset: manual, task: inversion}\n")
 
 
+@case("suite-cuda-without-gpu")
+def _():
+    return sweep("base: {preset: pin, run.device: cuda}\nresources: {cpu: 1, gpu: 0}\n")
+
+
+@case("suite-name-reserved")
+def _():
+    return ["sweep", write("bad.yaml", "name: _ray\n"), "--dry-run"]
+
+
 @case("suite-extends-null-base")
 def _():
     return ["sweep", write("bad.yaml", "name: q2\nextends: quickstart\nbase:\n  # run.steps: 4\n"), "--dry-run"]
