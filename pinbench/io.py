@@ -216,6 +216,8 @@ def read_tsv_rows(path: Path, what: str, quoting: str = "auto",
         if "\r" in line:
             raise error(f"{what} '{path}' line {number}: a carriage return inside the line "
                         "(only \\n or \\r\\n end a line)")
+        if "\x00" in line:  # text never holds one: a binary file, or UTF-16 read as bytes
+            raise error(f"{what} '{path}' line {number}: a NUL byte (a binary file, or text saved as UTF-16?)")
         if line.strip(" "):  # a line of tabs is a row of empty fields (an error below), not a blank line
             lines.append((number, line))
     if not lines:

@@ -1281,6 +1281,12 @@ def _(tiny_lm_dir):
     return evaluate(tiny_lm_dir)
 
 
+@case("tsv-nul-byte")
+def _(tiny_lm_dir):
+    reviews(test="sentence\tlabel\nthe movie was great\t1\nbad\x00\x00 film\t0\n")
+    return evaluate(tiny_lm_dir)
+
+
 @case("tsv-no-label-column")
 def _(tiny_lm_dir):
     reviews(header="sentence\tsentiment")
