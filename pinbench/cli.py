@@ -395,6 +395,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise ConfigError(f"--set {key}: the flag --{flag} sets {key} too; give one")
     values = {"task": args.task, "plugins": args.plugin, **shared, **_flags_and_sets(_field_values(args), sets)}
     spec = make_spec(values, "pinbench eval", from_strings=True)
+    task_class.check_eval_outputs(spec.task_config, args.outputs, args.split)
     if args.predictions is not None:  # never over a file this command reads, nor into the data
         inputs = task_class.input_files(spec.task_config, [args.split])
         check_output_path(args.predictions, "--predictions", inputs=(*inputs, *args.outputs),

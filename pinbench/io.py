@@ -119,11 +119,13 @@ def name_too_long(exc: OSError) -> str:
             "this file system allows 255: choose a shorter name")
 
 
-def read_utf8(path: Path, what: str, error: type[Exception] = ConfigError) -> str:
+def read_utf8(path: Path, what: str, error: type[Exception] = ConfigError, newline: str | None = None) -> str:
     """A text file's contents; one that is not UTF-8 is an ``error`` naming it (``what``: "suite
-    file", ...) and the first bad byte, not a decoder traceback."""
+    file", ...) and the first bad byte, not a decoder traceback. ``newline``: as ``open``'s ("": line
+    ends as they are; None: \\r\\n and a lone \\r read as \\n)."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline=newline) as f:
+            return f.read()
     except UnicodeDecodeError as exc:
         raise error(f"{what} '{path}' is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
 

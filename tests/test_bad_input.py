@@ -1417,6 +1417,18 @@ def _():
             "--split", "test", "--outputs", "outputs"]
 
 
+@case("style-outputs-not-a-file")
+def _():
+    return ["eval", "--task", "style_transfer", "--dataset", "yelp", "--direction", "0_to_1", "--data-dir", "st",
+            "--split", "test", "--outputs", "/dev/null"]
+
+
+@case("style-template-format-spec")
+def _():
+    return ["eval", "--task", "style_transfer", "--dataset", "yelp", "--data-dir", "st", "--prompt", "x",
+            "--set", 'task.template={prompt} "{input:.0}" "']
+
+
 @case("eval-prompt-twice")
 def _(tiny_lm_dir):
     reviews()
@@ -1488,6 +1500,31 @@ def _():
     Path("targets").mkdir()
     Image.new("RGB", (8, 8), (200, 0, 0)).save("targets/red.png")
     return inversion("image=red,red.png") + ["--data-dir", "targets"]
+
+
+@case("image-named-twice-by-path")
+def _():
+    from PIL import Image
+
+    Path("targets").mkdir()
+    Image.new("RGB", (8, 8), (200, 0, 0)).save("targets/red.png")
+    return inversion(f"image=red.png,{Path('targets/red.png').resolve()}") + ["--data-dir", "targets"]
+
+
+@case("image-is-directory")
+def _():
+    Path("targets/red").mkdir(parents=True)
+    return inversion(f"image={Path('targets').resolve()}")
+
+
+@case("image-animated")
+def _():
+    from PIL import Image
+
+    Path("targets").mkdir()
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ((200, 0, 0), (0, 200, 0))]
+    frames[0].save("targets/blink.gif", save_all=True, append_images=frames[1:])
+    return inversion("image=blink.gif") + ["--data-dir", "targets"]
 
 
 @case("image-stem-ambiguous")

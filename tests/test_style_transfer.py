@@ -373,3 +373,32 @@ def test_an_outputs_file_splits_at_newlines_only(tmp_path):
     file = tmp_path / "outputs.txt"
     file.write_bytes("good food\u2028really\r\nbad\x0bservice\n\nlast\x1c one".encode())
     assert read_outputs(file) == ["good food\u2028really", "bad\x0bservice", "", "last\x1c one"]
+
+
+def test_outputs_files_are_read_exactly_and_counted_before_any_model_loads(yelp_dir, tmp_path, monkeypatch, capsys):
+    """An editor's byte-order mark is not part of the first output (it changed its perplexity and
+    went into --predictions); a lone carriage return is an error naming its line (it split one
+    output in two); a file with the wrong number of lines is refused before the task LM, the
+    content model and the style classifier load."""
+    from pinbench.cli import main
+    from pinbench.tasks.style_transfer.task import read_outputs
+
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes("\ufeffthe food was great .\r\nlovely staff .\n".encode())
+    assert read_outputs(bom) == ["the food was great .", "lovely staff ."]
+    lone = tmp_path / "cr.txt"
+    lone.write_bytes(b"the food was great\r .\nlovely staff .\n")
+    with pytest.raises(ConfigError, match=r"outputs file '.*cr\.txt' line 1: a carriage return inside the line"):
+        read_outputs(lone)
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("a model loaded before the outputs were counted")
+
+    monkeypatch.setattr(StyleTransfer, "build", classmethod(no_models))
+    two = tmp_path / "two.txt"
+    two.write_text("one\ntwo\n")
+    argv = ["eval", "--task", "style_transfer", "--dataset", "yelp", "--direction", "0_to_1", "--data-dir",
+            str(yelp_dir), "--split", "test", "--outputs", str(two)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (f"pinbench: error: outputs file '{two}' has 2 line(s) for 3 test inputs "
+                                               "of style transfer yelp 0_to_1: give one output per input, one per line")

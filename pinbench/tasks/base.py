@@ -201,6 +201,11 @@ class Task:
         return values
 
     @classmethod
+    def check_eval_outputs(cls, config, outputs: Sequence, split: str) -> None:
+        """``pinbench eval --outputs`` files against the task's data (``config``: its settings),
+        after the settings are read and before any model loads. Default: nothing to check."""
+
+    @classmethod
     def check_eval_request(cls, prompts: Sequence[str], outputs: Sequence, split: str) -> None:
         """Fail before any model loads when ``pinbench eval`` is asked for something the task cannot do."""
         if outputs and not cls.scores_outputs:

@@ -27,6 +27,9 @@ def read_image(path: str | Path):
     try:
         with Image.open(path) as image:
             width, height = image.size
+            if getattr(image, "n_frames", 1) > 1:  # which frame would be the target is a guess
+                raise DataError(f"target image '{path}' has {image.n_frames} frames (an animation); give a "
+                                "still image (one frame saved as PNG or JPEG)")
             if width * height > MAX_IMAGE_PIXELS:
                 raise DataError(f"target image '{path}' is {width} x {height} pixels, over the limit of "
                                 f"{MAX_IMAGE_PIXELS:,}; downscale it (CLIP sees 224 x 224)")

@@ -94,14 +94,20 @@ def image_paths(image: str, data_dir: str | Path | None) -> list[Path]:
             raise DataError(f"target image '{image.strip()}' is one file, but a comma separates images in "
                             "task.image: rename the file without the comma")
         if found is None:
+            folder = next((c for c in candidates if c.is_dir()), None)
+            if folder is not None:
+                raise DataError(f"target image '{folder}' is a directory; name an image file in it "
+                                "(or set task.data_dir to it and name the image)")
             if given.is_absolute():
                 raise DataError(f"target image '{entry}' does not exist")
             if data_dir is None:
                 raise not_found("inversion", entry, "lexica",
                                 f"target image '{entry}' (not in the working directory)")
             raise DataError(f"target image '{entry}' not found in {data_dir}")
-        if found in paths:  # 'red' and 'red.png': one target counted twice, weighed twice in the reward
-            raise DataError(f"target image '{found}' is named twice in task.image ('{image}'); name each image once")
+        same = next((p for p in paths if os.path.samefile(p, found)), None)  # 'red' and 'red.png', a path, a link
+        if same is not None:  # one target counted twice, weighed twice in the reward
+            raise DataError(f"target image '{found}' is named twice in task.image ('{image}'"
+                            + (f": also as '{same}'" if same != found else "") + "); name each image once")
         paths.append(found)
     if not paths:  # "," or "$A,$B" with both unset: a mean over no image is NaN
         raise DataError(f"task.image '{image}' names no image; give one or more names, separated by commas")

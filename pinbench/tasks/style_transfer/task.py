@@ -237,6 +237,17 @@ class StyleTransfer(Task):
         for file in outputs:  # readable text, before any model loads or prompt is sampled
             read_outputs(file)
 
+    @classmethod
+    def check_eval_outputs(cls, config: StyleTransferConfig, outputs, split: str) -> None:
+        """One output per test input in each file: counted before the models load (seconds on a
+        CPU, minutes at the papers' sizes)."""
+        if not outputs:
+            return
+        inputs = len(read_split(config.dataset, config.direction, split, config.data_dir, split_seed=config.split_seed,
+                                dev_size=config.dev_size, test_size=config.test_size).inputs)
+        for file in outputs:
+            _check_output_count(file, len(read_outputs(file)), inputs, config)
+
     def eval_table(self, prompts, outputs, split: str, progress=None) -> EvalTable:
         """Each prompt's best-of-n outputs, or each outputs file (another system's, one line per
         test input), with the paper's metrics; per-example outputs and judgements on test."""
@@ -245,10 +256,7 @@ class StyleTransfer(Task):
         data = self.split(split)
         given = {Path(f): read_outputs(f) for f in outputs}
         for file, lines in given.items():  # before the prompts' sampling, minutes on a CPU
-            if len(lines) != len(data.inputs):
-                raise ConfigError(f"outputs file '{file}' has {len(lines)} line(s) for {len(data.inputs)} test inputs "
-                                  f"of style transfer {self.config.dataset} {self.config.direction}: give one output "
-                                  "per input, one per line")
+            _check_output_count(file, len(lines), len(data.inputs), self.config)
         rows, frames = [], []
         for source in [*prompts, *outputs]:
             if isinstance(source, Path):
@@ -462,22 +470,36 @@ class StyleTransfer(Task):
 MAX_OUTPUTS_BYTES = 64 * 2 ** 20  # a test split's outputs are kilobytes
 
 
+def _check_output_count(file, lines: int, inputs: int, config: StyleTransferConfig) -> None:
+    if lines != inputs:
+        raise ConfigError(f"outputs file '{file}' has {lines} line(s) for {inputs} test inputs of style transfer "
+                          f"{config.dataset} {config.direction}: give one output per input, one per line")
+
+
 def read_outputs(path: str | Path) -> list[str]:
     """A file of outputs, one per line (``pinbench eval --outputs``); blank lines are empty outputs."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"outputs file '{file}' " + ("is a directory; give a file, one output per line"
-                                                        if file.is_dir() else "does not exist"))
+                                                        if file.is_dir() else "is not a regular file (a pipe or a "
+                                                        "device: it is read more than once); give a file"
+                                                        if file.exists() else "does not exist"))
     size = file.stat().st_size
     if size > MAX_OUTPUTS_BYTES:
         raise ConfigError(f"outputs file '{file}' is {size:,} bytes, over the {MAX_OUTPUTS_BYTES:,}-byte limit")
-    text = read_utf8(file, "outputs file")
+    text = read_utf8(file, "outputs file", newline="").removeprefix("\ufeff")  # an editor's byte-order mark
     # lines end at \n (or \r\n) only: str.splitlines would also split at U+2028, \x0b or \x1c inside
-    # an output and shift every later output against its input
+    # an output, and a lone \r (read as a line end by default) would, and shift every later output
+    # against its input
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return [line.removesuffix("\r").strip() for line in lines]
+    lines = [line.removesuffix("\r") for line in lines]
+    for number, line in enumerate(lines, start=1):
+        if "\r" in line:
+            raise ConfigError(f"outputs file '{file}' line {number}: a carriage return inside the line (only \\n "
+                              "or \\r\\n end a line)")
+    return [line.strip() for line in lines]
 
 
 def _smoke_settings(cls, config: StyleTransferConfig, run, workdir: Path) -> tuple[dict, list[str]]:

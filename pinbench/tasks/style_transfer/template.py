@@ -17,6 +17,11 @@ def check_template(template: str) -> None:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
         raise ConfigError(f"style-transfer template {template!r} is not a valid format string ({exc})") from exc
-    if sorted(set(fields)) != ["input", "prompt"] or any(f not in ("input", "prompt") for f in fields):
+    if sorted(fields) != ["input", "prompt"]:
         raise ConfigError(f"style-transfer template {template!r} must contain the fields {{prompt}} and "
-                          f"{{input}} and no others (it has {fields})")
+                          f"{{input}} once each and no others (it has {fields})")
+    specs = [f"{{{f}{'!' + c if c else ''}{':' + spec if spec else ''}}}"
+             for _, f, spec, c in string.Formatter().parse(template) if f is not None and (spec or c)]
+    if specs:  # {input:.0} rendered the input away: the model never saw it
+        raise ConfigError(f"style-transfer template {template!r}: fields take no format or conversion "
+                          f"({', '.join(specs)}); write them bare, as {{input}}")
