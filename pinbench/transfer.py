@@ -93,7 +93,7 @@ def run_transfer(paths: list[str | Path] | str | Path, task_lms: list[str], data
     that cannot score a dataset (a verbalizer word of several tokens) gives rows with ``skipped``.
     """
     from .models import guess_kind, load_model
-    from .run import make_spec
+    from .run import check_device_available, make_spec
     from .tasks.classification.data import load_dataset_file
 
     log = log or (lambda _msg: None)
@@ -110,10 +110,6 @@ def run_transfer(paths: list[str | Path] | str | Path, task_lms: list[str], data
     if write:  # a damaged transfer.parquet fails now, not after minutes of scoring
         for store, _ in stores:
             existing_transfer(store)
-    # Every named LM loads before anything is scored: a typo fails now, naming the model.
-    for lm in task_lms:
-        load_model(lm, task_lm_kind or guess_kind(lm), dtype=dtype, device=device, trust_remote_code=trust_remote_code)
-
     # One job per (trial, scoring LM): which LM (name, kind), and the task group it is scored in.
     jobs = []
     for store, trials in stores:
@@ -132,19 +128,33 @@ def run_transfer(paths: list[str | Path] | str | Path, task_lms: list[str], data
     groups: dict[tuple, list[dict]] = {}
     for job in jobs:
         groups.setdefault(job["group"], []).append(job)
+    # Each group's settings, the device and the data are checked first (a bad --batch-tokens,
+    # --data-dir or --device fails in a second); then every named LM loads before anything is
+    # scored: a typo fails now, naming the model.
+    check_device_available(device)
+    specs = {}
+    for group, members in groups.items():
+        dataset, split_seed, dataset_file, group_dir, _, kind = group
+        if dataset_file:
+            load_dataset_file(dataset_file)  # a missing file is an error naming it, not a skipped pair
+        spec = make_spec({"task": "classification", "task.dataset": dataset, "task.data_dir": group_dir,
+                          "task.dataset_file": dataset_file, "task.split_seed": split_seed,
+                          "task.task_lm": members[0]["scored_name"], "task.task_lm_kind": kind,
+                          "task.task_lm_dtype": dtype, "task.trust_remote_code": trust_remote_code,
+                          "task.bf16": bf16, "task.exact_eval": not bf16, "task.max_batch_tokens": batch_tokens,
+                          "run.device": device}, "pinbench transfer")
+        spec.task_class.check_data(spec.task_config, spec.run, [split])
+        specs[group] = spec
+    for lm in task_lms:
+        load_model(lm, task_lm_kind or guess_kind(lm), dtype=dtype, device=device, trust_remote_code=trust_remote_code)
 
     rows: list[dict] = []
     try:
-        for (dataset, split_seed, dataset_file, group_dir, key, kind), members in groups.items():
-            name = members[0]["scored_name"]
+        for group, members in groups.items():
+            dataset, split_seed, dataset_file, group_dir, key, kind = group
+            name, spec = members[0]["scored_name"], specs[group]
             if dataset_file:
-                load_dataset_file(dataset_file)  # a missing file is an error naming it, not a skipped pair
-            spec = make_spec({"task": "classification", "task.dataset": dataset, "task.data_dir": group_dir,
-                              "task.dataset_file": dataset_file, "task.split_seed": split_seed, "task.task_lm": name,
-                              "task.task_lm_kind": kind, "task.task_lm_dtype": dtype,
-                              "task.trust_remote_code": trust_remote_code, "task.bf16": bf16,
-                              "task.exact_eval": not bf16, "task.max_batch_tokens": batch_tokens,
-                              "run.device": device}, "pinbench transfer")
+                load_dataset_file(dataset_file)  # registered again: another group's file may define the name too
             # The model loads outside the try: a model that cannot load is an error, not a skip.
             load_model(name, kind, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
             skipped, n = None, None

@@ -192,6 +192,24 @@ def test_errors_name_the_model_and_the_store(stores, tmp_path):
         run_transfer([tmp_path / "no-such-store"], ["x"])
 
 
+def test_settings_data_and_device_are_checked_before_any_model_loads(stores, tmp_path, monkeypatch):
+    """A bad --batch-tokens, --data-dir or --device failed only after every --task-lm had loaded
+    (seconds each on a CPU, minutes at the papers' sizes)."""
+    import pinbench.models
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("a model loaded before the settings were checked")
+
+    monkeypatch.setattr(pinbench.models, "load_model", no_load)
+    with pytest.raises(PinbenchError, match="'max_batch_tokens' = 0 is invalid"):
+        run_transfer([stores], ["any-lm"], batch_tokens=0)
+    with pytest.raises(PinbenchError, match="data directory '.*nope' does not exist"):
+        run_transfer([stores], ["any-lm"], data_dir=tmp_path / "nope")
+    if not torch.cuda.is_available():
+        with pytest.raises(PinbenchError, match="cuda"):
+            run_transfer([stores], ["any-lm"], device="cuda")
+
+
 def test_report_has_the_transfer_table(stores, lms, tiny_lm_dir, tmp_path):
     from pinbench.analysis import ReportOptions, build_report
     from pinbench.analysis.naturalness import NaturalnessOptions
