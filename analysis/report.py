@@ -37,6 +37,7 @@ import pandas as pd
 from pinbench.errors import ConfigError, first_few
 from pinbench.io import write_table, write_text
 from pinbench.registry import TASKS
+from pinbench.run import MODEL_FIELD_SUFFIXES
 from pinbench.tasks.base import Task
 
 from . import plots
@@ -155,14 +156,11 @@ def default_metric(trials: pd.DataFrame) -> str:
     return picks.pop()
 
 
-SETUP_SUFFIXES = ("_lm", "_model", "_classifier")  # the models a run uses (task.task_lm, method.policy_lm, ...)
-
-
 def mixed_setups(trials: pd.DataFrame) -> list[str]:
     """A warning per table cell (method label x dataset) whose runs used different models or step
     counts: a method label names the recipe, not the models, so such runs would be averaged as
     seeds of one setting."""
-    columns = [c for c in trials.columns if c.startswith(("task.", "method.")) and c.endswith(SETUP_SUFFIXES)]
+    columns = [c for c in trials.columns if c.startswith(("task.", "method.")) and c.endswith(MODEL_FIELD_SUFFIXES)]
     columns += [c for c in ("run.steps",) if c in trials.columns]
     warnings = []
     for (method, dataset), cell in trials.groupby(["method", "dataset"], sort=True):

@@ -500,9 +500,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             try:
                 result = trainer.train(on_step)
             except (KeyboardInterrupt, Exception) as exc:  # keep what was computed
+                out_of_memory = allocation_failure(exc)
                 status, error = ("interrupted", "") if isinstance(exc, KeyboardInterrupt) else \
-                    ("failed", allocation_failure(exc) or str(exc) or type(exc).__name__)
-                if not isinstance(exc, (KeyboardInterrupt, PinbenchError)) and not allocation_failure(exc):
+                    ("failed", out_of_memory or str(exc) or type(exc).__name__)
+                if not isinstance(exc, (KeyboardInterrupt, PinbenchError)) and out_of_memory is None:
                     crash = exc  # a bug: its traceback follows, once the run is written
                 result = trainer.result
                 result.steps_done = trainer.step_count

@@ -239,7 +239,8 @@ def make_spec(values: dict, where: str = "config", *, from_strings: bool = False
                    method_config=configs["method"], preset=preset_name, plugins=plugins)
 
 
-PATH_FIELD_SUFFIXES = ("_dir", "_file", "_lm", "_model", "_classifier")  # fields that may name a local path
+MODEL_FIELD_SUFFIXES = ("_lm", "_model", "_classifier")  # fields that name a model (task.task_lm, ...)
+PATH_FIELD_SUFFIXES = ("_dir", "_file", *MODEL_FIELD_SUFFIXES)  # fields that may name a local path
 
 
 def absolute_path_values(values: dict, task_class) -> dict:

@@ -19,6 +19,16 @@ if TYPE_CHECKING:
 # datasets, `sweep --dry-run`) read task classes and their configs and never load torch.
 
 
+
+def formatted_fields(pattern: str) -> list[str]:
+    """The placeholders of a task's template or path pattern written with a format or conversion
+    (``{split:d}``, ``{input!r}``): rendering replaces a placeholder whole, so either would be
+    ignored or read another value."""
+    import string
+
+    return [f"{{{f}{'!' + c if c else ''}{':' + spec if spec else ''}}}"
+            for _, f, spec, c in string.Formatter().parse(pattern) if f is not None and (spec or c)]
+
 @dataclass(frozen=True)
 class Metric:
     """A per-prompt metric a task reports, and which way is better."""

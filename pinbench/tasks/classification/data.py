@@ -17,6 +17,7 @@ import yaml
 from ...data_locations import explicit_folder, locate
 from ...errors import ConfigError, DataError, yaml_error_line
 from ...io import load_yaml, parse_label, read_tsv_rows, read_utf8
+from ..base import formatted_fields
 
 PLACEHOLDERS = ("input", "prompt", "mask")
 SPLITS = ("train", "dev", "test")
@@ -144,12 +145,6 @@ def _template_fields(template: str) -> list[str]:
 PATH_FIELDS = ("name", "split_seed", "split")  # what a dataset's ``path`` pattern may hold
 
 
-def _formatted_fields(pattern: str) -> list[str]:
-    """The placeholders of ``pattern`` written with a format or conversion (``{split:d}``, ``{input!r}``)."""
-    return [f"{{{f}{'!' + c if c else ''}{':' + spec if spec else ''}}}"
-            for _, f, spec, c in string.Formatter().parse(pattern) if f is not None and (spec or c)]
-
-
 def parse_spec(name: str, raw: object, source: str) -> DatasetSpec:
     """Validate one registry entry into a ``DatasetSpec``; errors name the dataset, key and source."""
     where = f"dataset '{name}' in {source}"
@@ -206,7 +201,7 @@ def parse_spec(name: str, raw: object, source: str) -> DatasetSpec:
                 f"{where}: '{key}' {values[key]!r} must contain each of {{input}}, {{prompt}}, "
                 f"{{mask}} exactly once and nothing else in braces (found {fields})"
             )
-        specs = _formatted_fields(values[key])
+        specs = formatted_fields(values[key])
         if specs:  # rendering replaces the placeholders whole: a format or conversion would be ignored
             raise ConfigError(f"{where}: '{key}' {values[key]!r}: placeholders take no format or conversion "
                               f"({', '.join(specs)}); write them bare, as {{input}}")
@@ -218,7 +213,7 @@ def parse_spec(name: str, raw: object, source: str) -> DatasetSpec:
         if unknown:
             raise ConfigError(f"{where}: 'path' {values['path']!r} has unknown placeholder(s) {unknown}; "
                               f"it may use {', '.join('{' + f + '}' for f in PATH_FIELDS)}")
-        specs = _formatted_fields(values["path"])
+        specs = formatted_fields(values["path"])
         if specs:  # {split:d} fails when read, {split_seed:x} reads another folder
             raise ConfigError(f"{where}: 'path' {values['path']!r}: placeholders take no format or conversion "
                               f"({', '.join(specs)}); write them bare, as {{split_seed}}")
@@ -301,8 +296,8 @@ def load_dataset_files(paths) -> None:
     two of the files define is an error naming both, not the one that happens to be read last."""
     defined: dict[str, Path] = {}
     for path in paths:
+        here = Path(path).expanduser().resolve()
         for name in load_dataset_file(path):
-            here = Path(path).expanduser().resolve()
             if name in defined and defined[name] != here:
                 raise ConfigError(f"dataset '{name}' is defined in both '{defined[name]}' and '{here}'; "
                                   "give each definition its own name")

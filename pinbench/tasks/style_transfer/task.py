@@ -234,19 +234,18 @@ class StyleTransfer(Task):
         super().check_eval_request(prompts, outputs, split)
         if outputs and split != "test":
             raise ConfigError("pinbench eval --outputs: outputs are scored against the test split only")
-        for file in outputs:  # readable text, before any model loads or prompt is sampled
-            read_outputs(file)
 
     @classmethod
     def check_eval_outputs(cls, config: StyleTransferConfig, outputs, split: str) -> None:
-        """One output per test input in each file: counted before the models load (seconds on a
-        CPU, minutes at the papers' sizes)."""
+        """Each file readable text with one output per test input: checked before the models load
+        (seconds on a CPU, minutes at the papers' sizes)."""
         if not outputs:
             return
+        counts = {file: len(read_outputs(file)) for file in outputs}  # the files' own errors first
         inputs = len(read_split(config.dataset, config.direction, split, config.data_dir, split_seed=config.split_seed,
                                 dev_size=config.dev_size, test_size=config.test_size).inputs)
-        for file in outputs:
-            _check_output_count(file, len(read_outputs(file)), inputs, config)
+        for file, lines in counts.items():
+            _check_output_count(file, lines, inputs, config)
 
     def eval_table(self, prompts, outputs, split: str, progress=None) -> EvalTable:
         """Each prompt's best-of-n outputs, or each outputs file (another system's, one line per

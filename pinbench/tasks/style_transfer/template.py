@@ -6,6 +6,7 @@ from __future__ import annotations
 import string
 
 from ...errors import ConfigError
+from ..base import formatted_fields
 
 DEFAULT_TEMPLATE = '{prompt} "{input}" "'
 """RLPrompt's template; generation is cut at the closing quote."""
@@ -20,8 +21,7 @@ def check_template(template: str) -> None:
     if sorted(fields) != ["input", "prompt"]:
         raise ConfigError(f"style-transfer template {template!r} must contain the fields {{prompt}} and "
                           f"{{input}} once each and no others (it has {fields})")
-    specs = [f"{{{f}{'!' + c if c else ''}{':' + spec if spec else ''}}}"
-             for _, f, spec, c in string.Formatter().parse(template) if f is not None and (spec or c)]
+    specs = formatted_fields(template)
     if specs:  # {input:.0} rendered the input away: the model never saw it
         raise ConfigError(f"style-transfer template {template!r}: fields take no format or conversion "
                           f"({', '.join(specs)}); write them bare, as {{input}}")
